@@ -1,0 +1,16 @@
+"""Sample coarse stages: stock motor records."""
+
+from __future__ import annotations
+
+from ophyd import EpicsMotor
+
+__all__ = ["SampleStage"]
+
+
+class SampleStage(EpicsMotor):
+    """One sample coarse-stage axis (a motor record, positions in um).
+
+    A plain :class:`ophyd.EpicsMotor`; it exists so that the stage axes have a class of
+    their own to grow with (interferometer readback, coarse/fine handoff) without changing
+    the plans that use them.
+    """

@@ -1,0 +1,64 @@
+"""The composite STXM: every device built from the beamline configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ophyd import Device
+
+from devices.apd import ApdPointCounter
+from devices.ring import StorageRing
+from devices.stages import SampleStage
+from stxm_ctrl.config import BeamlineConfig
+
+__all__ = ["StxmDevices", "build_devices"]
+
+
+@dataclass(frozen=True)
+class StxmDevices:
+    """The microscope's devices, by role."""
+
+    sample_x: SampleStage
+    sample_y: SampleStage
+    apd: ApdPointCounter
+    ring: StorageRing
+
+    def all(self) -> list[Device]:
+        """Every device, in a fixed order."""
+        return [self.sample_x, self.sample_y, self.apd, self.ring]
+
+    def wait_for_connection(self, timeout_s: float) -> None:
+        """Connect every device, or raise naming the PVs that did not answer.
+
+        Raises
+        ------
+        TimeoutError
+            With the names of the unconnected devices and a hint on what to check.
+        """
+        missing = []
+        for device in self.all():
+            try:
+                device.wait_for_connection(timeout=timeout_s)
+            except TimeoutError as exc:
+                missing.append(f"{device.name} ({device.prefix}): {exc}")
+        if missing:
+            raise TimeoutError(
+                "could not connect to: " + "; ".join(missing) + ". Are the IOCs running "
+                "(`stxm sim` for the simulated beamline) and is [epics] ca_addr_list right?"
+            )
+
+
+def build_devices(config: BeamlineConfig) -> StxmDevices:
+    """Build (not connect) every device from ``config``.
+
+    The Channel Access environment must already be set (see
+    :func:`stxm_ctrl.epics_env.apply_ca_client_environment`).
+    """
+    prefixes = config.epics.prefixes
+    stages = config.stages
+    return StxmDevices(
+        sample_x=SampleStage(prefixes.sample_stage + stages.sample_x.pv_suffix, name="sample_x"),
+        sample_y=SampleStage(prefixes.sample_stage + stages.sample_y.pv_suffix, name="sample_y"),
+        apd=ApdPointCounter(prefixes.apd, name="apd"),
+        ring=StorageRing(prefixes.ring, name="ring"),
+    )

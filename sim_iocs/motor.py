@@ -1,0 +1,154 @@
+"""A motor-record-compatible stage axis whose moves take real time.
+
+PVs (prefix ``P``, e.g. ``STXM:SMP:X``), as the EPICS motor record names them:
+
+- ``P`` / ``P.VAL``  setpoint, um; its control limits follow HLM/LLM (ophyd reads them)
+- ``P.RBV``, ``P.DRBV``  readback, um, updated at ~50 Hz while moving
+- ``P.DMOV`` / ``P.MOVN``  done-moving / moving flags; DMOV pulses 1-0-1 on every move
+- ``P.VELO`` (um/s), ``P.ACCL`` (s to full speed)  used at the start of each move
+- ``P.HLM`` / ``P.LLM``  soft limits, enforced by the IOC: they are published as the control
+  limits of VAL, so a put outside them is refused with an error status and nothing moves
+  (``P.LVIO`` is set should one get past that check)
+- ``P.STOP``  stops a move where it is; ``P.TDIR`` direction of the last move
+- ``P.EGU`` ``um``
+
+Motion follows :class:`stxm_ctrl.physics.motion.Move` (trapezoidal profile) and is published
+in the world file, so the detector IOC sees the stage exactly where the profile puts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from caproto.server import PVGroup, pvproperty
+from caproto.server.records import MotorFields
+
+from sim_iocs.world import World
+from stxm_ctrl.config import StageConfig
+from stxm_ctrl.physics.motion import Move
+
+__all__ = ["MotorAxis"]
+
+_READBACK_PERIOD_S = 0.02
+
+
+class MotorAxis(PVGroup):
+    """One simulated stage axis (see the module docstring for its PVs).
+
+    Parameters
+    ----------
+    prefix
+        Full record name, e.g. ``STXM:SMP:X``.
+    axis
+        World axis name (``sample_x``, ``sample_y``).
+    stage
+        Limits, speed, acceleration and precision from the configuration.
+    world
+        The shared world the axis publishes its moves to.
+    """
+
+    motor = pvproperty(value=0.0, name="", record="motor", precision=4, doc="Stage setpoint")
+
+    def __init__(self, prefix: str, *, axis: str, stage: StageConfig, world: World, **kwargs):
+        super().__init__(prefix, **kwargs)
+        self.axis = axis
+        self.stage = stage
+        self.world = world
+        self._motion: asyncio.Task | None = None
+
+    @property
+    def _fields(self) -> MotorFields:
+        return self.motor.field_inst
+
+    async def initialise(self) -> None:
+        """Publish configured speed, limits and the current position; run once at start."""
+        fields = self._fields
+        instance = self.motor
+        # The stage is wherever the world says (an IOC restart does not move hardware).
+        position = self.world.moves()[self.axis].position_um(time.monotonic())
+        self.world.write_move(self.axis, Move(position, position, time.monotonic(), 1.0, 0.0))
+        await fields.engineering_units.write("um")
+        await fields.velocity.write(self.stage.velocity_um_per_s)
+        await fields.max_velocity.write(self.stage.velocity_um_per_s * 2)
+        await fields.seconds_to_velocity.write(self.stage.acceleration_time_s)
+        await fields.display_precision.write(self.stage.precision_digits)
+        await fields.user_low_limit.write(self.stage.low_limit_um)
+        await fields.user_high_limit.write(self.stage.high_limit_um)
+        await self._publish_limits()
+        await instance.write(position)
+        await self._write_readback(position)
+        await fields.done_moving_to_value.write(1)
+        await fields.motor_is_moving.write(0)
+
+    @motor.putter
+    async def motor(self, instance, value: float) -> float:
+        fields = self._fields
+        target = float(value)
+        low, high = fields.user_low_limit.value, fields.user_high_limit.value
+        if not low <= target <= high:
+            await fields.limit_violation.write(1)
+            return instance.value  # the motor record keeps the old setpoint
+        await fields.limit_violation.write(0)
+        if self._motion is not None and not self._motion.done():
+            self._motion.cancel()
+        now = time.monotonic()
+        start = self.world.moves()[self.axis].position_um(now)
+        move = Move(
+            start_um=start,
+            end_um=target,
+            t0_s=now,
+            velocity_um_per_s=max(fields.velocity.value, 1e-9),
+            acceleration_time_s=max(fields.seconds_to_velocity.value, 0.0),
+        )
+        self.world.write_move(self.axis, move)
+        await fields.direction_of_travel.write(1 if target >= start else 0)
+        await fields.done_moving_to_value.write(0)
+        await fields.motor_is_moving.write(1)
+        self._motion = asyncio.get_running_loop().create_task(self._follow(move))
+        return target
+
+    async def _follow(self, move: Move) -> None:
+        fields = self._fields
+        end_time = move.t0_s + move.duration_s
+        while (remaining := end_time - time.monotonic()) > 0:
+            await self._write_readback(move.position_um(time.monotonic()))
+            await asyncio.sleep(min(_READBACK_PERIOD_S, remaining))
+        await self._write_readback(move.end_um)
+        await fields.motor_is_moving.write(0)
+        await fields.done_moving_to_value.write(1)
+
+    @motor.fields.stop.putter
+    async def motor(fields: MotorFields, instance, value: int) -> int:
+        axis: MotorAxis = fields.parent.group
+        if value and axis._motion is not None and not axis._motion.done():
+            axis._motion.cancel()
+            now = time.monotonic()
+            here = axis.world.moves()[axis.axis].position_um(now)
+            axis.world.write_move(axis.axis, Move(here, here, now, 1.0, 0.0))
+            await axis._write_readback(here)
+            await fields.parent.write(here)
+            await fields.motor_is_moving.write(0)
+            await fields.done_moving_to_value.write(1)
+        return 0
+
+    @motor.fields.user_high_limit.putter
+    async def motor(fields: MotorFields, instance, value: float) -> float:
+        await fields.parent.group._publish_limits(high=float(value))
+        return value
+
+    @motor.fields.user_low_limit.putter
+    async def motor(fields: MotorFields, instance, value: float) -> float:
+        await fields.parent.group._publish_limits(low=float(value))
+        return value
+
+    async def _publish_limits(self, low: float | None = None, high: float | None = None) -> None:
+        fields = self._fields
+        low = fields.user_low_limit.value if low is None else low
+        high = fields.user_high_limit.value if high is None else high
+        await self.motor.write_metadata(lower_ctrl_limit=low, upper_ctrl_limit=high)
+
+    async def _write_readback(self, position: float) -> None:
+        fields = self._fields
+        await fields.user_readback_value.write(position)
+        await fields.dial_readback_value.write(position)

@@ -1,0 +1,121 @@
+"""Entry point shared by the simulated IOCs, with the caproto 1.3 server problems handled.
+
+Three measured problems of the caproto asyncio server are handled here, and only here:
+
+1. Accepted TCP sockets never get ``TCP_NODELAY``, so Nagle's algorithm holds back small
+   monitor updates behind unacknowledged ones (~40 ms stalls per motor move).
+   :func:`low_latency_context_class` sets the option on every accepted client socket.
+2. The subscription queue batches updates for ``CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC``
+   (10 ms by default) once two arrive close together. caproto reads this documented
+   environment variable when ``caproto.server`` is first imported, so
+   :func:`prepare_environment` sets it (1 ms) before that import; an explicit value in
+   the environment is left alone.
+3. The context's broadcast loop iterates the deque of subscriptions of a PV while awaiting
+   sends; a client that disconnects meanwhile removes its subscription from that deque and
+   the server dies with ``RuntimeError: deque mutated during iteration``.
+   :func:`low_latency_context_class` iterates over a snapshot and skips subscriptions whose
+   circuit has gone.
+
+No caproto module is patched: the fixes are a subclass of its asyncio ``Context`` and an
+environment variable it documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["HIGH_LOAD_TIMEOUT_S", "low_latency_context_class", "prepare_environment", "run_ioc"]
+
+HIGH_LOAD_TIMEOUT_S = 0.001
+"""Subscription batching latency limit the simulated IOCs run with."""
+
+log = logging.getLogger(__name__)
+
+
+def prepare_environment(host: str = "127.0.0.1") -> None:
+    """Environment for a caproto server on loopback; call before importing caproto.server.
+
+    Parameters
+    ----------
+    host
+        Interface the server binds, and the only beacon address.
+    """
+    os.environ.setdefault("CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC", str(HIGH_LOAD_TIMEOUT_S))
+    os.environ.setdefault("EPICS_CAS_INTF_ADDR_LIST", host)
+    os.environ.setdefault("EPICS_CAS_BEACON_ADDR_LIST", host)
+    os.environ.setdefault("EPICS_CAS_AUTO_BEACON_ADDR_LIST", "NO")
+    os.environ.setdefault("EPICS_CA_AUTO_ADDR_LIST", "NO")
+
+
+def low_latency_context_class() -> type:
+    """The caproto asyncio ``Context`` subclass with fixes 1 and 3 (see module docstring)."""
+    # Imported lazily so that prepare_environment() runs before caproto.server is loaded.
+    from caproto.asyncio.server import Context
+
+    class _LowLatencyContext(Context):
+        """caproto asyncio server context with TCP_NODELAY and a safe broadcast loop."""
+
+        async def tcp_handler(self, client: Any, addr: Any) -> None:
+            sock = client.writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await super().tcp_handler(client, addr)
+
+        async def _subscription_queue_iteration(
+            self, sub_specs, metadata, values, flags, sub
+        ) -> None:
+            if sub is not None:
+                await super()._subscription_queue_iteration(
+                    sub_specs, metadata, values, flags, sub
+                )
+                return
+            for sub_spec in sub_specs:
+                # Snapshot: a disconnecting client mutates this deque while we await sends.
+                for subscription in tuple(self.subscriptions[sub_spec]):
+                    if not getattr(subscription.circuit, "connected", True):
+                        continue
+                    await self._subscription_queue_send(
+                        sub_spec, subscription, metadata=metadata, values=values, flags=flags
+                    )
+
+    return _LowLatencyContext
+
+
+def run_ioc(
+    pvdb: Mapping[str, Any],
+    *,
+    host: str,
+    port: int,
+    startup_hook: Callable[..., Any] | None = None,
+) -> None:
+    """Serve ``pvdb`` on ``host:port`` (TCP and UDP) until interrupted.
+
+    Parameters
+    ----------
+    pvdb
+        The PV database of a PVGroup (``group.pvdb``).
+    host
+        Interface to bind; loopback unless configured otherwise.
+    port
+        Channel Access server port (TCP and UDP search port).
+    startup_hook
+        Optional ``async def hook(async_lib)`` run once the server listens.
+    """
+    os.environ["EPICS_CAS_INTF_ADDR_LIST"] = host
+    os.environ["EPICS_CA_SERVER_PORT"] = str(port)
+    os.environ["EPICS_CAS_SERVER_PORT"] = str(port)
+    context_class = low_latency_context_class()
+
+    async def serve() -> None:
+        context = context_class(pvdb, interfaces=[host])
+        await context.run(log_pv_names=False, startup_hook=startup_hook)
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,170 @@
+"""Optical density of the simulated test sample: a resolution pattern on a SiN window.
+
+The pattern is analytic (rectangles and discs), convolved in closed form with the Gaussian
+focused spot, so the simulator can evaluate OD at any beam position and the tests can
+compute the exact ground truth of any scan. Coordinates are sample-stage positions in um.
+
+Layout, relative to the sample centre (x to the right, y up, as the stage axes):
+
+- three groups of five vertical lines, widths 1.0, 0.6 and 0.4 um (line = gap), top left;
+- three groups of five horizontal lines, widths 1.0, 0.6 and 0.4 um, top right;
+- three rows of dots, diameters 1.6, 1.0 and 0.6 um, bottom left;
+- a 4 um square with a 1.5 um hole, bottom right;
+- an L-shaped orientation marker at the top left corner of the pattern, so a mirrored or
+  transposed image is visibly wrong.
+
+The window (``window_size_um`` square) has ``membrane_od``; outside it the silicon frame has
+``frame_od``; features add ``feature_od`` on top of the membrane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import erf
+
+__all__ = ["Disc", "Rect", "ResolutionPattern"]
+
+_SQRT2 = np.sqrt(2.0)
+
+
+@dataclass(frozen=True)
+class Rect:
+    """Axis-aligned rectangle [x0, x1] x [y0, y1] in um."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    def coverage(self, x: NDArray, y: NDArray, sigma_um: float) -> NDArray:
+        """Fraction of a Gaussian spot (sigma) centred at (x, y) that falls inside."""
+        return _edge(x, self.x0, self.x1, sigma_um) * _edge(y, self.y0, self.y1, sigma_um)
+
+
+@dataclass(frozen=True)
+class Disc:
+    """Disc of radius ``r`` centred at (cx, cy), um."""
+
+    cx: float
+    cy: float
+    r: float
+
+    def coverage(self, x: NDArray, y: NDArray, sigma_um: float) -> NDArray:
+        """Fraction of a Gaussian spot centred at (x, y) inside (radial-edge approximation)."""
+        radius = np.hypot(x - self.cx, y - self.cy)
+        return 0.5 * (1.0 - erf((radius - self.r) / (_SQRT2 * max(sigma_um, 1e-6))))
+
+
+def _edge(u: NDArray, u0: float, u1: float, sigma_um: float) -> NDArray:
+    s = _SQRT2 * max(sigma_um, 1e-6)
+    return 0.5 * (erf((u - u0) / s) - erf((u - u1) / s))
+
+
+def _line_group(x0: float, y0: float, width: float, length: float, vertical: bool) -> list[Rect]:
+    rects = []
+    for i in range(5):
+        start = (x0 if vertical else y0) + 2 * i * width
+        if vertical:
+            rects.append(Rect(start, start + width, y0, y0 + length))
+        else:
+            rects.append(Rect(x0, x0 + length, start, start + width))
+    return rects
+
+
+@dataclass(frozen=True)
+class ResolutionPattern:
+    """The resolution test pattern, positioned and with its ODs.
+
+    Parameters
+    ----------
+    center_x_um, center_y_um
+        Stage position of the pattern centre.
+    window_size_um
+        Side of the square membrane window.
+    membrane_od, feature_od, frame_od
+        Optical densities of the membrane, of each feature (on top of the membrane) and of
+        the frame outside the window.
+    """
+
+    center_x_um: float
+    center_y_um: float
+    window_size_um: float
+    membrane_od: float
+    feature_od: float
+    frame_od: float
+
+    @classmethod
+    def from_config(cls, sample: object) -> ResolutionPattern:
+        """Build from a :class:`stxm_ctrl.config.SampleConfig`."""
+        return cls(
+            center_x_um=sample.center_x_um,
+            center_y_um=sample.center_y_um,
+            window_size_um=sample.window_size_um,
+            membrane_od=sample.membrane_od,
+            feature_od=sample.feature_od,
+            frame_od=sample.frame_od,
+        )
+
+    def features(self) -> list[Rect | Disc]:
+        """Primitives of the pattern in pattern coordinates (centre at 0, 0)."""
+        shapes: list[Rect | Disc] = []
+        # Vertical line groups, top left.
+        x = -9.0
+        for width in (1.0, 0.6, 0.4):
+            shapes += _line_group(x, 1.5, width, 5.0, vertical=True)
+            x += 10 * width + 0.8
+        # Horizontal line groups, top right.
+        y = 1.0
+        for width in (1.0, 0.6, 0.4):
+            shapes += _line_group(1.5, y, width, 5.0, vertical=False)
+            y += 10 * width + 0.4
+        # Rows of dots, bottom left.
+        y = -2.5
+        for diameter in (1.6, 1.0, 0.6):
+            for i in range(5):
+                shapes.append(Disc(-8.2 + i * 2.0 * diameter, y, diameter / 2.0))
+            y -= 2.0 * diameter + 0.4
+        # Square with a hole is drawn as four rectangles around the hole.
+        sx0, sx1, sy0, sy1 = 2.5, 6.5, -7.5, -3.5
+        hx0, hx1, hy0, hy1 = 3.5, 5.0, -6.0, -4.5
+        shapes += [
+            Rect(sx0, sx1, hy1, sy1),
+            Rect(sx0, sx1, sy0, hy0),
+            Rect(sx0, hx0, hy0, hy1),
+            Rect(hx1, sx1, hy0, hy1),
+        ]
+        # L-shaped orientation marker at the top left corner.
+        shapes += [Rect(-9.5, -8.7, 7.5, 10.5), Rect(-9.5, -6.0, 7.5, 8.3)]
+        return shapes
+
+    def optical_density(
+        self, x_um: ArrayLike, y_um: ArrayLike, spot_sigma_um: float = 0.013
+    ) -> NDArray[np.float64]:
+        """OD seen by a Gaussian spot centred at stage position(s) (x_um, y_um).
+
+        Parameters
+        ----------
+        x_um, y_um
+            Beam positions on the sample (broadcast together).
+        spot_sigma_um
+            Gaussian sigma of the focused spot.
+
+        Returns
+        -------
+        ndarray
+            OD with the broadcast shape of the inputs.
+        """
+        x = np.asarray(x_um, dtype=float) - self.center_x_um
+        y = np.asarray(y_um, dtype=float) - self.center_y_um
+        x, y = np.broadcast_arrays(x, y)
+        half = self.window_size_um / 2.0
+        in_window = Rect(-half, half, -half, half).coverage(x, y, spot_sigma_um)
+        features = np.zeros(x.shape)
+        for shape in self.features():
+            features += shape.coverage(x, y, spot_sigma_um)
+        np.clip(features, 0.0, 1.0, out=features)
+        window_od = self.membrane_od + self.feature_od * features
+        return in_window * window_od + (1.0 - in_window) * self.frame_od
