@@ -23,6 +23,7 @@ __all__ = [
     "ApdConfig",
     "BeamConfig",
     "BeamlineConfig",
+    "CatalogConfig",
     "ConfigError",
     "EpicsConfig",
     "RingConfig",
@@ -215,6 +216,21 @@ class SampleConfig(_Section):
     frame_od: float = Field(ge=0, le=20)
 
 
+class CatalogConfig(_Section):
+    """Where runs are stored: a Tiled server."""
+
+    uri: str
+    host: str
+    port: Port
+    batch_size: int = Field(ge=1, le=100_000)
+    api_key_env: str = Field(min_length=1)
+
+    @property
+    def embedded(self) -> bool:
+        """True when the session starts its own Tiled server (``uri`` left empty)."""
+        return not self.uri
+
+
 class BeamlineSection(_Section):
     """Beamline identity and data location."""
 
@@ -235,6 +251,7 @@ class BeamlineConfig(_Section):
     zone_plate: ZonePlateConfig
     apd: ApdConfig
     sample: SampleConfig
+    catalog: CatalogConfig
 
     source: str = Field(default="<shipped default>", exclude=True)
 

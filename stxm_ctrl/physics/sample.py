@@ -6,12 +6,14 @@ compute the exact ground truth of any scan. Coordinates are sample-stage positio
 
 Layout, relative to the sample centre (x to the right, y up, as the stage axes):
 
-- three groups of five vertical lines, widths 1.0, 0.6 and 0.4 um (line = gap), top left;
-- three groups of five horizontal lines, widths 1.0, 0.6 and 0.4 um, top right;
-- three rows of dots, diameters 1.6, 1.0 and 0.6 um, bottom left;
-- a 4 um square with a 1.5 um hole, bottom right;
-- an L-shaped orientation marker at the top left corner of the pattern, so a mirrored or
-  transposed image is visibly wrong.
+- top band: three groups of five vertical lines, widths 0.8, 0.5 and 0.3 um (line = gap);
+- middle band: three groups of five horizontal lines, widths 0.6, 0.4 and 0.25 um;
+- bottom left: three rows of five dots, diameters 1.2, 0.8 and 0.5 um;
+- bottom right: a 4.5 um square with a 1.5 um square hole;
+- top right: an L-shaped orientation marker, so a mirrored or transposed image is
+  visibly wrong.
+
+Everything lies within +-11 um of the centre.
 
 The window (``window_size_um`` square) has ``membrane_od``; outside it the silicon frame has
 ``frame_od``; features add ``feature_od`` on top of the membrane.
@@ -111,33 +113,33 @@ class ResolutionPattern:
     def features(self) -> list[Rect | Disc]:
         """Primitives of the pattern in pattern coordinates (centre at 0, 0)."""
         shapes: list[Rect | Disc] = []
-        # Vertical line groups, top left.
-        x = -9.0
-        for width in (1.0, 0.6, 0.4):
-            shapes += _line_group(x, 1.5, width, 5.0, vertical=True)
-            x += 10 * width + 0.8
-        # Horizontal line groups, top right.
-        y = 1.0
-        for width in (1.0, 0.6, 0.4):
-            shapes += _line_group(1.5, y, width, 5.0, vertical=False)
-            y += 10 * width + 0.4
-        # Rows of dots, bottom left.
-        y = -2.5
-        for diameter in (1.6, 1.0, 0.6):
+        # Top band: vertical line groups.
+        x = -8.0
+        for width in (0.8, 0.5, 0.3):
+            shapes += _line_group(x, 5.5, width, 4.0, vertical=True)
+            x += 9 * width + 0.8
+        # Middle band: horizontal line groups, bottom-aligned at y = -1.
+        x = -8.0
+        for width in (0.6, 0.4, 0.25):
+            shapes += _line_group(x, -1.0, width, 4.0, vertical=False)
+            x += 5.0
+        # Bottom left: rows of dots.
+        y = -3.5
+        for diameter in (1.2, 0.8, 0.5):
             for i in range(5):
-                shapes.append(Disc(-8.2 + i * 2.0 * diameter, y, diameter / 2.0))
-            y -= 2.0 * diameter + 0.4
-        # Square with a hole is drawn as four rectangles around the hole.
-        sx0, sx1, sy0, sy1 = 2.5, 6.5, -7.5, -3.5
-        hx0, hx1, hy0, hy1 = 3.5, 5.0, -6.0, -4.5
+                shapes.append(Disc(-8.0 + i * 2.0 * diameter, y, diameter / 2.0))
+            y -= 1.5 * diameter + 0.9
+        # Bottom right: a square with a square hole, as four rectangles around the hole.
+        sx0, sx1, sy0, sy1 = 2.5, 7.0, -8.5, -4.0
+        hx0, hx1, hy0, hy1 = 4.0, 5.5, -7.0, -5.5
         shapes += [
             Rect(sx0, sx1, hy1, sy1),
             Rect(sx0, sx1, sy0, hy0),
             Rect(sx0, hx0, hy0, hy1),
             Rect(hx1, sx1, hy0, hy1),
         ]
-        # L-shaped orientation marker at the top left corner.
-        shapes += [Rect(-9.5, -8.7, 7.5, 10.5), Rect(-9.5, -6.0, 7.5, 8.3)]
+        # Top right: an L-shaped orientation marker.
+        shapes += [Rect(9.0, 9.6, 5.5, 9.5), Rect(9.0, 10.8, 5.5, 6.1)]
         return shapes
 
     def optical_density(

@@ -1,0 +1,259 @@
+"""The ``stxm`` command line.
+
+``stxm demo``         the main job: simulated beamline + catalog, one sample image, a PNG
+``stxm sim``          run the simulated IOC fleet in the foreground (Ctrl-C stops it)
+``stxm serve``        run the embedded Tiled catalog server in the foreground
+``stxm config``       show, write or check a beamline configuration
+``stxm import-spool`` put a spooled run into the catalog (after a catalog outage)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from stxm_ctrl.config import ConfigError, default_config_text, load_config
+from stxm_ctrl.processes import ProcessStartError, tcp_answers
+
+__all__ = ["main"]
+
+
+def _config(args: argparse.Namespace):
+    return load_config(args.config)
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=None,
+        help="beamline configuration (TOML; default: $STXM_CONFIG or the shipped default)",
+    )
+
+
+def _positive(kind: type, name: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Simulated beamline + catalog, one sample image of the test pattern, a PNG."""
+    from plans import sample_image
+    from stxm_ctrl.data.catalog import catalog_uri, start_catalog_server
+    from stxm_ctrl.launch import start_sim_fleet
+    from stxm_ctrl.session import build_session
+    from stxm_ctrl.views.png import save_image_png
+
+    config = _config(args)
+    data_dir = config.data_dir
+    print(f"data directory: {data_dir}")
+    fleet = server = session = None
+    try:
+        # Start both servers first, then wait: the catalog takes longer to come up.
+        print("starting the simulated IOCs (sample stages, APD counter, storage ring) ...")
+        fleet = start_sim_fleet(config, data_dir / "sim")
+        if config.catalog.embedded and tcp_answers(config.catalog.host, config.catalog.port):
+            print(f"using the catalog already running at {catalog_uri(config)}")
+        elif config.catalog.embedded:
+            print(f"starting the catalog (Tiled, SQLite in {data_dir}) ...")
+            server = start_catalog_server(config)
+        fleet.wait_ready()
+        session = build_session(config, progress=not args.no_progress)
+        devices = session.devices
+        started = time.monotonic()
+        (uid,) = session.RE(
+            sample_image(
+                devices.apd,
+                devices.sample_x, config.sample.center_x_um, args.range_um, args.points,
+                devices.sample_y, config.sample.center_y_um, args.range_um, args.points,
+                dwell_s=args.dwell_ms / 1000.0,
+                snake=True,
+                monitors=[devices.ring],
+                md={"purpose": "stxm demo"},
+            )
+        )
+        elapsed = time.monotonic() - started
+        image = session.image(uid)
+        scan_id = image.start.get("scan_id", 0)
+        png = save_image_png(image, data_dir / "images" / f"scan{scan_id}_{uid[:8]}.png")
+        points = image.counts.size
+        print(f"run:   {uid} in the catalog at {catalog_uri(config)}")
+        print(
+            f"image: {image.shape[1]} x {image.shape[0]} px over {args.range_um:g} um, "
+            f"dwell {args.dwell_ms:g} ms, {points} points in {elapsed:.1f} s "
+            f"({1000 * elapsed / points:.1f} ms per point); counts "
+            f"{int(image.counts.min())}..{int(image.counts.max())}"
+        )
+        print(f"PNG:   {png}")
+        print(f"spool: {session.spool.spool_dir / (uid + '.jsonl')}")
+        return 0
+    finally:
+        if session is not None:
+            session.close()
+        if server is not None:
+            server.stop()
+        if fleet is not None:
+            fleet.stop()
+
+
+def _foreground(process_name: str, stop) -> int:
+    print(f"{process_name} running; press Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print(f"\nstopping {process_name} ...", flush=True)
+    finally:
+        stop()
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Run the simulated IOC fleet in the foreground."""
+    from stxm_ctrl.launch import start_sim_fleet
+
+    config = _config(args)
+    fleet = start_sim_fleet(config, config.data_dir / "sim")
+    try:
+        fleet.wait_ready()
+    except BaseException:
+        fleet.stop()
+        raise
+    sim = config.sim
+    print(
+        f"simulated IOCs on {sim.host}: sample stages :{sim.sample_stage_port}, "
+        f"APD :{sim.apd_port}, ring :{sim.ring_port}\n"
+        f"clients need EPICS_CA_ADDR_LIST='{' '.join(config.ca_addr_list())}' "
+        f"EPICS_CA_AUTO_ADDR_LIST=NO\nlogs: {fleet.runtime_dir}"
+    )
+    return _foreground("simulated IOC fleet", fleet.stop)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the embedded catalog server in the foreground."""
+    from stxm_ctrl.data.catalog import API_KEY_FILE, start_catalog_server
+
+    config = _config(args)
+    if not config.catalog.embedded:
+        print(f"error: [catalog] uri is set ({config.catalog.uri}); `stxm serve` runs only the "
+              "embedded catalog", file=sys.stderr)
+        return 2
+    server = start_catalog_server(config)
+    print(
+        f"catalog at {server.uri} (SQLite in {config.data_dir}); API key in "
+        f"{config.data_dir / API_KEY_FILE}"
+    )
+    return _foreground("catalog server", server.stop)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Show, write or check a configuration."""
+    if args.write is not None:
+        if args.write.exists():
+            print(f"error: {args.write} exists; choose another name or remove it first",
+                  file=sys.stderr)
+            return 2
+        args.write.write_text(default_config_text())
+        print(f"wrote the default configuration to {args.write}")
+        return 0
+    config = _config(args)
+    if args.show:
+        import json
+
+        print(json.dumps(config.model_dump(mode="json"), indent=2))
+    else:
+        print(f"{config.source}: valid")
+    return 0
+
+
+def cmd_import_spool(args: argparse.Namespace) -> int:
+    """Put a spooled run into the configured catalog."""
+    from bluesky_tiled_plugins import TiledWriter
+
+    from stxm_ctrl.data.catalog import connect_catalog
+    from stxm_ctrl.data.writers import read_spool_file
+
+    config = _config(args)
+    client = connect_catalog(config)
+    writer = TiledWriter(client, batch_size=config.catalog.batch_size)
+    count = 0
+    uid = None
+    for name, doc in read_spool_file(args.file):
+        if name == "start":
+            uid = doc["uid"]
+            if uid in client:
+                print(f"error: run {uid} is already in the catalog", file=sys.stderr)
+                return 2
+        writer(name, doc)
+        count += 1
+    print(f"imported run {uid} ({count} documents) from {args.file}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``stxm`` argument parser."""
+    parser = argparse.ArgumentParser(prog="stxm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="acquire a sample image on the simulated beamline")
+    _add_config_option(demo)
+    demo.add_argument("--points", type=_positive(int, "--points"), default=64,
+                      help="pixels per axis (default 64)")
+    demo.add_argument("--range-um", type=_positive(float, "--range-um"), default=22.0,
+                      help="image width and height in um (default 22)")
+    demo.add_argument("--dwell-ms", type=_positive(float, "--dwell-ms"), default=1.0,
+                      help="dwell per pixel in ms (default 1)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("sim", help="run the simulated IOC fleet (foreground)")
+    _add_config_option(sim)
+    sim.set_defaults(func=cmd_sim)
+
+    serve = sub.add_parser("serve", help="run the embedded catalog server (foreground)")
+    _add_config_option(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    config = sub.add_parser("config", help="show, write or check a configuration")
+    _add_config_option(config)
+    group = config.add_mutually_exclusive_group()
+    group.add_argument("--show", action="store_true", help="print the effective configuration")
+    group.add_argument("--write", type=Path, help="write the commented default to this file")
+    config.set_defaults(func=cmd_config)
+
+    spool = sub.add_parser("import-spool", help="put a spooled run into the catalog")
+    _add_config_option(spool)
+    spool.add_argument("file", type=Path, help="spool file (data_dir/spool/<uid>.jsonl)")
+    spool.set_defaults(func=cmd_import_spool)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stxm`` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, ProcessStartError, ConnectionError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

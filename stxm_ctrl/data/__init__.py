@@ -1,0 +1,1 @@
+"""The data path: Tiled catalog server and client, document writers, image read-back."""

@@ -1,0 +1,122 @@
+"""Read a raster run back as an image (ny, nx) with its axes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["StxmImage", "image_from_columns", "image_from_run"]
+
+
+@dataclass(frozen=True)
+class StxmImage:
+    """One sample image.
+
+    Attributes
+    ----------
+    uid
+        Run uid.
+    counts
+        Counts per pixel, shape (ny, nx), row 0 at the lowest y; NaN where the scan never
+        got to (an aborted run).
+    x_um, y_um
+        Pixel-centre setpoints along x (nx) and y (ny).
+    x_readback_um, y_readback_um
+        Measured stage positions per pixel, (ny, nx), NaN where not measured.
+    dwell_s
+        Counting time per pixel.
+    start
+        The run's start document.
+    """
+
+    uid: str
+    counts: np.ndarray
+    x_um: np.ndarray
+    y_um: np.ndarray
+    x_readback_um: np.ndarray
+    y_readback_um: np.ndarray
+    dwell_s: float
+    start: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(ny, nx)."""
+        return self.counts.shape
+
+    @property
+    def complete(self) -> bool:
+        """True if every pixel was measured."""
+        return bool(np.isfinite(self.counts).all())
+
+
+def _grid(start_doc: Mapping[str, Any], flat: np.ndarray) -> np.ndarray:
+    """Place values in acquisition order onto the (ny, nx) grid, undoing the snake."""
+    ny, nx = start_doc["shape"]
+    snake = bool(start_doc.get("snaking", [False, False])[1])
+    padded = np.full(ny * nx, np.nan)
+    n = min(len(flat), ny * nx)
+    padded[:n] = np.asarray(flat[:n], dtype=float)
+    grid = padded.reshape(ny, nx)
+    if snake:
+        grid[1::2] = grid[1::2, ::-1]
+    return grid
+
+
+def image_from_columns(
+    start_doc: Mapping[str, Any],
+    counts: np.ndarray,
+    x_readback: np.ndarray,
+    y_readback: np.ndarray,
+) -> StxmImage:
+    """Build a :class:`StxmImage` from a start document and event columns.
+
+    Parameters
+    ----------
+    start_doc
+        Start document of a ``sample_image`` run (shape, snaking, extents, dwell_s).
+    counts, x_readback, y_readback
+        Columns of the primary stream in acquisition order (may be shorter than the raster
+        if the run stopped early).
+    """
+    (y0, y1), (x0, x1) = start_doc["extents"]
+    ny, nx = start_doc["shape"]
+    return StxmImage(
+        uid=start_doc["uid"],
+        counts=_grid(start_doc, counts),
+        x_um=np.linspace(x0, x1, nx),
+        y_um=np.linspace(y0, y1, ny),
+        x_readback_um=_grid(start_doc, x_readback),
+        y_readback_um=_grid(start_doc, y_readback),
+        dwell_s=float(start_doc["dwell_s"]),
+        start=dict(start_doc),
+    )
+
+
+def image_from_run(run: Any) -> StxmImage:
+    """Read a ``sample_image`` run from the catalog (a Tiled BlueskyRun client).
+
+    Raises
+    ------
+    ValueError
+        If the run is not a sample image (names its scan type).
+    """
+    start = run.metadata["start"]
+    if start.get("stxm_scan_type") != "sample image":
+        raise ValueError(
+            f"run {start.get('uid')} is a {start.get('stxm_scan_type', start.get('plan_name'))!r}"
+            " scan, not a 'sample image'"
+        )
+    x_field, y_field = start["x_field"], start["y_field"]
+    if "primary" not in run:
+        empty = np.array([])
+        return image_from_columns(start, empty, empty, empty)
+    table = run["primary"].read()
+    return image_from_columns(
+        start,
+        np.asarray(table[start["counter_field"]]),
+        np.asarray(table[x_field]),
+        np.asarray(table[y_field]),
+    )

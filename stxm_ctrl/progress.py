@@ -1,0 +1,46 @@
+"""A progress bar for raster scans, fed by the documents."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from tqdm import tqdm
+
+__all__ = ["ScanProgress"]
+
+
+class ScanProgress:
+    """Show points done / total (``num_points`` of the start document) while a run goes.
+
+    Parameters
+    ----------
+    file
+        Stream for the bar (stderr by default).
+    """
+
+    def __init__(self, file: IO[str] | None = None) -> None:
+        self.file = file or sys.stderr
+        self._bar: tqdm | None = None
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "start":
+            self._close()
+            label = doc.get("stxm_scan_type") or doc.get("plan_name", "scan")
+            self._bar = tqdm(
+                total=doc.get("num_points"), desc=f"scan {doc.get('scan_id', '')} {label}",
+                unit="pt", file=self.file, dynamic_ncols=True, mininterval=0.5,
+            )
+        elif name == "event" and self._bar is not None:
+            self._bar.update(1)
+        elif name == "event_page" and self._bar is not None:
+            self._bar.update(len(doc.get("seq_num", [])))
+        elif name == "stop":
+            if self._bar is not None:
+                self._bar.set_postfix_str(doc.get("exit_status", ""))
+            self._close()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

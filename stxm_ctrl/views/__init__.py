@@ -1,0 +1,1 @@
+"""pyqtgraph views of the data: PNG snapshots now, live views later."""

@@ -1,0 +1,84 @@
+"""Render a sample image to a PNG with pyqtgraph (works without a display)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from stxm_ctrl.data.images import StxmImage
+
+__all__ = ["save_image_png"]
+
+_WIDTH_PX = 820
+_HEIGHT_PX = 720
+
+
+def _qt_app():
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # No screen: render offscreen (must be chosen before Qt starts).
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+
+    return pg.mkQApp()
+
+
+def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
+    """Save ``image`` as a PNG: counts in grey levels, axes in um, a colour bar, y up.
+
+    Parameters
+    ----------
+    image
+        The image to draw; unmeasured pixels (NaN) are drawn black.
+    path
+        Output file (parent directories are created).
+    title
+        Plot title (default: scan id, scan type and uid).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    _qt_app()
+    import pyqtgraph as pg
+    from pyqtgraph.exporters import ImageExporter
+    from pyqtgraph.Qt import QtCore
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    counts = np.nan_to_num(image.counts, nan=np.nanmin(image.counts) if np.isfinite(
+        image.counts).any() else 0.0)
+    ny, nx = counts.shape
+    dx = (image.x_um[-1] - image.x_um[0]) / (nx - 1) if nx > 1 else 1.0
+    dy = (image.y_um[-1] - image.y_um[0]) / (ny - 1) if ny > 1 else 1.0
+
+    window = pg.GraphicsLayoutWidget(size=(_WIDTH_PX, _HEIGHT_PX))
+    window.setBackground("w")
+    start = image.start
+    title = title or (
+        f"scan {start.get('scan_id', '?')}: {start.get('stxm_scan_type', '')}, "
+        f"{nx}x{ny} px, dwell {image.dwell_s * 1e3:g} ms, uid {image.uid[:8]}"
+    )
+    plot = window.addPlot(title=title)
+    plot.setLabel("bottom", "sample x", units="µm")
+    plot.setLabel("left", "sample y", units="µm")
+    plot.setAspectLocked(True)
+    plot.getViewBox().setDefaultPadding(0.01)
+    item = pg.ImageItem(counts, axisOrder="row-major")
+    item.setRect(
+        QtCore.QRectF(image.x_um[0] - dx / 2, image.y_um[0] - dy / 2, dx * nx, dy * ny)
+    )
+    plot.addItem(item)
+    low, high = np.percentile(counts, [0.5, 99.5])
+    bar = pg.ColorBarItem(values=(float(low), float(high)), colorMap="CET-L1", label="counts")
+    bar.setImageItem(item)
+    window.addItem(bar)
+    window.show()  # lay out at full size (offscreen when there is no display)
+    pg.mkQApp().processEvents()
+    exporter = ImageExporter(window.scene())
+    exporter.parameters()["width"] = _WIDTH_PX
+    exporter.export(str(path))
+    window.close()
+    return path
