@@ -52,7 +52,8 @@ def _check_axis(
         if first < low or last > high:
             span = high - low
             raise PlanArgumentError(
-                f"{label} scan from {first:g} to {last:g} um leaves the limits of "
+                f"{label}_center_um = {center_um:g}, {label}_range_um = {range_um:g}: the scan "
+                f"from {first:g} to {last:g} um leaves the limits of "
                 f"{getattr(motor, 'name', label)} ({low:g} to {high:g} um); move "
                 f"{label}_center_um or shrink {label}_range_um (at most {span:g} um)"
             )

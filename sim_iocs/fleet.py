@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+from sim_iocs.server import prepare_environment
 from sim_iocs.world import World
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.processes import (
@@ -102,9 +104,16 @@ class SimFleet:
                 "--ready-file", str(ready),
             ),
             self.runtime_dir / f"{name}.log",
+            env=self._ioc_environment(),
         )
         process.start()
         self.processes[name] = process
+
+    def _ioc_environment(self) -> dict[str, str]:
+        # Server tuning and loopback-only addresses, visible in the child's environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA")}
+        prepare_environment(self.config.sim.host, env)
+        return env
 
     def _wait(self, name: str) -> None:
         ready = self.runtime_dir / f"{name}.ready"

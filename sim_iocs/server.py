@@ -23,10 +23,11 @@ environment variable it documents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 __all__ = ["HIGH_LOAD_TIMEOUT_S", "low_latency_context_class", "prepare_environment", "run_ioc"]
@@ -37,19 +38,26 @@ HIGH_LOAD_TIMEOUT_S = 0.001
 log = logging.getLogger(__name__)
 
 
-def prepare_environment(host: str = "127.0.0.1") -> None:
+def prepare_environment(
+    host: str = "127.0.0.1", environ: MutableMapping[str, str] | None = None
+) -> None:
     """Environment for a caproto server on loopback; call before importing caproto.server.
+
+    Values already present are kept (an explicit setting wins).
 
     Parameters
     ----------
     host
         Interface the server binds, and the only beacon address.
+    environ
+        Mapping to fill (``os.environ`` by default; a child's environment for launchers).
     """
-    os.environ.setdefault("CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC", str(HIGH_LOAD_TIMEOUT_S))
-    os.environ.setdefault("EPICS_CAS_INTF_ADDR_LIST", host)
-    os.environ.setdefault("EPICS_CAS_BEACON_ADDR_LIST", host)
-    os.environ.setdefault("EPICS_CAS_AUTO_BEACON_ADDR_LIST", "NO")
-    os.environ.setdefault("EPICS_CA_AUTO_ADDR_LIST", "NO")
+    env = os.environ if environ is None else environ
+    env.setdefault("CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC", str(HIGH_LOAD_TIMEOUT_S))
+    env.setdefault("EPICS_CAS_INTF_ADDR_LIST", host)
+    env.setdefault("EPICS_CAS_BEACON_ADDR_LIST", host)
+    env.setdefault("EPICS_CAS_AUTO_BEACON_ADDR_LIST", "NO")
+    env.setdefault("EPICS_CA_AUTO_ADDR_LIST", "NO")
 
 
 def low_latency_context_class() -> type:
@@ -63,7 +71,8 @@ def low_latency_context_class() -> type:
         async def tcp_handler(self, client: Any, addr: Any) -> None:
             sock = client.writer.get_extra_info("socket")
             if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with contextlib.suppress(OSError):  # a client that already left
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await super().tcp_handler(client, addr)
 
         async def _subscription_queue_iteration(

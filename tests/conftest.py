@@ -1,0 +1,128 @@
+"""Shared fixtures: a simulated beamline on free loopback ports, a catalog, a session.
+
+pyepics reads the Channel Access address list once per process, so one IOC fleet serves
+the whole test session; tests that kill or fault an IOC restart it before they finish.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stxm_ctrl.config import BeamlineConfig, load_config
+from stxm_ctrl.processes import free_tcp_port
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def free_port_overrides(data_dir: Path) -> dict:
+    """Configuration overrides: every server on its own free loopback port."""
+    return {
+        "beamline": {"data_dir": str(data_dir)},
+        "sim": {
+            "sample_stage_port": free_tcp_port(),
+            "apd_port": free_tcp_port(),
+            "ring_port": free_tcp_port(),
+            "random_seed": 12345,
+        },
+        "catalog": {"port": free_tcp_port()},
+    }
+
+
+@pytest.fixture(scope="session")
+def sim_config(tmp_path_factory: pytest.TempPathFactory) -> BeamlineConfig:
+    """Default configuration on free ports with a temporary data directory."""
+    return load_config(overrides=free_port_overrides(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(scope="session")
+def sim_fleet(sim_config: BeamlineConfig) -> Iterator:
+    """The simulated IOC fleet (subprocesses), with this process's CA client pointed at it."""
+    from sim_iocs.fleet import SimFleet
+    from stxm_ctrl.epics_env import apply_ca_client_environment
+
+    apply_ca_client_environment(sim_config)
+    fleet = SimFleet(sim_config, sim_config.data_dir / "sim")
+    fleet.start()
+    yield fleet
+    fleet.stop()
+
+
+@pytest.fixture(scope="session")
+def catalog_server(sim_config: BeamlineConfig) -> Iterator:
+    """The embedded Tiled server on a free port, stopped by pid at the end."""
+    from stxm_ctrl.data.catalog import start_catalog_server
+
+    server = start_catalog_server(sim_config)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def session(sim_config: BeamlineConfig, sim_fleet, catalog_server) -> Iterator:
+    """A session (RunEngine, devices, catalog) on the simulated beamline."""
+    from stxm_ctrl.session import build_session
+
+    s = build_session(sim_config, progress=False)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def devices(sim_config: BeamlineConfig, sim_fleet):
+    """Connected devices of the simulated beamline (no RunEngine)."""
+    from devices import build_devices
+
+    devs = build_devices(sim_config)
+    devs.wait_for_connection(10.0)
+    return devs
+
+
+def expected_counts(config: BeamlineConfig, image, ring_current_mA) -> "np.ndarray":
+    """Mean counts the simulator draws from at each pixel's measured stage position."""
+    from sim_iocs.apd import expected_rate_Hz
+    from stxm_ctrl.physics.sample import ResolutionPattern
+
+    pattern = ResolutionPattern.from_config(config.sample)
+    rate = expected_rate_Hz(
+        config, pattern, image.x_readback_um, image.y_readback_um, ring_current_mA
+    )
+    return rate * image.dwell_s
+
+
+def poisson_limited_correlation(expected: "np.ndarray") -> float:
+    """Correlation a perfect measurement reaches when Poisson noise is all that differs.
+
+    For m = t + n with Var(n_i) = t_i, corr(m, t) = sd(t) / sqrt(Var(t) + mean(t)).
+    """
+    import numpy as np
+
+    return float(np.std(expected) / np.sqrt(np.var(expected) + np.mean(expected)))
+
+
+@pytest.fixture
+def image_matches_ground_truth(sim_config: BeamlineConfig):
+    """Assert an image agrees with the simulator's ground truth at its photon statistics.
+
+    The threshold is the Poisson-limited correlation minus 0.02: ring decay between
+    top-ups (< 0.5 %), beam drift (< 1 nm over a test) and stage readback rounding cost
+    far less than that, while a mirrored, shifted or scrambled image falls well below.
+    """
+    import numpy as np
+
+    def check(image, ring_current_mA) -> float:
+        assert image.complete
+        expected = expected_counts(sim_config, image, ring_current_mA)
+        measured = image.counts
+        corr = float(np.corrcoef(measured.ravel(), expected.ravel())[0, 1])
+        limit = poisson_limited_correlation(expected) - 0.02
+        assert corr > limit, f"correlation {corr:.4f} <= {limit:.4f}"
+        # The same threshold rejects the image mirrored left-right.
+        mirrored = float(np.corrcoef(measured[:, ::-1].ravel(), expected.ravel())[0, 1])
+        assert mirrored < limit - 0.1, f"mirrored image correlates too well: {mirrored:.4f}"
+        return corr
+
+    return check
