@@ -19,9 +19,7 @@ MAX_POINTS_PER_AXIS = 4096
 STXM_SCAN_TYPE = "sample image"
 
 
-def sample_image_grid(
-    center_um: float, range_um: float, points: int
-) -> np.ndarray:
+def sample_image_grid(center_um: float, range_um: float, points: int) -> np.ndarray:
     """Pixel centres along one axis: ``points`` positions spanning ``range_um``.
 
     A single point sits at the centre; otherwise the first and last pixel centres are at
@@ -73,8 +71,12 @@ def _check_dwell(counter: Any, dwell_s: Any) -> float:
     if reported is not None:
         low, high = reported
     return check_in_range(
-        "dwell_s", dwell_s, low, high, "s", f"the {getattr(counter, 'name', 'counter')} "
-        "counts for dwell_s at every pixel"
+        "dwell_s",
+        dwell_s,
+        low,
+        high,
+        "s",
+        f"the {getattr(counter, 'name', 'counter')} counts for dwell_s at every pixel",
     )
 
 

@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     prefixes = config.epics.prefixes
     if args.ioc == "sample_stage":
         groups = [
-            MotorAxis(
-                prefixes.sample_stage + stage.pv_suffix, axis=axis, stage=stage, world=world
-            )
+            MotorAxis(prefixes.sample_stage + stage.pv_suffix, axis=axis, stage=stage, world=world)
             for axis, stage in (
                 ("sample_x", config.stages.sample_x),
                 ("sample_y", config.stages.sample_y),

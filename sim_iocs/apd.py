@@ -72,7 +72,11 @@ class ApdCounter(PVGroup):
     """
 
     dwell = pvproperty(
-        name="DWELL", value=0.001, dtype=ChannelType.DOUBLE, precision=5, units="s",
+        name="DWELL",
+        value=0.001,
+        dtype=ChannelType.DOUBLE,
+        precision=5,
+        units="s",
         doc="Counting time per point, s",
     )
     acquire = pvproperty(name="ACQUIRE", value=0, dtype=ChannelType.INT, doc="Put 1 to count")
@@ -80,7 +84,11 @@ class ApdCounter(PVGroup):
         name="COUNTS", value=0, dtype=ChannelType.LONG, read_only=True, units="counts"
     )
     rate = pvproperty(
-        name="RATE", value=0.0, dtype=ChannelType.DOUBLE, read_only=True, units="counts/s",
+        name="RATE",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        read_only=True,
+        units="counts/s",
         precision=1,
     )
 
@@ -103,9 +111,7 @@ class ApdCounter(PVGroup):
     async def dwell(self, instance, value: float) -> float:
         apd = self.config.apd
         if not apd.min_dwell_s <= value <= apd.max_dwell_s:
-            raise ValueError(
-                f"DWELL {value} s outside [{apd.min_dwell_s}, {apd.max_dwell_s}] s"
-            )
+            raise ValueError(f"DWELL {value} s outside [{apd.min_dwell_s}, {apd.max_dwell_s}] s")
         return value
 
     @acquire.putter

@@ -19,6 +19,7 @@ from pathlib import Path
 from sim_iocs.server import prepare_environment
 from sim_iocs.world import World
 from stxm_ctrl.config import BeamlineConfig
+from stxm_ctrl.physics.ring import topup_current_mA
 from stxm_ctrl.processes import (
     ManagedProcess,
     ProcessStartError,
@@ -26,7 +27,6 @@ from stxm_ctrl.processes import (
     python_module_argv,
     tcp_answers,
 )
-from stxm_ctrl.physics.ring import topup_current_mA
 
 __all__ = ["IOC_NAMES", "SimFleet"]
 
@@ -66,8 +66,11 @@ class SimFleet:
             If a port is taken or an IOC fails to start (message includes its log).
         """
         host = self.config.sim.host
-        busy = [f"{name}: {self.port(name)}" for name in IOC_NAMES
-                if not port_is_free(host, self.port(name))]
+        busy = [
+            f"{name}: {self.port(name)}"
+            for name in IOC_NAMES
+            if not port_is_free(host, self.port(name))
+        ]
         if busy:
             raise ProcessStartError(
                 f"simulated IOC ports already in use on {host} ({', '.join(busy)}); is another "
@@ -98,10 +101,14 @@ class SimFleet:
         process = ManagedProcess(
             f"{name} IOC",
             python_module_argv(
-                "sim_iocs", name,
-                "--config-json", str(self.config_path),
-                "--world", str(self.world_path),
-                "--ready-file", str(ready),
+                "sim_iocs",
+                name,
+                "--config-json",
+                str(self.config_path),
+                "--world",
+                str(self.world_path),
+                "--ready-file",
+                str(ready),
             ),
             self.runtime_dir / f"{name}.log",
             env=self._ioc_environment(),
@@ -174,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             dead = [n for n, p in fleet.processes.items() if not p.is_running()]
             if dead:
-                print(f"IOC(s) exited unexpectedly: {', '.join(dead)}; stopping the fleet",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"IOC(s) exited unexpectedly: {', '.join(dead)}; stopping the fleet",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
     finally:
         fleet.stop()

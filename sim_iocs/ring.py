@@ -44,19 +44,32 @@ class StorageRing(PVGroup):
     """
 
     current = pvproperty(
-        name="CURRENT", value=0.0, dtype=ChannelType.DOUBLE, read_only=True, units="mA",
+        name="CURRENT",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        read_only=True,
+        units="mA",
         precision=2,
     )
     topup_countdown = pvproperty(
-        name="TOPUP_COUNTDOWN", value=0.0, dtype=ChannelType.DOUBLE, read_only=True,
-        units="s", precision=1,
+        name="TOPUP_COUNTDOWN",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        read_only=True,
+        units="s",
+        precision=1,
     )
     shutter = pvproperty(
-        name="SHUTTER", value="Open", dtype=ChannelType.ENUM,
-        enum_strings=["Closed", "Open"], doc="Beamline shutter",
+        name="SHUTTER",
+        value="Open",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Closed", "Open"],
+        doc="Beamline shutter",
     )
     beam_dump = pvproperty(
-        name="SIM:BEAM_DUMP", value=0, dtype=ChannelType.INT,
+        name="SIM:BEAM_DUMP",
+        value=0,
+        dtype=ChannelType.INT,
         doc="Simulator control: 1 dumps the beam, 0 refills",
     )
 

@@ -28,7 +28,9 @@ def _config(args: argparse.Namespace):
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", type=Path, default=None,
+        "--config",
+        type=Path,
+        default=None,
         help="beamline configuration (TOML; default: $STXM_CONFIG or the shipped default)",
     )
 
@@ -74,8 +76,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         (uid,) = session.RE(
             sample_image(
                 devices.apd,
-                devices.sample_x, config.sample.center_x_um, args.range_um, args.points,
-                devices.sample_y, config.sample.center_y_um, args.range_um, args.points,
+                devices.sample_x,
+                config.sample.center_x_um,
+                args.range_um,
+                args.points,
+                devices.sample_y,
+                config.sample.center_y_um,
+                args.range_um,
+                args.points,
                 dwell_s=args.dwell_ms / 1000.0,
                 snake=True,
                 monitors=[devices.ring],
@@ -145,8 +153,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _config(args)
     if not config.catalog.embedded:
-        print(f"error: [catalog] uri is set ({config.catalog.uri}); `stxm serve` runs only the "
-              "embedded catalog", file=sys.stderr)
+        print(
+            f"error: [catalog] uri is set ({config.catalog.uri}); `stxm serve` runs only the "
+            "embedded catalog",
+            file=sys.stderr,
+        )
         return 2
     server = start_catalog_server(config)
     print(
@@ -160,8 +171,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     """Show, write or check a configuration."""
     if args.write is not None:
         if args.write.exists():
-            print(f"error: {args.write} exists; choose another name or remove it first",
-                  file=sys.stderr)
+            print(
+                f"error: {args.write} exists; choose another name or remove it first",
+                file=sys.stderr,
+            )
             return 2
         args.write.write_text(default_config_text())
         print(f"wrote the default configuration to {args.write}")
@@ -202,19 +215,32 @@ def cmd_import_spool(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``stxm`` argument parser."""
-    parser = argparse.ArgumentParser(prog="stxm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="stxm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="acquire a sample image on the simulated beamline")
     _add_config_option(demo)
-    demo.add_argument("--points", type=_positive(int, "--points"), default=64,
-                      help="pixels per axis (default 64)")
-    demo.add_argument("--range-um", type=_positive(float, "--range-um"), default=22.0,
-                      help="image width and height in um (default 22)")
-    demo.add_argument("--dwell-ms", type=_positive(float, "--dwell-ms"), default=1.0,
-                      help="dwell per pixel in ms (default 1)")
+    demo.add_argument(
+        "--points",
+        type=_positive(int, "--points"),
+        default=64,
+        help="pixels per axis (default 64)",
+    )
+    demo.add_argument(
+        "--range-um",
+        type=_positive(float, "--range-um"),
+        default=22.0,
+        help="image width and height in um (default 22)",
+    )
+    demo.add_argument(
+        "--dwell-ms",
+        type=_positive(float, "--dwell-ms"),
+        default=1.0,
+        help="dwell per pixel in ms (default 1)",
+    )
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)
 
@@ -243,8 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stxm`` command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except (ConfigError, ProcessStartError, ConnectionError, TimeoutError) as exc:

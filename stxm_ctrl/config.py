@@ -92,9 +92,7 @@ class EpicsConfig(_Section):
     def _addresses_have_ports(self) -> EpicsConfig:
         for address in self.ca_addr_list:
             if not re.fullmatch(r"[A-Za-z0-9_.\-]+(:\d{1,5})?", address):
-                raise ValueError(
-                    f"ca_addr_list entry {address!r} is not 'host' or 'host:port'"
-                )
+                raise ValueError(f"ca_addr_list entry {address!r} is not 'host' or 'host:port'")
         return self
 
 
@@ -373,9 +371,11 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
         if model is None or part not in model.model_fields:
             return None
         annotation = model.model_fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(
-            annotation, BaseModel
-        ) else None
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
     return model
 
 

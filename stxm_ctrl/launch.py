@@ -64,9 +64,12 @@ def start_sim_fleet(config: BeamlineConfig, runtime_dir: Path) -> FleetProcess:
         "simulated IOC fleet",
         python_module_argv(
             "sim_iocs.fleet",
-            "--config-json", str(config_json),
-            "--runtime-dir", str(runtime_dir / "iocs"),
-            "--ready-file", str(ready),
+            "--config-json",
+            str(config_json),
+            "--runtime-dir",
+            str(runtime_dir / "iocs"),
+            "--ready-file",
+            str(ready),
         ),
         runtime_dir / "fleet.log",
     )

@@ -31,9 +31,15 @@ def tcp_answers(host: str, port: int, timeout_s: float = 0.2) -> bool:
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """True if both TCP and UDP ``port`` can be bound on ``host`` now."""
+    """True if both TCP and UDP ``port`` can be bound on ``host`` now.
+
+    TCP is checked with SO_REUSEADDR, as servers bind: connections of a server that just
+    stopped (TIME_WAIT) do not make its port busy.
+    """
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
         with socket.socket(socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
             except OSError:

@@ -28,8 +28,12 @@ class ScanProgress:
             self._close()
             label = doc.get("stxm_scan_type") or doc.get("plan_name", "scan")
             self._bar = tqdm(
-                total=doc.get("num_points"), desc=f"scan {doc.get('scan_id', '')} {label}",
-                unit="pt", file=self.file, dynamic_ncols=True, mininterval=0.5,
+                total=doc.get("num_points"),
+                desc=f"scan {doc.get('scan_id', '')} {label}",
+                unit="pt",
+                file=self.file,
+                dynamic_ncols=True,
+                mininterval=0.5,
             )
         elif name == "event" and self._bar is not None:
             self._bar.update(1)

@@ -134,9 +134,7 @@ def build_session(
     session.tokens.append(RE.subscribe(spool))
     if catalog:
         client = connect_catalog(config)
-        writer = CatalogWriter(
-            client, spool.spool_dir, batch_size=config.catalog.batch_size
-        )
+        writer = CatalogWriter(client, spool.spool_dir, batch_size=config.catalog.batch_size)
         session.catalog = client
         session.catalog_writer = writer
         session.tokens.append(RE.subscribe(writer))

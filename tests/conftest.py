@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stxm_ctrl.config import BeamlineConfig, load_config
@@ -81,7 +82,7 @@ def devices(sim_config: BeamlineConfig, sim_fleet):
     return devs
 
 
-def expected_counts(config: BeamlineConfig, image, ring_current_mA) -> "np.ndarray":
+def expected_counts(config: BeamlineConfig, image, ring_current_mA) -> np.ndarray:
     """Mean counts the simulator draws from at each pixel's measured stage position."""
     from sim_iocs.apd import expected_rate_Hz
     from stxm_ctrl.physics.sample import ResolutionPattern
@@ -93,13 +94,11 @@ def expected_counts(config: BeamlineConfig, image, ring_current_mA) -> "np.ndarr
     return rate * image.dwell_s
 
 
-def poisson_limited_correlation(expected: "np.ndarray") -> float:
+def poisson_limited_correlation(expected: np.ndarray) -> float:
     """Correlation a perfect measurement reaches when Poisson noise is all that differs.
 
     For m = t + n with Var(n_i) = t_i, corr(m, t) = sd(t) / sqrt(Var(t) + mean(t)).
     """
-    import numpy as np
-
     return float(np.std(expected) / np.sqrt(np.var(expected) + np.mean(expected)))
 
 
@@ -111,7 +110,6 @@ def image_matches_ground_truth(sim_config: BeamlineConfig):
     top-ups (< 0.5 %), beam drift (< 1 nm over a test) and stage readback rounding cost
     far less than that, while a mirrored, shifted or scrambled image falls well below.
     """
-    import numpy as np
 
     def check(image, ring_current_mA) -> float:
         assert image.complete

@@ -108,10 +108,19 @@ def start_catalog_server(config: BeamlineConfig) -> CatalogServer:
     storage = data_dir / STORAGE_DIR
     storage.mkdir(parents=True, exist_ok=True)
     argv = python_module_argv(
-        "tiled", "serve", "catalog", f"sqlite:///{database}",
+        "tiled",
+        "serve",
+        "catalog",
+        f"sqlite:///{database}",
         # Arrays go to files under storage, event tables to a SQLite database beside it.
-        "--write", str(storage), "--write", f"sqlite:///{storage / TABLES_DB}",
-        "--host", host, "--port", str(port),
+        "--write",
+        str(storage),
+        "--write",
+        f"sqlite:///{storage / TABLES_DB}",
+        "--host",
+        host,
+        "--port",
+        str(port),
     )
     if not database.exists():
         argv.append("--init")

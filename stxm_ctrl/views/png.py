@@ -48,8 +48,9 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    counts = np.nan_to_num(image.counts, nan=np.nanmin(image.counts) if np.isfinite(
-        image.counts).any() else 0.0)
+    counts = np.nan_to_num(
+        image.counts, nan=np.nanmin(image.counts) if np.isfinite(image.counts).any() else 0.0
+    )
     ny, nx = counts.shape
     dx = (image.x_um[-1] - image.x_um[0]) / (nx - 1) if nx > 1 else 1.0
     dy = (image.y_um[-1] - image.y_um[0]) / (ny - 1) if ny > 1 else 1.0
@@ -67,9 +68,7 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
     plot.setAspectLocked(True)
     plot.getViewBox().setDefaultPadding(0.01)
     item = pg.ImageItem(counts, axisOrder="row-major")
-    item.setRect(
-        QtCore.QRectF(image.x_um[0] - dx / 2, image.y_um[0] - dy / 2, dx * nx, dy * ny)
-    )
+    item.setRect(QtCore.QRectF(image.x_um[0] - dx / 2, image.y_um[0] - dy / 2, dx * nx, dy * ny))
     plot.addItem(item)
     low, high = np.percentile(counts, [0.5, 99.5])
     bar = pg.ColorBarItem(values=(float(low), float(high)), colorMap="CET-L1", label="counts")

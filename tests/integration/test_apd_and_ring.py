@@ -40,8 +40,9 @@ def test_counts_are_poisson_around_the_transmitted_flux(devices, sim_config):
     counts = _count(devices, 200)
     pattern = ResolutionPattern.from_config(sim_config.sample)
     expected = 0.001 * float(
-        expected_rate_Hz(sim_config, pattern, MEMBRANE_UM[0], MEMBRANE_UM[1],
-                         _ring_current(sim_config))
+        expected_rate_Hz(
+            sim_config, pattern, MEMBRANE_UM[0], MEMBRANE_UM[1], _ring_current(sim_config)
+        )
     )
     # Mean within 5 standard errors of the expectation (top-up decay is < 0.5 %).
     assert abs(counts.mean() - expected) < 5 * np.sqrt(expected / len(counts)) + 0.005 * expected
@@ -86,8 +87,11 @@ def test_closed_shutter_leaves_only_dark_counts(devices, sim_config):
 def test_ring_current_decays_between_topups_and_drops_on_a_beam_dump(devices, sim_config):
     ring = sim_config.ring
     current = _ring_current(sim_config)
-    assert ring.fill_current_mA * np.exp(-ring.topup_interval_s / (ring.beam_lifetime_h * 3600)) \
-        <= current <= ring.fill_current_mA
+    assert (
+        ring.fill_current_mA * np.exp(-ring.topup_interval_s / (ring.beam_lifetime_h * 3600))
+        <= current
+        <= ring.fill_current_mA
+    )
     dump = sim_config.epics.prefixes.ring + "SIM:BEAM_DUMP"
     devices.apd.dwell.put(0.001, wait=True)
     epics.caput(dump, 1, wait=True)

@@ -128,7 +128,9 @@ def test_prepare_environment_takes_effect_in_caproto():
     fixed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     stock = subprocess.run(
         [sys.executable, "-c", "import caproto.server.common as c; print(c.HIGH_LOAD_TIMEOUT)"],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert float(stock.stdout) == 0.01  # the problem: 10 ms batching
     assert float(fixed.stdout) == HIGH_LOAD_TIMEOUT_S, fixed.stderr

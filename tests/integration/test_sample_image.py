@@ -12,16 +12,29 @@ def _image_plan(session, **overrides):
     devices = session.devices
     sample = session.config.sample
     args = dict(
-        x_center_um=sample.center_x_um, x_range_um=22.0, x_points=36,
-        y_center_um=sample.center_y_um, y_range_um=22.0, y_points=30,
-        dwell_s=0.001, snake=True,
+        x_center_um=sample.center_x_um,
+        x_range_um=22.0,
+        x_points=36,
+        y_center_um=sample.center_y_um,
+        y_range_um=22.0,
+        y_points=30,
+        dwell_s=0.001,
+        snake=True,
     )
     args.update(overrides)
     return sample_image(
         devices.apd,
-        devices.sample_x, args["x_center_um"], args["x_range_um"], args["x_points"],
-        devices.sample_y, args["y_center_um"], args["y_range_um"], args["y_points"],
-        args["dwell_s"], snake=args["snake"], monitors=[devices.ring],
+        devices.sample_x,
+        args["x_center_um"],
+        args["x_range_um"],
+        args["x_points"],
+        devices.sample_y,
+        args["y_center_um"],
+        args["y_range_um"],
+        args["y_points"],
+        args["dwell_s"],
+        snake=args["snake"],
+        monitors=[devices.ring],
     )
 
 
@@ -48,8 +61,9 @@ def test_image_in_the_catalog_matches_the_sample(session, image_matches_ground_t
     np.testing.assert_allclose(image.y_um[[0, -1]], [-11.0, 11.0])
     # Snake undone: every row's readbacks increase along x.
     assert (np.diff(image.x_readback_um, axis=1) > 0).all()
-    np.testing.assert_allclose(image.x_readback_um, np.broadcast_to(image.x_um, (30, 36)),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        image.x_readback_um, np.broadcast_to(image.x_um, (30, 36)), atol=1e-3
+    )
     table = session.catalog[uid]["primary"].read()
     current = np.asarray(table["ring_current"]).mean()
     image_matches_ground_truth(image, current)
@@ -58,7 +72,9 @@ def test_image_in_the_catalog_matches_the_sample(session, image_matches_ground_t
 def test_bad_arguments_are_refused_before_anything_moves(session):
     x_before = session.devices.sample_x.position
     runs_before = len(session.catalog)
-    with pytest.raises(PlanArgumentError, match=r"x_range_um = 40.*leaves the limits.*-2000 to 2000"):
+    with pytest.raises(
+        PlanArgumentError, match=r"x_range_um = 40.*leaves the limits.*-2000 to 2000"
+    ):
         session.RE(_image_plan(session, x_center_um=1990.0, x_range_um=40.0))
     with pytest.raises(PlanArgumentError, match=r"dwell_s = 0 s is out of range; allowed 0.0001"):
         session.RE(_image_plan(session, dwell_s=0))
