@@ -17,20 +17,21 @@ class ApdPointCounter(Device):
     Components
     ----------
     dwell
-        Counting time per point, s (configuration; its control limits are the allowed range).
+        Counting time per point, s (configuration, monitored; its control limits are the
+        allowed range).
     acquire
         Put 1 with put-completion to count; completes when counting has finished.
     counts
         Photons counted in the last acquisition (read with a CA get, never a stale monitor).
     """
 
-    dwell = Cpt(EpicsSignal, "DWELL", kind="config")
+    dwell = Cpt(EpicsSignal, "DWELL", kind="config", auto_monitor=True)
     acquire = Cpt(EpicsSignal, "ACQUIRE", put_complete=True, kind="omitted")
     counts = Cpt(EpicsSignalRO, "COUNTS", kind="hinted")
 
     def trigger(self) -> StatusBase:
         """Count for one dwell; the status finishes when the IOC reports completion."""
-        timeout = float(self.dwell.get()) + _TRIGGER_MARGIN_S
+        timeout = float(self.dwell.get()) + _TRIGGER_MARGIN_S  # monitored: no round trip
         return self.acquire.set(1, timeout=timeout)
 
     @property

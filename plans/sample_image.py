@@ -80,6 +80,19 @@ def _check_dwell(counter: Any, dwell_s: Any) -> float:
     )
 
 
+def _count_and_read(counter: Any, readables: list[Any]) -> MsgGenerator[None]:
+    """Trigger only the counter, then read everything into one primary event.
+
+    Like ``bps.trigger_and_read``, minus trigger messages for stages and readables that
+    have nothing to trigger (each message costs the RunEngine ~0.3 ms).
+    """
+    yield from bps.trigger(counter, wait=True)
+    yield from bps.create("primary")
+    for obj in readables:
+        yield from bps.read(obj)
+    yield from bps.save()
+
+
 def sample_image(
     counter: Readable,
     x_motor: Movable,
@@ -93,15 +106,18 @@ def sample_image(
     dwell_s: float,
     *,
     snake: bool = False,
-    monitors: Sequence[Readable] = (),
+    readables: Sequence[Readable] = (),
+    monitors: Sequence[Any] = (),
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
     """Raster the sample point by point and count at every pixel (NXstxm "sample image").
 
     Rows run along x at each y, from -y to +y; within a row x runs from -x to +x, or, with
     ``snake``, alternately back. At each pixel the stages move (both only when both change),
-    the counter counts for ``dwell_s``, and counter, monitors and stage readbacks are read
-    into one event of the ``primary`` stream.
+    the counter counts for ``dwell_s``, and the counter, the stage readbacks and any
+    ``readables`` are read into one event of the ``primary`` stream. ``monitors`` (slowly
+    varying signals such as the ring current) are recorded whenever they change, in streams
+    of their own (``<name>_monitor``), at no cost per pixel.
 
     Parameters
     ----------
@@ -119,8 +135,10 @@ def sample_image(
         Counting time per pixel, s, within the counter's dwell limits.
     snake
         Scan alternate rows in opposite directions (saves the line return).
+    readables
+        Further readables read at every pixel, into the primary stream.
     monitors
-        Further readables recorded at every pixel (e.g. the ring current).
+        Signals recorded whenever they change during the run (e.g. ``ring.current``).
     md
         Extra metadata for the start document.
 
@@ -144,7 +162,7 @@ def sample_image(
     dwell_s = _check_dwell(counter, dwell_s)
     xs = sample_image_grid(x_center_um, x_range_um, x_points)
     ys = sample_image_grid(y_center_um, y_range_um, y_points)
-    detectors = [counter, *monitors]
+    detectors = [counter, *readables]
 
     _md: dict[str, Any] = {
         "plan_name": "sample_image",
@@ -160,6 +178,7 @@ def sample_image(
             "y_points": y_points,
             "dwell_s": dwell_s,
             "snake": snake,
+            "readables": [repr(r) for r in readables],
             "monitors": [repr(m) for m in monitors],
         },
         "detectors": [d.name for d in detectors],
@@ -187,8 +206,11 @@ def sample_image(
     }
     _md.update(md or {})
 
+    read_each_point = [*detectors, x_motor, y_motor]
+
     @bpp.stage_decorator([*detectors, x_motor, y_motor])
     @bpp.run_decorator(md=_md)
+    @bpp.monitor_during_decorator(list(monitors))
     def inner() -> MsgGenerator[None]:
         yield from bps.mv(counter.dwell, dwell_s)
         last: dict[Any, float] = {}
@@ -203,6 +225,6 @@ def sample_image(
                         last[motor] = target
                 if moves:
                     yield from bps.mv(*moves)
-                yield from bps.trigger_and_read([*detectors, x_motor, y_motor])
+                yield from _count_and_read(counter, read_each_point)
 
     return (yield from inner())

@@ -29,10 +29,14 @@ from caproto.server import PVGroup, pvproperty
 from sim_iocs.world import World
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.physics.detector import detected_rate_Hz, transmitted_rate_Hz
-from stxm_ctrl.physics.sample import ResolutionPattern
+from stxm_ctrl.physics.sample import FeatureMap, ResolutionPattern
 from stxm_ctrl.physics.zone_plate import spot_sigma_um
 
-__all__ = ["ApdCounter", "expected_rate_Hz"]
+__all__ = ["ApdCounter", "expected_rate_Hz", "rate_through_Hz"]
+
+# asyncio sleeps wake on a millisecond grid (the selector rounds its timeout up), so the
+# last part of a dwell is slept with time.sleep, blocking this IOC's loop for at most this.
+_PRECISE_SLEEP_S = 0.0015
 
 
 def expected_rate_Hz(
@@ -49,6 +53,14 @@ def expected_rate_Hz(
     """
     sigma = spot_sigma_um(config.zone_plate.outer_zone_width_nm)
     od = pattern.optical_density(beam_x_um, beam_y_um, sigma)
+    return rate_through_Hz(config, od, ring_current_mA)
+
+
+def rate_through_Hz(
+    config: BeamlineConfig, optical_density: np.ndarray, ring_current_mA: float
+) -> np.ndarray:
+    """Mean detected count rate through a sample of ``optical_density``, shutter open."""
+    od = optical_density
     incident = config.beam.photon_flux_per_mA_Hz * ring_current_mA
     return detected_rate_Hz(
         transmitted_rate_Hz(incident, od),
@@ -97,6 +109,9 @@ class ApdCounter(PVGroup):
         self.config = config
         self.world = world
         self.pattern = ResolutionPattern.from_config(config.sample)
+        self.feature_map = FeatureMap(
+            self.pattern, spot_sigma_um(config.zone_plate.outer_zone_width_nm)
+        )
         seed = config.sim.random_seed or None
         self.rng = np.random.default_rng(seed)
 
@@ -120,7 +135,10 @@ class ApdCounter(PVGroup):
             return 0
         dwell_s = float(self.dwell.value)
         t0 = time.monotonic()
-        await asyncio.sleep(dwell_s)
+        t_end = t0 + dwell_s
+        if dwell_s > _PRECISE_SLEEP_S:
+            await asyncio.sleep(dwell_s - _PRECISE_SLEEP_S)
+        time.sleep(max(t_end - time.monotonic(), 0.0))
         mean_rate = self.mean_rate_Hz(t0, t0 + dwell_s)
         counts = int(self.rng.poisson(mean_rate * dwell_s))
         await self.counts.write(counts)
@@ -136,5 +154,7 @@ class ApdCounter(PVGroup):
         hours = (times - self.world.epoch_s) / 3600.0
         beam_x = np.array(xs) + self.config.beam.drift_x_um_per_h * hours
         beam_y = np.array(ys) + self.config.beam.drift_y_um_per_h * hours
-        rates = expected_rate_Hz(self.config, self.pattern, beam_x, beam_y, current)
+        rates = rate_through_Hz(
+            self.config, self.feature_map.optical_density(beam_x, beam_y), current
+        )
         return float(0.25 * rates[0] + 0.5 * rates[1] + 0.25 * rates[2])

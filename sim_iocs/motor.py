@@ -31,6 +31,8 @@ from stxm_ctrl.physics.motion import Move
 __all__ = ["MotorAxis"]
 
 _READBACK_PERIOD_S = 0.02
+# Longest blocking sleep at the end of a move (the other axis waits at most this long).
+_PRECISE_SLEEP_S = 0.0015
 
 
 class MotorAxis(PVGroup):
@@ -102,7 +104,11 @@ class MotorAxis(PVGroup):
             acceleration_time_s=max(fields.seconds_to_velocity.value, 0.0),
         )
         self.world.write_move(self.axis, move)
-        await fields.direction_of_travel.write(1 if target >= start else 0)
+        # Every write is a monitor update per client (~0.2 ms each in caproto): send
+        # only what changed.
+        direction = 1 if target >= start else 0
+        if fields.direction_of_travel.value != direction:
+            await fields.direction_of_travel.write(direction)
         await fields.done_moving_to_value.write(0)
         await fields.motor_is_moving.write(1)
         self._motion = asyncio.get_running_loop().create_task(self._follow(move))
@@ -111,12 +117,17 @@ class MotorAxis(PVGroup):
     async def _follow(self, move: Move) -> None:
         fields = self._fields
         end_time = move.t0_s + move.duration_s
-        while (remaining := end_time - time.monotonic()) > 0:
-            await self._write_readback(move.position_um(time.monotonic()))
-            await asyncio.sleep(min(_READBACK_PERIOD_S, remaining))
-        await self._write_readback(move.end_um)
-        await fields.motor_is_moving.write(0)
+        while (remaining := end_time - time.monotonic()) > _PRECISE_SLEEP_S:
+            await asyncio.sleep(min(_READBACK_PERIOD_S, remaining - _PRECISE_SLEEP_S))
+            if end_time - time.monotonic() > _PRECISE_SLEEP_S:
+                await self._write_readback(move.position_um(time.monotonic()))
+        # asyncio wakes on a millisecond grid; the last stretch is slept precisely.
+        time.sleep(max(end_time - time.monotonic(), 0.0))
+        # Readback first, then done: a client sees the final position when DMOV goes to 1.
+        await fields.user_readback_value.write(move.end_um)
         await fields.done_moving_to_value.write(1)
+        await fields.motor_is_moving.write(0)
+        await fields.dial_readback_value.write(move.end_um)
 
     @motor.fields.stop.putter
     async def motor(fields: MotorFields, instance, value: int) -> int:

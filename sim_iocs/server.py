@@ -8,8 +8,10 @@ Three measured problems of the caproto asyncio server are handled here, and only
 2. The subscription queue batches updates for ``CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC``
    (10 ms by default) once two arrive close together. caproto reads this documented
    environment variable when ``caproto.server`` is first imported, so
-   :func:`prepare_environment` sets it (1 ms) before that import; an explicit value in
-   the environment is left alone.
+   :func:`prepare_environment` sets it (to 0) before that import; an explicit value in
+   the environment is left alone. With 0 no update waits for company: each is sent as
+   soon as the circuit's loop runs (measured: the DMOV=1 of a short move arrives ~1 ms
+   sooner than with 0.001, at the price of one send per update).
 3. The context's broadcast loop iterates the deque of subscriptions of a PV while awaiting
    sends; a client that disconnects meanwhile removes its subscription from that deque and
    the server dies with ``RuntimeError: deque mutated during iteration``.
@@ -32,7 +34,7 @@ from typing import Any
 
 __all__ = ["HIGH_LOAD_TIMEOUT_S", "low_latency_context_class", "prepare_environment", "run_ioc"]
 
-HIGH_LOAD_TIMEOUT_S = 0.001
+HIGH_LOAD_TIMEOUT_S = 0.0
 """Subscription batching latency limit the simulated IOCs run with."""
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ def prepare_environment(
 
 
 def low_latency_context_class() -> type:
-    """The caproto asyncio ``Context`` subclass with fixes 1 and 3 (see module docstring)."""
+    """The caproto asyncio ``Context`` subclass with the fixes in the module docstring."""
     # Imported lazily so that prepare_environment() runs before caproto.server is loaded.
     from caproto.asyncio.server import Context
 

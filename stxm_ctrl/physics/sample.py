@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf
 
-__all__ = ["Disc", "Rect", "ResolutionPattern"]
+__all__ = ["Disc", "FeatureMap", "Rect", "ResolutionPattern"]
 
 _SQRT2 = np.sqrt(2.0)
 
@@ -45,6 +45,10 @@ class Rect:
         """Fraction of a Gaussian spot (sigma) centred at (x, y) that falls inside."""
         return _edge(x, self.x0, self.x1, sigma_um) * _edge(y, self.y0, self.y1, sigma_um)
 
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x0, x1, y0, y1) of the shape."""
+        return self.x0, self.x1, self.y0, self.y1
+
 
 @dataclass(frozen=True)
 class Disc:
@@ -58,6 +62,10 @@ class Disc:
         """Fraction of a Gaussian spot centred at (x, y) inside (radial-edge approximation)."""
         radius = np.hypot(x - self.cx, y - self.cy)
         return 0.5 * (1.0 - erf((radius - self.r) / (_SQRT2 * max(sigma_um, 1e-6))))
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x0, x1, y0, y1) of the shape."""
+        return self.cx - self.r, self.cx + self.r, self.cy - self.r, self.cy + self.r
 
 
 def _edge(u: NDArray, u0: float, u1: float, sigma_um: float) -> NDArray:
@@ -170,3 +178,84 @@ class ResolutionPattern:
         np.clip(features, 0.0, 1.0, out=features)
         window_od = self.membrane_od + self.feature_od * features
         return in_window * window_od + (1.0 - in_window) * self.frame_od
+
+
+class FeatureMap:
+    """The pattern's features rasterised once, for fast look-ups by the simulator.
+
+    Evaluating every analytic shape costs ~0.4 ms per beam position; the simulated counter
+    needs positions in microseconds. This samples the spot-convolved feature coverage on a
+    grid (``pixel_um``, default 5 nm: well below the ~13 nm spot sigma, so bilinear
+    interpolation is accurate to ~1e-3 in OD) and adds the window analytically.
+
+    Parameters
+    ----------
+    pattern
+        The pattern to rasterise.
+    spot_sigma_um
+        Gaussian sigma of the focused spot.
+    pixel_um
+        Grid spacing.
+    """
+
+    def __init__(
+        self, pattern: ResolutionPattern, spot_sigma_um: float, pixel_um: float = 0.005
+    ) -> None:
+        self.pattern = pattern
+        self.spot_sigma_um = spot_sigma_um
+        self.pixel_um = pixel_um
+        shapes = pattern.features()
+        margin = 6 * spot_sigma_um + 2 * pixel_um
+        bounds = np.array([shape.bounds() for shape in shapes])
+        self.x0 = bounds[:, 0].min() - margin
+        self.y0 = bounds[:, 2].min() - margin
+        nx = int(np.ceil((bounds[:, 1].max() + margin - self.x0) / pixel_um)) + 1
+        ny = int(np.ceil((bounds[:, 3].max() + margin - self.y0) / pixel_um)) + 1
+        grid = np.zeros((ny, nx), dtype=np.float32)
+        for shape, (sx0, sx1, sy0, sy1) in zip(shapes, bounds, strict=True):
+            i0, i1 = self._index_range(sx0 - margin, sx1 + margin, self.x0, nx)
+            j0, j1 = self._index_range(sy0 - margin, sy1 + margin, self.y0, ny)
+            xs = self.x0 + pixel_um * np.arange(i0, i1)
+            ys = self.y0 + pixel_um * np.arange(j0, j1)
+            if isinstance(shape, Rect):
+                block = np.outer(
+                    _edge(ys, shape.y0, shape.y1, spot_sigma_um),
+                    _edge(xs, shape.x0, shape.x1, spot_sigma_um),
+                )
+            else:
+                block = shape.coverage(xs[None, :], ys[:, None], spot_sigma_um)
+            grid[j0:j1, i0:i1] += block.astype(np.float32)
+        np.clip(grid, 0.0, 1.0, out=grid)
+        self.coverage_grid = grid
+
+    def _index_range(self, low: float, high: float, origin: float, n: int) -> tuple[int, int]:
+        start = max(int(np.floor((low - origin) / self.pixel_um)), 0)
+        stop = min(int(np.ceil((high - origin) / self.pixel_um)) + 1, n)
+        return start, stop
+
+    def optical_density(self, x_um: ArrayLike, y_um: ArrayLike) -> NDArray[np.float64]:
+        """OD at stage position(s) (x_um, y_um), as :meth:`ResolutionPattern.optical_density`."""
+        p = self.pattern
+        x = np.asarray(x_um, dtype=float) - p.center_x_um
+        y = np.asarray(y_um, dtype=float) - p.center_y_um
+        x, y = np.broadcast_arrays(x, y)
+        fx = (x - self.x0) / self.pixel_um
+        fy = (y - self.y0) / self.pixel_um
+        ny, nx = self.coverage_grid.shape
+        inside = (fx >= 0) & (fx < nx - 1) & (fy >= 0) & (fy < ny - 1)
+        features = np.zeros(x.shape)
+        if inside.any():
+            i = np.floor(fx[inside]).astype(int)
+            j = np.floor(fy[inside]).astype(int)
+            tx, ty = fx[inside] - i, fy[inside] - j
+            g = self.coverage_grid
+            features[inside] = (
+                g[j, i] * (1 - tx) * (1 - ty)
+                + g[j, i + 1] * tx * (1 - ty)
+                + g[j + 1, i] * (1 - tx) * ty
+                + g[j + 1, i + 1] * tx * ty
+            )
+        half = p.window_size_um / 2.0
+        in_window = Rect(-half, half, -half, half).coverage(x, y, self.spot_sigma_um)
+        window_od = p.membrane_od + p.feature_od * features
+        return in_window * window_od + (1.0 - in_window) * p.frame_od

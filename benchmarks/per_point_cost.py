@@ -1,0 +1,125 @@
+"""Per-point cost of ``sample_image`` over EPICS against bluesky's ``grid_scan`` on ophyd.sim.
+
+Both run in this process, one after the other, on the same RunEngine settings (no
+subscribers, so the figures are acquisition cost, not catalog cost; a third figure adds the
+spool and the Tiled catalog the session normally writes to).
+
+    uv run python benchmarks/per_point_cost.py [--points N] [--repeats R]
+
+Prints, per point: wall time, time net of the 1 ms dwell, and the ratio of the net EPICS
+cost to the ophyd.sim cost (target: at most 3). Also prints the physical stage-motion time
+per point implied by the configured velocity and acceleration, which no control system can
+avoid, and the ratio net of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+DWELL_S = 0.001
+RANGE_UM = 20.0
+
+
+def _time_per_point(run, points: int, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) / points)
+    return statistics.median(times)
+
+
+def baseline_ophyd_sim(n: int, repeats: int) -> float:
+    """Median seconds per point of grid_scan(det, motor2, motor1) with ophyd.sim devices."""
+    from bluesky import RunEngine
+    from bluesky.plans import grid_scan
+    from ophyd.sim import det, motor1, motor2
+
+    RE = RunEngine({})
+    return _time_per_point(
+        lambda: RE(grid_scan([det], motor2, -1, 1, n, motor1, -1, 1, n, snake_axes=True)),
+        n * n,
+        repeats,
+    )
+
+
+def physical_motion_s_per_point(config, n: int) -> float:
+    """Stage-motion time per point a perfect controller would still spend (um steps)."""
+    from stxm_ctrl.physics.motion import move_duration_s
+
+    x = config.stages.sample_x
+    y = config.stages.sample_y
+    step = RANGE_UM / (n - 1)
+    x_moves = n * (n - 1) * move_duration_s(step, x.velocity_um_per_s, x.acceleration_time_s)
+    y_moves = (n - 1) * move_duration_s(step, y.velocity_um_per_s, y.acceleration_time_s)
+    return (x_moves + y_moves) / (n * n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=30, help="pixels per axis (default 30)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each (median)")
+    args = parser.parse_args()
+    n = args.points
+
+    from sim_iocs.fleet import SimFleet
+    from stxm_ctrl.config import load_config
+    from stxm_ctrl.processes import free_tcp_port
+
+    data_dir = Path(tempfile.mkdtemp(prefix="stxm-bench-"))
+    config = load_config(
+        overrides={
+            "beamline": {"data_dir": str(data_dir)},
+            "sim": {f"{name}_port": free_tcp_port() for name in ("sample_stage", "apd", "ring")},
+            "catalog": {"port": free_tcp_port()},
+        }
+    )
+    sim_s = baseline_ophyd_sim(n, args.repeats)
+
+    from plans import sample_image
+    from stxm_ctrl.data.catalog import start_catalog_server
+    from stxm_ctrl.session import build_session
+
+    with SimFleet(config, data_dir / "sim"):
+        server = start_catalog_server(config)
+        try:
+            session = build_session(config, catalog=False, progress=False)
+            d = session.devices
+
+            def scan():
+                session.RE(
+                    sample_image(
+                        d.apd, d.sample_x, 0, RANGE_UM, n, d.sample_y, 0, RANGE_UM, n,
+                        DWELL_S, snake=True, monitors=[d.ring],
+                    )
+                )
+
+            scan()  # warm-up: connections, descriptors
+            epics_s = _time_per_point(scan, n * n, args.repeats)
+            session.close()
+            with_catalog = build_session(config, progress=False)
+            d = with_catalog.devices
+            session = with_catalog
+            catalog_s = _time_per_point(scan, n * n, args.repeats)
+            with_catalog.close()
+        finally:
+            server.stop()
+
+    motion_s = physical_motion_s_per_point(config, n)
+    net = epics_s - DWELL_S
+    print(f"{n} x {n} points, dwell {DWELL_S * 1e3:g} ms, median of {args.repeats} runs")
+    print(f"ophyd.sim grid_scan:            {sim_s * 1e3:7.2f} ms/point")
+    print(f"sample_image over EPICS:        {epics_s * 1e3:7.2f} ms/point "
+          f"({net * 1e3:.2f} net of dwell)")
+    print(f"  + spool and Tiled catalog:    {catalog_s * 1e3:7.2f} ms/point")
+    print(f"physical stage motion:          {motion_s * 1e3:7.2f} ms/point (velocity/acceleration)")
+    print(f"ratio net of dwell:             {net / sim_s:7.2f}  (target <= 3)")
+    print(f"ratio net of dwell and motion:  {(net - motion_s) / sim_s:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
