@@ -93,8 +93,18 @@ def main() -> None:
             def scan():
                 session.RE(
                     sample_image(
-                        d.apd, d.sample_x, 0, RANGE_UM, n, d.sample_y, 0, RANGE_UM, n,
-                        DWELL_S, snake=True, monitors=[d.ring],
+                        d.apd,
+                        d.sample_x,
+                        0,
+                        RANGE_UM,
+                        n,
+                        d.sample_y,
+                        0,
+                        RANGE_UM,
+                        n,
+                        DWELL_S,
+                        snake=True,
+                        monitors=[d.ring.current],
                     )
                 )
 
@@ -113,10 +123,14 @@ def main() -> None:
     net = epics_s - DWELL_S
     print(f"{n} x {n} points, dwell {DWELL_S * 1e3:g} ms, median of {args.repeats} runs")
     print(f"ophyd.sim grid_scan:            {sim_s * 1e3:7.2f} ms/point")
-    print(f"sample_image over EPICS:        {epics_s * 1e3:7.2f} ms/point "
-          f"({net * 1e3:.2f} net of dwell)")
+    print(
+        f"sample_image over EPICS:        {epics_s * 1e3:7.2f} ms/point "
+        f"({net * 1e3:.2f} net of dwell)"
+    )
     print(f"  + spool and Tiled catalog:    {catalog_s * 1e3:7.2f} ms/point")
-    print(f"physical stage motion:          {motion_s * 1e3:7.2f} ms/point (velocity/acceleration)")
+    print(
+        f"physical stage motion:          {motion_s * 1e3:7.2f} ms/point (velocity/acceleration)"
+    )
     print(f"ratio net of dwell:             {net / sim_s:7.2f}  (target <= 3)")
     print(f"ratio net of dwell and motion:  {(net - motion_s) / sim_s:7.2f}")
 

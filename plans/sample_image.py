@@ -209,8 +209,8 @@ def sample_image(
     read_each_point = [*detectors, x_motor, y_motor]
 
     @bpp.stage_decorator([*detectors, x_motor, y_motor])
+    @bpp.monitor_during_decorator(list(monitors))  # outside the run: it hooks open_run
     @bpp.run_decorator(md=_md)
-    @bpp.monitor_during_decorator(list(monitors))
     def inner() -> MsgGenerator[None]:
         yield from bps.mv(counter.dwell, dwell_s)
         last: dict[Any, float] = {}

@@ -86,7 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 args.points,
                 dwell_s=args.dwell_ms / 1000.0,
                 snake=True,
-                monitors=[devices.ring],
+                monitors=[devices.ring.current],
                 md={"purpose": "stxm demo"},
             )
         )

@@ -82,7 +82,7 @@ def test_demo_acquires_the_test_pattern_into_the_catalog(tmp_path, image_matches
     try:
         run = connect_catalog(config)[uid]
         image = image_from_run(run)
-        current = np.asarray(run["primary"].read()["ring_current"]).mean()
+        current = np.asarray(run["ring_current_monitor"].read()["ring_current"]).mean()
     finally:
         server.stop()
     assert image.shape == (40, 40)
