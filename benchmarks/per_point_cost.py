@@ -74,7 +74,10 @@ def main() -> None:
     config = load_config(
         overrides={
             "beamline": {"data_dir": str(data_dir)},
-            "sim": {f"{name}_port": free_tcp_port() for name in ("sample_stage", "apd", "ring")},
+            "sim": {
+                f"{name}_port": free_tcp_port()
+                for name in ("sample_stage", "apd", "ring", "repeater")
+            },
             "catalog": {"port": free_tcp_port()},
         }
     )

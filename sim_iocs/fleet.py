@@ -52,6 +52,7 @@ class SimFleet:
         self.world_path = self.runtime_dir / "world.bin"
         self.config_path = self.runtime_dir / "config.json"
         self.processes: dict[str, ManagedProcess] = {}
+        self.repeater: ManagedProcess | None = None
 
     def port(self, name: str) -> int:
         """CA port of the named IOC."""
@@ -86,6 +87,7 @@ class SimFleet:
             ),
         )
         try:
+            self._start_repeater()
             for name in IOC_NAMES:
                 self._launch(name)
             for name in IOC_NAMES:
@@ -116,6 +118,21 @@ class SimFleet:
         process.start()
         self.processes[name] = process
 
+    def _start_repeater(self) -> None:
+        # Clients' libca looks for a CA repeater and, finding none, tries to spawn a
+        # caRepeater executable (which pyepics does not ship) and complains. The fleet runs
+        # caproto's repeater on its own port; clients are pointed at it.
+        env = dict(os.environ, EPICS_CA_REPEATER_PORT=str(self.config.sim.repeater_port))
+        self.repeater = ManagedProcess(
+            "CA repeater",
+            python_module_argv("caproto.commandline.repeater", "-q"),
+            self.runtime_dir / "repeater.log",
+            env=env,
+        )
+        self.repeater.start()
+        host, port = self.config.sim.host, self.config.sim.repeater_port
+        self.repeater.wait_ready(lambda: not port_is_free(host, port), _START_TIMEOUT_S)
+
     def _ioc_environment(self) -> dict[str, str]:
         # Server tuning and loopback-only addresses, visible in the child's environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA")}
@@ -140,9 +157,11 @@ class SimFleet:
         self._wait(name)
 
     def stop(self) -> None:
-        """Stop every IOC by its pid."""
+        """Stop every IOC, and the repeater, by its pid."""
         for process in self.processes.values():
             process.stop()
+        if self.repeater is not None:
+            self.repeater.stop()
 
     def pids(self) -> dict[str, int | None]:
         """Process id of each IOC."""

@@ -103,11 +103,12 @@ class SimConfig(_Section):
     sample_stage_port: Port
     apd_port: Port
     ring_port: Port
+    repeater_port: Port
     random_seed: int = Field(ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> SimConfig:
-        ports = [self.sample_stage_port, self.apd_port, self.ring_port]
+        ports = [self.sample_stage_port, self.apd_port, self.ring_port, self.repeater_port]
         if len(set(ports)) != len(ports):
             raise ValueError(
                 f"sim ports must differ (two IOCs cannot share a UDP port), got {ports}"

@@ -14,13 +14,17 @@ def ca_client_environment(config: BeamlineConfig) -> dict[str, str]:
     """Environment variables a CA client (pyepics, caproto) needs for this beamline.
 
     Searches go only to the configured servers (no broadcast, no automatic address list),
-    and array transfers may be as large as ``epics.ca_max_array_bytes``.
+    and array transfers may be as large as ``epics.ca_max_array_bytes``. Against the
+    simulated fleet (no ``ca_addr_list`` configured) clients use the fleet's CA repeater.
     """
-    return {
+    env = {
         "EPICS_CA_ADDR_LIST": " ".join(config.ca_addr_list()),
         "EPICS_CA_AUTO_ADDR_LIST": "NO",
         "EPICS_CA_MAX_ARRAY_BYTES": str(config.epics.ca_max_array_bytes),
     }
+    if not config.epics.ca_addr_list:
+        env["EPICS_CA_REPEATER_PORT"] = str(config.sim.repeater_port)
+    return env
 
 
 def apply_ca_client_environment(

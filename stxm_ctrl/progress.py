@@ -22,6 +22,7 @@ class ScanProgress:
     def __init__(self, file: IO[str] | None = None) -> None:
         self.file = file or sys.stderr
         self._bar: tqdm | None = None
+        self._primary: set[str] = set()  # descriptor uids of the primary stream
 
     def __call__(self, name: str, doc: dict) -> None:
         if name == "start":
@@ -35,14 +36,19 @@ class ScanProgress:
                 dynamic_ncols=True,
                 mininterval=0.5,
             )
-        elif name == "event" and self._bar is not None:
-            self._bar.update(1)
-        elif name == "event_page" and self._bar is not None:
-            self._bar.update(len(doc.get("seq_num", [])))
+        elif name == "descriptor" and doc.get("name") == "primary":
+            self._primary.add(doc["uid"])
+        elif self._bar is not None and doc.get("descriptor") in self._primary:
+            # Only points of the raster count; monitor streams have events of their own.
+            if name == "event":
+                self._bar.update(1)
+            elif name == "event_page":
+                self._bar.update(len(doc.get("seq_num", [])))
         elif name == "stop":
             if self._bar is not None:
                 self._bar.set_postfix_str(doc.get("exit_status", ""))
             self._close()
+            self._primary.clear()
 
     def _close(self) -> None:
         if self._bar is not None:

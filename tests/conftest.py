@@ -27,6 +27,7 @@ def free_port_overrides(data_dir: Path) -> dict:
             "sample_stage_port": free_tcp_port(),
             "apd_port": free_tcp_port(),
             "ring_port": free_tcp_port(),
+            "repeater_port": free_tcp_port(),
             "random_seed": 12345,
         },
         "catalog": {"port": free_tcp_port()},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,11 @@ _HEIGHT_PX = 720
 
 def _qt_app():
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        # No screen: render offscreen (must be chosen before Qt starts).
+        # No screen: render offscreen (must be chosen before Qt starts), with the private
+        # runtime directory Qt asks for.
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        if "XDG_RUNTIME_DIR" not in os.environ:
+            os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="stxm-qt-")
     import pyqtgraph as pg
 
     return pg.mkQApp()
