@@ -1,0 +1,60 @@
+"""The stxm command: argument errors, configuration commands."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from stxm_ctrl.cli import build_parser, main
+from stxm_ctrl.config import load_config
+
+
+def test_demo_defaults():
+    args = build_parser().parse_args(["demo"])
+    assert (args.points, args.range_um, args.dwell_ms) == (64, 22.0, 1.0)
+    assert args.config is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--points", "0"], "--points must be > 0, got 0"),
+        (["demo", "--dwell-ms", "fast"], "--dwell-ms must be a number, got 'fast'"),
+        (["demo", "--range-um", "-5"], "--range-um must be > 0, got -5"),
+    ],
+)
+def test_bad_demo_options_are_named(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_write_then_check(tmp_path, capsys):
+    path = tmp_path / "beamline.toml"
+    assert main(["config", "--write", str(path)]) == 0
+    assert tomllib.loads(path.read_text())["sample"]["kind"] == "resolution_pattern"
+    assert main(["config", "--config", str(path)]) == 0
+    assert f"{path}: valid" in capsys.readouterr().out
+    # Never overwrites a file.
+    assert main(["config", "--write", str(path)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_invalid_configuration_is_an_error_not_a_traceback(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text("[apd]\ndead_time_ns = -3\n")
+    assert main(["config", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid configuration in")
+    assert "apd.dead_time_ns = -3 is out of range" in err
+
+
+def test_config_show_prints_the_effective_values(tmp_path, capsys):
+    path = tmp_path / "beamline.toml"
+    path.write_text("[catalog]\nport = 9123\n")
+    assert main(["config", "--show", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert '"port": 9123' in out
+    assert load_config(path).catalog.port == 9123

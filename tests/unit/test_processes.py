@@ -1,0 +1,73 @@
+"""Child processes: readiness polling, clear start errors, stop by pid, port checks."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+
+from stxm_ctrl.processes import (
+    ManagedProcess,
+    ProcessStartError,
+    free_tcp_port,
+    port_is_free,
+    tcp_answers,
+)
+
+LISTEN = (
+    "import signal, socket, sys, time\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"  # stubborn: only TERM or KILL stop it
+    "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_free_port_is_free_and_a_listening_port_is_not():
+    port = free_tcp_port()
+    assert port_is_free("127.0.0.1", port)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        assert not port_is_free("127.0.0.1", port)
+        assert tcp_answers("127.0.0.1", port)
+
+
+def test_process_is_polled_until_ready_and_stopped_by_pid(tmp_path):
+    port = free_tcp_port()
+    child = ManagedProcess(
+        "listener", [sys.executable, "-c", LISTEN, str(port)], tmp_path / "l.log"
+    )
+    child.start()
+    try:
+        child.wait_ready(lambda: tcp_answers("127.0.0.1", port), timeout_s=20)
+        assert child.is_running()
+    finally:
+        child.stop(timeout_s=1.0)  # SIGINT is ignored: SIGTERM must follow
+    assert not child.is_running()
+    assert child.process.returncode != 0
+    assert not tcp_answers("127.0.0.1", port)
+
+
+def test_a_child_that_dies_while_starting_is_reported_with_its_log(tmp_path):
+    code = "import sys; print('no such beamline'); sys.exit(3)"
+    child = ManagedProcess("broken IOC", [sys.executable, "-c", code], tmp_path / "b.log")
+    child.start()
+    with pytest.raises(ProcessStartError) as info:
+        child.wait_ready(lambda: False, timeout_s=20)
+    message = str(info.value)
+    assert "broken IOC exited with code 3 while starting" in message
+    assert "no such beamline" in message
+
+
+def test_a_child_that_never_answers_times_out(tmp_path):
+    child = ManagedProcess(
+        "silent server", [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "s.log"
+    )
+    child.start()
+    try:
+        with pytest.raises(ProcessStartError, match="did not become ready within 1 s"):
+            child.wait_ready(lambda: False, timeout_s=1.0)
+    finally:
+        child.stop()
+    assert not child.is_running()
