@@ -9,7 +9,7 @@ __all__ = ["StorageRing"]
 
 
 class StorageRing(Device):
-    """Ring current (read at every point, for normalisation) and the beamline shutter.
+    """Ring current (recorded as a monitor stream during scans, for normalisation) and the shutter.
 
     Components
     ----------

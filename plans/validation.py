@@ -17,7 +17,8 @@ class PlanArgumentError(ValueError):
 
 def check_positive_int(name: str, value: Any, maximum: int) -> int:
     """``value`` as an int in [1, maximum], or a :class:`PlanArgumentError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    whole = isinstance(value, int | float) and math.isfinite(value) and value == int(value)
+    if isinstance(value, bool) or not whole:
         raise PlanArgumentError(f"{name} must be a whole number of points, got {value!r}")
     if not 1 <= value <= maximum:
         raise PlanArgumentError(

@@ -137,6 +137,8 @@ class SimFleet:
         # Server tuning and loopback-only addresses, visible in the child's environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA")}
         prepare_environment(self.config.sim.host, env)
+        # Beacons to the fleet's own repeater, which tells clients of restarted IOCs.
+        env["EPICS_CAS_BEACON_PORT"] = str(self.config.sim.repeater_port)
         return env
 
     def _wait(self, name: str) -> None:

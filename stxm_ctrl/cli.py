@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stxm_ctrl.config import ConfigError, default_config_text, load_config
-from stxm_ctrl.processes import ProcessStartError, tcp_answers
+from stxm_ctrl.processes import ManagedProcess, ProcessStartError, tcp_answers
 
 __all__ = ["main"]
 
@@ -57,6 +57,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stxm_ctrl.views.png import save_image_png
 
     config = _config(args)
+    if config.epics.ca_addr_list:
+        # The demo rasters the stages it connects to: never real ones by accident.
+        print(
+            f"error: `stxm demo` runs only on the simulated beamline, but {config.source} sets "
+            f"[epics] ca_addr_list = {config.epics.ca_addr_list}; leave it empty for the demo "
+            "and acquire on real IOCs from a session (see docs/how-to/real-iocs.md)",
+            file=sys.stderr,
+        )
+        return 2
     data_dir = config.data_dir
     print(f"data directory: {data_dir}")
     fleet = server = session = None
@@ -114,16 +123,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
             fleet.stop()
 
 
-def _foreground(process_name: str, stop) -> int:
+def _foreground(process_name: str, process: ManagedProcess, stop) -> int:
+    """Wait for Ctrl-C, or for the child to die (reported with its log), then stop it."""
     print(f"{process_name} running; press Ctrl-C to stop", flush=True)
     try:
-        while True:
+        while process.is_running():
             time.sleep(0.5)
+        print(
+            f"error: {process_name} exited unexpectedly with code "
+            f"{process.process.returncode}{process.log_tail()}",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"\nstopping {process_name} ...", flush=True)
+        return 0
     finally:
         stop()
-    return 0
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -144,7 +160,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         f"clients need EPICS_CA_ADDR_LIST='{' '.join(config.ca_addr_list())}' "
         f"EPICS_CA_AUTO_ADDR_LIST=NO\nlogs: {fleet.runtime_dir}"
     )
-    return _foreground("simulated IOC fleet", fleet.stop)
+    return _foreground("simulated IOC fleet", fleet.process, fleet.stop)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -164,7 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"catalog at {server.uri} (SQLite in {config.data_dir}); API key in "
         f"{config.data_dir / API_KEY_FILE}"
     )
-    return _foreground("catalog server", server.stop)
+    return _foreground("catalog server", server.process, server.stop)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -191,25 +207,29 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_import_spool(args: argparse.Namespace) -> int:
     """Put a spooled run into the configured catalog."""
-    from bluesky_tiled_plugins import TiledWriter
-
     from stxm_ctrl.data.catalog import connect_catalog
-    from stxm_ctrl.data.writers import read_spool_file
+    from stxm_ctrl.data.writers import SpoolImportError, import_spool_file
 
     config = _config(args)
+    if not args.file.is_file():
+        print(f"error: spool file {args.file} does not exist", file=sys.stderr)
+        return 2
     client = connect_catalog(config)
-    writer = TiledWriter(client, batch_size=config.catalog.batch_size)
-    count = 0
-    uid = None
-    for name, doc in read_spool_file(args.file):
-        if name == "start":
-            uid = doc["uid"]
-            if uid in client:
-                print(f"error: run {uid} is already in the catalog", file=sys.stderr)
-                return 2
-        writer(name, doc)
-        count += 1
-    print(f"imported run {uid} ({count} documents) from {args.file}")
+    try:
+        result = import_spool_file(client, args.file, batch_size=config.catalog.batch_size)
+    except SpoolImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    replaced = (
+        " (replaced the incomplete copy in the catalog)" if result.replaced_partial_copy else ""
+    )
+    print(f"imported run {result.uid} ({result.documents} documents) from {args.file}{replaced}")
+    if not result.complete:
+        print(
+            f"note: the spool of run {result.uid} ends without a stop document (the process "
+            "ended mid-run); the catalog has every point measured until then",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -46,7 +46,7 @@ def start_sim_fleet(config: BeamlineConfig, runtime_dir: Path) -> FleetProcess:
     Raises
     ------
     ProcessStartError
-        If some, but not all, of the fleet's ports are taken.
+        If any of the fleet's IOC ports already answers (another fleet is running).
     """
     answering = sim_ports_answering(config)
     if answering:

@@ -6,8 +6,8 @@ Use from IPython (with ``stxm sim`` and ``stxm serve`` running, or against real 
     from plans import sample_image
 
     s = build_session()
-    uid = s.RE(sample_image(s.devices.apd, s.devices.sample_x, 0, 20, 64,
-                            s.devices.sample_y, 0, 20, 64, dwell_s=0.001))
+    (uid,) = s.RE(sample_image(s.devices.apd, s.devices.sample_x, 0, 20, 64,
+                               s.devices.sample_y, 0, 20, 64, dwell_s=0.001))
     image = s.image(uid)
 
 Nothing is global: each call builds its own RunEngine and devices.
@@ -27,8 +27,13 @@ from bluesky import RunEngine
 from devices import StxmDevices, build_devices
 from stxm_ctrl.config import BeamlineConfig, load_config
 from stxm_ctrl.data.catalog import catalog_uri, connect_catalog
-from stxm_ctrl.data.images import StxmImage, image_from_run
-from stxm_ctrl.data.writers import CatalogWriter, DocumentSpool
+from stxm_ctrl.data.images import StxmImage, image_from_documents, image_from_run
+from stxm_ctrl.data.writers import (
+    CatalogWriter,
+    DocumentSpool,
+    read_spool_file,
+    spool_file_for,
+)
 from stxm_ctrl.epics_env import apply_ca_client_environment
 from stxm_ctrl.progress import ScanProgress
 
@@ -63,23 +68,34 @@ class Session:
     catalog_writer: CatalogWriter | None = None
     tokens: list[int] = field(default_factory=list)
 
-    def image(self, uid: str) -> StxmImage:
-        """Read a ``sample_image`` run back from the catalog.
+    def image(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmImage:
+        """Read a ``sample_image`` run back, from the catalog or else from the spool.
 
-        Raises
-        ------
-        RuntimeError
-            If the session has no catalog.
+        Waits (up to ``catalog_timeout_s``) for the catalog writer to finish the run. A run
+        the catalog does not have in full (no catalog, or its write failed) is read from the
+        local spool, which holds every document.
         """
-        if self.catalog is None:
-            raise RuntimeError("this session has no catalog; build it with catalog=True")
-        return image_from_run(self.catalog[uid])
+        writer = self.catalog_writer
+        written = writer is not None and writer.flush(catalog_timeout_s)
+        if self.catalog is not None and written and uid not in writer.failed_runs:
+            return image_from_run(self.catalog[uid])
+        path = spool_file_for(self.spool.spool_dir, uid)
+        log.warning("run %s is not (fully) in the catalog; reading it from %s", uid, path)
+        return image_from_documents(read_spool_file(path))
 
-    def close(self) -> None:
-        """Unsubscribe callbacks and disconnect the devices."""
+    def close(self, catalog_timeout_s: float = 60.0) -> None:
+        """Finish writing to the catalog, unsubscribe callbacks, disconnect the devices."""
         for token in self.tokens:
             self.RE.unsubscribe(token)
         self.tokens.clear()
+        if self.catalog_writer is not None and not self.catalog_writer.close(catalog_timeout_s):
+            log.warning(
+                "%d documents were not yet written to the catalog after %.0f s; every run "
+                "is complete in %s (put one in the catalog with `stxm import-spool FILE`)",
+                self.catalog_writer.pending,
+                catalog_timeout_s,
+                self.spool.spool_dir,
+            )
         for device in self.devices.all():
             device.destroy()
 

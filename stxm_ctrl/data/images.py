@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from event_model import pack_event_page
 
-__all__ = ["StxmImage", "image_from_columns", "image_from_run"]
+__all__ = ["StxmImage", "image_from_columns", "image_from_documents", "image_from_run"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,14 @@ def image_from_columns(
     )
 
 
+def _check_scan_type(start: Mapping[str, Any]) -> None:
+    if start.get("stxm_scan_type") != "sample image":
+        raise ValueError(
+            f"run {start.get('uid')} is a {start.get('stxm_scan_type', start.get('plan_name'))!r}"
+            " scan, not a 'sample image'"
+        )
+
+
 def image_from_run(run: Any) -> StxmImage:
     """Read a ``sample_image`` run from the catalog (a Tiled BlueskyRun client).
 
@@ -104,11 +113,7 @@ def image_from_run(run: Any) -> StxmImage:
         If the run is not a sample image (names its scan type).
     """
     start = run.metadata["start"]
-    if start.get("stxm_scan_type") != "sample image":
-        raise ValueError(
-            f"run {start.get('uid')} is a {start.get('stxm_scan_type', start.get('plan_name'))!r}"
-            " scan, not a 'sample image'"
-        )
+    _check_scan_type(start)
     x_field, y_field = start["x_field"], start["y_field"]
     if "primary" not in run:
         empty = np.array([])
@@ -119,4 +124,38 @@ def image_from_run(run: Any) -> StxmImage:
         np.asarray(table[start["counter_field"]]),
         np.asarray(table[x_field]),
         np.asarray(table[y_field]),
+    )
+
+
+def image_from_documents(documents: Iterable[tuple[str, dict]]) -> StxmImage:
+    """Build the image of a ``sample_image`` run from its documents (e.g. a spool file).
+
+    Works without a catalog, and on runs cut off mid-scan (the missing pixels are NaN).
+
+    Raises
+    ------
+    ValueError
+        If there is no start document or the run is not a sample image.
+    """
+    start: Mapping[str, Any] | None = None
+    primary: set[str] = set()
+    columns: dict[str, list] = {}
+    for name, doc in documents:
+        if name == "start":
+            start = doc
+        elif name == "descriptor" and doc.get("name") == "primary":
+            primary.add(doc["uid"])
+        elif name in ("event", "event_page") and doc.get("descriptor") in primary:
+            page = pack_event_page(doc) if name == "event" else doc
+            for key, values in page["data"].items():
+                columns.setdefault(key, []).extend(values)
+    if start is None:
+        raise ValueError("no start document: these documents hold no run")
+    _check_scan_type(start)
+
+    def column(key: str) -> np.ndarray:
+        return np.asarray(columns.get(key, []), dtype=float)
+
+    return image_from_columns(
+        start, column(start["counter_field"]), column(start["x_field"]), column(start["y_field"])
     )

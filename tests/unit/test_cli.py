@@ -58,3 +58,29 @@ def test_config_show_prints_the_effective_values(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '"port": 9123' in out
     assert load_config(path).catalog.port == 9123
+
+
+def test_demo_refuses_a_configuration_that_names_real_iocs(tmp_path, capsys):
+    path = tmp_path / "beamline.toml"
+    path.write_text('[epics]\nca_addr_list = ["10.0.0.5:5064"]\n')
+    assert main(["demo", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "runs only on the simulated beamline" in err
+    assert "ca_addr_list" in err
+
+
+def test_foreground_command_reports_a_child_that_dies(tmp_path, capsys):
+    import sys
+
+    from stxm_ctrl.cli import _foreground
+    from stxm_ctrl.processes import ManagedProcess
+
+    code = "import sys; print('IOC crashed: segfault in the driver'); sys.exit(4)"
+    child = ManagedProcess("fake fleet", [sys.executable, "-c", code], tmp_path / "f.log")
+    child.start()
+    stopped = []
+    assert _foreground("simulated IOC fleet", child, lambda: stopped.append(True)) == 1
+    err = capsys.readouterr().err
+    assert "simulated IOC fleet exited unexpectedly with code 4" in err
+    assert "IOC crashed: segfault in the driver" in err
+    assert stopped == [True]

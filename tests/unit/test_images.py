@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stxm_ctrl.data.images import image_from_columns
+from stxm_ctrl.data.images import image_from_columns, image_from_documents
 
 
 def start_doc(ny: int, nx: int, snake: bool) -> dict:
@@ -59,3 +59,31 @@ def test_empty_run_is_all_nan():
     image = image_from_columns(start_doc(2, 2, False), empty, empty, empty)
     assert image.shape == (2, 2)
     assert np.isnan(image.counts).all()
+
+
+def test_image_from_the_documents_of_a_run_cut_off_mid_scan():
+    from event_model import compose_run
+
+    md = {k: v for k, v in start_doc(2, 3, True).items() if k != "uid"}
+    md.update(stxm_scan_type="sample image", counter_field="apd_counts")
+    bundle = compose_run(metadata={**md, "x_field": "sample_x", "y_field": "sample_y"})
+    keys = {k: {"source": "sim", "dtype": "number", "shape": []} for k in
+            ("apd_counts", "sample_x", "sample_y")}  # fmt: skip
+    primary = bundle.compose_descriptor(name="primary", data_keys=keys)
+    monitor = bundle.compose_descriptor(
+        name="ring_current_monitor",
+        data_keys={"apd_counts": {"source": "sim", "dtype": "number", "shape": []}},
+    )
+    docs = [("start", bundle.start_doc), ("descriptor", primary.descriptor_doc),
+            ("descriptor", monitor.descriptor_doc)]  # fmt: skip
+    for i, (x, y) in enumerate([(0, 0), (1, 0), (2, 0), (2, 1)]):
+        data = {"apd_counts": 10 * i, "sample_x": x, "sample_y": y}
+        docs.append(("event", primary.compose_event(data=data, timestamps=dict.fromkeys(data, 0))))
+        # Events of another stream must not land in the image.
+        docs.append(("event", monitor.compose_event(data={"apd_counts": -1},
+                                                    timestamps={"apd_counts": 0})))  # fmt: skip
+    image = image_from_documents(docs)
+    np.testing.assert_array_equal(image.counts[0], [0, 10, 20])
+    assert image.counts[1, 2] == 30
+    assert np.isnan(image.counts[1, :2]).all()
+    np.testing.assert_array_equal(image.x_readback_um[1, 2], 2)

@@ -119,6 +119,8 @@ def test_single_pixel_sits_at_the_centre():
         ({"x_range_um": -3}, "x_range_um = -3 um is out of range"),
         ({"y_range_um": 0.0}, "y_range_um = 0 um with y_points = 3"),
         ({"x_center_um": float("nan")}, "x_center_um = nan um is out of range"),
+        ({"x_points": float("inf")}, "x_points must be a whole number of points, got inf"),
+        ({"y_points": float("nan")}, "y_points must be a whole number of points, got nan"),
         (
             {"x_center_um": 46.0},
             "the scan from 41 to 51 um leaves the limits of sample_x (-50 to 50 um)",

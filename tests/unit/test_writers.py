@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from event_model import compose_run
 
@@ -74,6 +76,7 @@ def test_catalog_failure_is_reported_once_and_names_the_spool(tmp_path):
     docs = make_run(5)
     for name, doc in docs:
         writer(name, doc)  # must not raise: the scan goes on
+    assert writer.flush(timeout_s=10)
     uid = docs[0][1]["uid"]
     assert writer.failed_runs == [uid]
     assert len(messages) == 1
@@ -93,5 +96,33 @@ def test_a_failed_run_does_not_stop_the_next_one(tmp_path):
     first, second = make_run(2), make_run(0)
     for name, doc in first + second:
         writer(name, doc)
+    assert writer.flush(timeout_s=10)
     assert writer.writer.seen[-3:] == ["start", "descriptor", "stop"]
     assert len(messages) == 1
+
+
+class BlockedTiledWriter:
+    """A catalog that hangs until released (a server stuck or retrying)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.written: list[str] = []
+
+    def __call__(self, name: str, doc: dict) -> None:
+        self.release.wait()
+        self.written.append(name)
+
+
+def test_a_hanging_catalog_does_not_hold_up_the_scan(tmp_path):
+    writer = CatalogWriter(FakeTiledClient(), tmp_path)
+    writer.writer = BlockedTiledWriter()
+    docs = make_run(4)
+    for name, doc in docs:
+        writer(name, doc)  # returns at once although the catalog hangs
+    assert writer.pending == len(docs)
+    assert not writer.flush(timeout_s=0.05)
+    writer.writer.release.set()
+    assert writer.flush(timeout_s=10)
+    assert writer.pending == 0
+    assert writer.writer.written == ["start", "descriptor"] + ["event_page"] * 4 + ["stop"]
+    assert writer.close(timeout_s=10)
