@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from sim_iocs.world import World
 
     world = World(args.world)
+    owned_block = {"sample_stage": "stage", "ring": "ring"}.get(args.ioc)
+    if owned_block is not None and world.take_ownership(owned_block):
+        print(f"{args.ioc} IOC: recovered the {owned_block} block of the world file", flush=True)
     prefixes = config.epics.prefixes
     if args.ioc == "sample_stage":
         groups = [

@@ -14,6 +14,11 @@ beamline configuration, which every IOC loads itself. Each block has its own seq
 counter (a seqlock): the writer makes it odd while writing and even when done, and a
 reader retries until it sees the same even counter before and after copying the block.
 Times are ``time.monotonic()`` seconds, which Linux shares between processes.
+
+Each block has exactly one writer, the IOC that owns it. An odd counter when that IOC
+starts (or begins a write) can therefore only be left by a predecessor killed mid-write;
+:meth:`World.take_ownership` makes it even again, and the new owner's first write
+replaces the half-written values, so killing and restarting an IOC never wedges readers.
 """
 
 from __future__ import annotations
@@ -97,10 +102,24 @@ class World:
         """Monotonic time the world was created (origin of drift and top-up cycles)."""
         return float(self._rec["epoch_s"])
 
+    def take_ownership(self, block: str) -> bool:
+        """Become the writer of ``block`` (``"stage"`` or ``"ring"``).
+
+        Returns True if a previous writer had died mid-write (its counter was odd).
+        """
+        seq_field = f"{block}_seq"
+        if seq_field not in _DTYPE.names:
+            raise ValueError(f"unknown world block {block!r}; blocks: stage, ring")
+        if int(self._rec[seq_field]) % 2:
+            self._rec[seq_field] += 1
+            return True
+        return False
+
     # -- stages ----------------------------------------------------------------------
     def write_move(self, axis: str, move: Move) -> None:
         """Publish the move an axis is making (or its rest position, as a zero move)."""
         index = AXES.index(axis)
+        self.take_ownership("stage")
         self._rec["stage_seq"] += 1
         self._rec["stage"][index] = tuple(getattr(move, name) for name in _MOVE_FIELDS)
         self._rec["stage_seq"] += 1
@@ -122,6 +141,7 @@ class World:
     # -- ring ------------------------------------------------------------------------
     def write_ring(self, state: RingState) -> None:
         """Publish ring current, shutter and beam-dump state."""
+        self.take_ownership("ring")
         self._rec["ring_seq"] += 1
         self._rec["ring_current_mA"] = state.current_mA
         self._rec["shutter_open"] = float(state.shutter_open)
