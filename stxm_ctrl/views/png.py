@@ -28,6 +28,30 @@ def _qt_app():
     return pg.mkQApp()
 
 
+def _add_colour_scale(window, colormap, low: float, high: float) -> None:
+    """A grey-scale bar with a numbered counts axis, right of the image.
+
+    Drawn as a small plot of its own: pyqtgraph's ColorBarItem leaves its tick values
+    out when rendered offscreen.
+    """
+    import pyqtgraph as pg
+    from pyqtgraph.Qt import QtCore
+
+    scale = window.addPlot()
+    gradient = pg.ImageItem(np.linspace(low, high, 256)[:, None], axisOrder="row-major")
+    gradient.setColorMap(colormap)
+    gradient.setLevels((low, high))
+    gradient.setRect(QtCore.QRectF(0.0, low, 1.0, high - low))
+    scale.addItem(gradient)
+    scale.hideAxis("bottom")
+    scale.hideAxis("left")
+    scale.showAxis("right")
+    scale.setLabel("right", "counts")
+    scale.setMouseEnabled(x=False, y=False)
+    scale.getViewBox().setRange(xRange=(0, 1), yRange=(low, high), padding=0)
+    window.ci.layout.setColumnFixedWidth(1, 80)
+
+
 def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
     """Save ``image`` as a PNG: counts in grey levels, axes in um, a colour bar, y up.
 
@@ -74,10 +98,13 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
     item = pg.ImageItem(counts, axisOrder="row-major")
     item.setRect(QtCore.QRectF(image.x_um[0] - dx / 2, image.y_um[0] - dy / 2, dx * nx, dy * ny))
     plot.addItem(item)
-    low, high = np.percentile(counts, [0.5, 99.5])
-    bar = pg.ColorBarItem(values=(float(low), float(high)), colorMap="CET-L1", label="counts")
-    bar.setImageItem(item)
-    window.addItem(bar)
+    low, high = (float(v) for v in np.percentile(counts, [0.5, 99.5]))
+    if high <= low:
+        high = low + 1.0
+    colormap = pg.colormap.get("CET-L1")
+    item.setColorMap(colormap)
+    item.setLevels((low, high))
+    _add_colour_scale(window, colormap, low, high)
     window.show()  # lay out at full size (offscreen when there is no display)
     pg.mkQApp().processEvents()
     exporter = ImageExporter(window.scene())
