@@ -125,3 +125,13 @@ def image_matches_ground_truth(sim_config: BeamlineConfig):
         return corr
 
     return check
+
+
+_INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration ``ioc`` (``-m "not ioc"``: unit tests only)."""
+    for item in items:
+        if _INTEGRATION_DIR in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.ioc)
