@@ -7,6 +7,7 @@ the whole test session; tests that kill or fault an IOC restart it before they f
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def free_port_overrides(data_dir: Path) -> dict:
         },
         "catalog": {"port": free_tcp_port()},
     }
+
+
+def config_toml(overrides: dict) -> str:
+    """Nested overrides as the text of a TOML configuration file (for the CLI)."""
+    lines = []
+    for section, values in overrides.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(
+                f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"'
+            )
+    text = "\n".join(lines) + "\n"
+    tomllib.loads(text)
+    return text
 
 
 @pytest.fixture(scope="session")

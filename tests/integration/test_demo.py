@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port_overrides
+from conftest import config_toml, free_port_overrides
 from PyQt5.QtGui import QImage
 
 from stxm_ctrl.config import load_config
@@ -19,22 +18,9 @@ from stxm_ctrl.processes import tcp_answers
 pytestmark = pytest.mark.slow
 
 
-def _toml(overrides: dict) -> str:
-    lines = []
-    for section, values in overrides.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(
-                f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"'
-            )
-    text = "\n".join(lines) + "\n"
-    tomllib.loads(text)
-    return text
-
-
 def test_demo_acquires_the_test_pattern_into_the_catalog(tmp_path, image_matches_ground_truth):
     config_file = tmp_path / "beamline.toml"
-    config_file.write_text(_toml(free_port_overrides(tmp_path / "data")))
+    config_file.write_text(config_toml(free_port_overrides(tmp_path / "data")))
     config = load_config(config_file)
 
     result = subprocess.run(

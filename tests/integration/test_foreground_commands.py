@@ -1,0 +1,78 @@
+"""`stxm sim` and `stxm serve` as a user runs them: up until Ctrl-C, then everything gone."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import config_toml, free_port_overrides
+
+from stxm_ctrl.config import load_config
+from stxm_ctrl.processes import tcp_answers
+
+
+def _start(command: str, config_file) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "stxm_ctrl.cli", command, "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_until(condition, timeout_s: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            pytest.fail(f"exited with {process.returncode}: {process.stdout.read()}")
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"not up within {timeout_s} s: {process.stdout.read()}")
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "beamline.toml"
+    path.write_text(config_toml(free_port_overrides(tmp_path / "data")))
+    return path
+
+
+def test_stxm_sim_serves_until_ctrl_c_and_stops_every_ioc(config_file):
+    config = load_config(config_file)
+    ports = [config.sim.sample_stage_port, config.sim.apd_port, config.sim.ring_port]
+    sim = _start("sim", config_file)
+    try:
+        _wait_until(lambda: all(tcp_answers("127.0.0.1", p) for p in ports), 60, sim)
+        sim.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+        out, _ = sim.communicate(timeout=30)
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+    assert sim.returncode == 0, out
+    assert "press Ctrl-C to stop" in out
+    assert f"EPICS_CA_ADDR_LIST='127.0.0.1:{config.sim.sample_stage_port}" in out
+    assert "stopping simulated IOC fleet" in out
+    assert not [p for p in ports if tcp_answers("127.0.0.1", p)]
+
+
+def test_stxm_serve_runs_the_catalog_until_ctrl_c(config_file):
+    config = load_config(config_file)
+    serve = _start("serve", config_file)
+    try:
+        _wait_until(lambda: tcp_answers("127.0.0.1", config.catalog.port), 90, serve)
+        key_file = config.data_dir / "tiled_api_key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        serve.send_signal(signal.SIGINT)
+        out, _ = serve.communicate(timeout=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 0, out
+    assert f"catalog at http://127.0.0.1:{config.catalog.port}" in out
+    assert not tcp_answers("127.0.0.1", config.catalog.port)
