@@ -92,6 +92,10 @@ def main() -> None:
         server = start_catalog_server(config)
         try:
             session = build_session(config, catalog=False, progress=False)
+            # Like the baseline: no subscribers (the session always spools; not here).
+            for token in session.tokens:
+                session.RE.unsubscribe(token)
+            session.tokens.clear()
             d = session.devices
 
             def scan():

@@ -14,3 +14,8 @@ class SampleStage(EpicsMotor):
     their own to grow with (interferometer readback, coarse/fine handoff) without changing
     the plans that use them.
     """
+
+    def __repr__(self) -> str:
+        # ophyd's Device repr walks every component (~0.25 ms) and MoveStatus builds it on
+        # every move; prefix and name identify the axis just as well.
+        return f"{type(self).__name__}(prefix={self.prefix!r}, name={self.name!r})"
