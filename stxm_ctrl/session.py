@@ -36,10 +36,13 @@ from stxm_ctrl.data.writers import (
 )
 from stxm_ctrl.epics_env import apply_ca_client_environment
 from stxm_ctrl.progress import ScanProgress
+from stxm_ctrl.scan_ids import ScanIdFile
 
 __all__ = ["Session", "build_session"]
 
 log = logging.getLogger(__name__)
+
+SCAN_ID_FILE = "last_scan_id"
 
 
 @dataclass
@@ -143,7 +146,8 @@ def build_session(
             "beamline_id": config.beamline.name,
             "sample_name": config.sample.name,
             "energy_eV": config.beamline.energy_eV,
-        }
+        },
+        scan_id_source=ScanIdFile(config.data_dir / SCAN_ID_FILE),
     )
     spool = DocumentSpool(config.data_dir / "spool")
     session = Session(config=config, RE=RE, devices=devices, catalog=None, spool=spool)
