@@ -86,19 +86,36 @@ class Session:
         log.warning("run %s is not (fully) in the catalog; reading it from %s", uid, path)
         return image_from_documents(read_spool_file(path))
 
+    def _finish_catalog_writes(self, timeout_s: float) -> None:
+        writer = self.catalog_writer
+        spool_dir = self.spool.spool_dir
+        try:
+            if not writer.flush(1.0):
+                log.warning(
+                    "waiting up to %.0f s for %d documents to reach the catalog (Ctrl-C to "
+                    "stop waiting; every run is in %s)",
+                    timeout_s,
+                    writer.pending,
+                    spool_dir,
+                )
+            drained = writer.close(timeout_s)
+        except KeyboardInterrupt:
+            drained = False
+        if not drained:
+            log.warning(
+                "%d documents did not reach the catalog; every run is complete in %s (put one "
+                "in the catalog with `stxm import-spool FILE`)",
+                writer.pending,
+                spool_dir,
+            )
+
     def close(self, catalog_timeout_s: float = 60.0) -> None:
         """Finish writing to the catalog, unsubscribe callbacks, disconnect the devices."""
         for token in self.tokens:
             self.RE.unsubscribe(token)
         self.tokens.clear()
-        if self.catalog_writer is not None and not self.catalog_writer.close(catalog_timeout_s):
-            log.warning(
-                "%d documents were not yet written to the catalog after %.0f s; every run "
-                "is complete in %s (put one in the catalog with `stxm import-spool FILE`)",
-                self.catalog_writer.pending,
-                catalog_timeout_s,
-                self.spool.spool_dir,
-            )
+        if self.catalog_writer is not None:
+            self._finish_catalog_writes(catalog_timeout_s)
         for device in self.devices.all():
             device.destroy()
 
