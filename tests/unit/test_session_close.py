@@ -1,0 +1,52 @@
+"""Closing a session while the catalog hangs: the user is told, and shutdown goes on."""
+
+from __future__ import annotations
+
+import logging
+
+from bluesky import RunEngine
+
+from stxm_ctrl.config import load_config
+from stxm_ctrl.data.writers import CatalogWriter, DocumentSpool
+from stxm_ctrl.session import Session
+
+from .test_writers import BlockedTiledWriter, FakeTiledClient, make_run
+
+
+class FakeDevice:
+    def __init__(self) -> None:
+        self.destroyed = False
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
+class FakeDevices:
+    def __init__(self) -> None:
+        self.devices = [FakeDevice(), FakeDevice()]
+
+    def all(self) -> list[FakeDevice]:
+        return self.devices
+
+
+def test_close_with_a_hanging_catalog_warns_and_still_disconnects(tmp_path, caplog):
+    writer = CatalogWriter(FakeTiledClient(), tmp_path / "spool")
+    writer.writer = BlockedTiledWriter()
+    devices = FakeDevices()
+    session = Session(
+        config=load_config(),
+        RE=RunEngine({}),
+        devices=devices,
+        catalog=None,
+        spool=DocumentSpool(tmp_path / "spool"),
+        catalog_writer=writer,
+    )
+    for name, doc in make_run(3):
+        writer(name, doc)
+    with caplog.at_level(logging.WARNING):
+        session.close(catalog_timeout_s=0.2)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("waiting up to 0 s for 6 documents" in m for m in messages), messages
+    assert any("did not reach the catalog" in m and "stxm import-spool" in m for m in messages)
+    assert all(device.destroyed for device in devices.devices)
+    writer.writer.release.set()  # let the worker thread finish
