@@ -13,27 +13,35 @@ from conftest import config_toml, free_port_overrides
 from stxm_ctrl.config import load_config
 from stxm_ctrl.processes import tcp_answers
 
+READY = "press Ctrl-C to stop"
 
-def _start(command: str, config_file) -> subprocess.Popen:
+
+def _start(command: str, config_file, output) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "stxm_ctrl.cli", command, "--config", str(config_file)],
-        stdout=subprocess.PIPE,
+        stdout=output.open("w"),
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )
 
 
-def _wait_until(condition, timeout_s: float, process: subprocess.Popen) -> None:
+def _wait_for_ready(process: subprocess.Popen, output, timeout_s: float) -> None:
+    """Until the command says Ctrl-C stops it (a user presses it only then)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if condition():
+        if READY in output.read_text():
             return
         if process.poll() is not None:
-            pytest.fail(f"exited with {process.returncode}: {process.stdout.read()}")
+            pytest.fail(f"exited with {process.returncode}: {output.read_text()}")
         time.sleep(0.1)
     process.kill()
-    pytest.fail(f"not up within {timeout_s} s: {process.stdout.read()}")
+    pytest.fail(f"not up within {timeout_s} s: {output.read_text()}")
+
+
+def _ctrl_c(process: subprocess.Popen, output) -> str:
+    process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+    process.wait(timeout=30)
+    return output.read_text()
 
 
 @pytest.fixture
@@ -46,16 +54,16 @@ def config_file(tmp_path):
 def test_stxm_sim_serves_until_ctrl_c_and_stops_every_ioc(config_file):
     config = load_config(config_file)
     ports = [config.sim.sample_stage_port, config.sim.apd_port, config.sim.ring_port]
-    sim = _start("sim", config_file)
+    output = config_file.parent / "sim.out"
+    sim = _start("sim", config_file, output)
     try:
-        _wait_until(lambda: all(tcp_answers("127.0.0.1", p) for p in ports), 60, sim)
-        sim.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
-        out, _ = sim.communicate(timeout=30)
+        _wait_for_ready(sim, output, 60)
+        assert all(tcp_answers("127.0.0.1", p) for p in ports)
+        out = _ctrl_c(sim, output)
     finally:
         if sim.poll() is None:
             sim.kill()
     assert sim.returncode == 0, out
-    assert "press Ctrl-C to stop" in out
     assert f"EPICS_CA_ADDR_LIST='127.0.0.1:{config.sim.sample_stage_port}" in out
     assert "stopping simulated IOC fleet" in out
     assert not [p for p in ports if tcp_answers("127.0.0.1", p)]
@@ -63,13 +71,14 @@ def test_stxm_sim_serves_until_ctrl_c_and_stops_every_ioc(config_file):
 
 def test_stxm_serve_runs_the_catalog_until_ctrl_c(config_file):
     config = load_config(config_file)
-    serve = _start("serve", config_file)
+    output = config_file.parent / "serve.out"
+    serve = _start("serve", config_file, output)
     try:
-        _wait_until(lambda: tcp_answers("127.0.0.1", config.catalog.port), 90, serve)
+        _wait_for_ready(serve, output, 90)
+        assert tcp_answers("127.0.0.1", config.catalog.port)
         key_file = config.data_dir / "tiled_api_key"
         assert key_file.stat().st_mode & 0o777 == 0o600
-        serve.send_signal(signal.SIGINT)
-        out, _ = serve.communicate(timeout=30)
+        out = _ctrl_c(serve, output)
     finally:
         if serve.poll() is None:
             serve.kill()
