@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import config_toml
 from tiled.client import utils as tiled_client_utils
 
 from plans import sample_image
@@ -21,17 +22,6 @@ from stxm_ctrl.processes import free_tcp_port
 from stxm_ctrl.session import build_session
 
 KILL_AT_POINT = 40
-
-
-def _config_file(path, config) -> None:
-    """The test configuration as a TOML file, for the command line."""
-    sim = config.sim
-    path.write_text(
-        f'[beamline]\ndata_dir = "{config.data_dir}"\n'
-        f"[sim]\nsample_stage_port = {sim.sample_stage_port}\napd_port = {sim.apd_port}\n"
-        f"ring_port = {sim.ring_port}\nrepeater_port = {sim.repeater_port}\n"
-        f"[catalog]\nport = {config.catalog.port}\nbatch_size = {config.catalog.batch_size}\n"
-    )
 
 
 @pytest.fixture
@@ -95,7 +85,16 @@ def test_catalog_killed_mid_scan_loses_nothing(
         # Catalog back; the partial copy it holds is replaced from the spool.
         restarted = start_catalog_server(outage_config)
         config_file = tmp_path / "beamline.toml"
-        _config_file(config_file, outage_config)
+        sim = outage_config.sim
+        overrides = {
+            "beamline": {"data_dir": str(outage_config.data_dir)},
+            "sim": {
+                f"{name}_port": getattr(sim, f"{name}_port")
+                for name in ("sample_stage", "apd", "ring", "repeater")
+            },
+            "catalog": {"port": outage_config.catalog.port, "batch_size": 10},
+        }
+        config_file.write_text(config_toml(overrides))
         capsys.readouterr()
         assert main(["import-spool", "--config", str(config_file), str(spool_file)]) == 0
         out = capsys.readouterr().out
