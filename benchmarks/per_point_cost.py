@@ -52,8 +52,8 @@ def physical_motion_s_per_point(config, n: int) -> float:
     """Stage-motion time per point a perfect controller would still spend (um steps)."""
     from stxm_ctrl.physics.motion import move_duration_s
 
-    x = config.stages.sample_x
-    y = config.stages.sample_y
+    x = config.sim.stages.sample_x
+    y = config.sim.stages.sample_y
     step = RANGE_UM / (n - 1)
     x_moves = n * (n - 1) * move_duration_s(step, x.velocity_um_per_s, x.acceleration_time_s)
     y_moves = (n - 1) * move_duration_s(step, y.velocity_um_per_s, y.acceleration_time_s)
@@ -68,6 +68,7 @@ def main() -> None:
     n = args.points
 
     from sim_iocs.fleet import SimFleet
+    from sim_iocs.registry import INSTRUMENTS
     from stxm_ctrl.config import load_config
     from stxm_ctrl.processes import free_tcp_port
 
@@ -76,8 +77,8 @@ def main() -> None:
         overrides={
             "beamline": {"data_dir": str(data_dir)},
             "sim": {
-                f"{name}_port": free_tcp_port()
-                for name in ("sample_stage", "apd", "ring", "repeater")
+                "iocs": {i.name: {"port": free_tcp_port()} for i in INSTRUMENTS},
+                "repeater_port": free_tcp_port(),
             },
             "catalog": {"port": free_tcp_port()},
         }
@@ -88,7 +89,7 @@ def main() -> None:
     from stxm_ctrl.data.catalog import start_catalog_server
     from stxm_ctrl.session import build_session
 
-    with SimFleet(config, data_dir / "sim"):
+    with SimFleet(config):
         server = start_catalog_server(config)
         try:
             session = build_session(config, catalog=False, progress=False)

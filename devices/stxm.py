@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ophyd import Device
 
@@ -24,8 +24,8 @@ class StxmDevices:
     ring: StorageRing
 
     def all(self) -> list[Device]:
-        """Every device, in a fixed order."""
-        return [self.sample_x, self.sample_y, self.apd, self.ring]
+        """Every device, in the order the fields are declared."""
+        return [getattr(self, f.name) for f in fields(self)]
 
     def wait_for_connection(self, timeout_s: float) -> None:
         """Connect every device, or raise naming the PVs that did not answer.
@@ -55,10 +55,10 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
     :func:`stxm_ctrl.epics_env.apply_ca_client_environment`).
     """
     prefixes = config.epics.prefixes
-    stages = config.stages
+    axes = config.epics.axes
     return StxmDevices(
-        sample_x=SampleStage(prefixes.sample_stage + stages.sample_x.pv_suffix, name="sample_x"),
-        sample_y=SampleStage(prefixes.sample_stage + stages.sample_y.pv_suffix, name="sample_y"),
+        sample_x=SampleStage(prefixes.sample_stage + axes.sample_x, name="sample_x"),
+        sample_y=SampleStage(prefixes.sample_stage + axes.sample_y, name="sample_y"),
         apd=ApdPointCounter(prefixes.apd, name="apd"),
         ring=StorageRing(prefixes.ring, name="ring"),
     )

@@ -9,12 +9,13 @@ PVs (prefix ``P``, e.g. ``STXM:APD:``):
 - ``P COUNTS``    photons counted in the last acquisition (integer)
 - ``P RATE``      COUNTS / DWELL, counts per second
 
-Counts are Poisson draws around the detected rate
-``QE * I0 * exp(-OD(x, y)) + dark``, reduced by the counter's dead time, where I0 is the
-photon flux per mA times the ring current (zero with the shutter closed or the beam
-dumped) and OD is the sample's optical density under the beam: the stage position from
-the world file plus the slow beam drift, averaged over the start, middle and end of the
-dwell (exact in step scans, a trapezoid rule while the stage moves).
+Counts are Poisson draws around the mean detected rate over the gate,
+:func:`stxm_ctrl.physics.detector.expected_rate_Hz` of the sample's optical density under
+the beam, averaged by :func:`~stxm_ctrl.physics.detector.gate_average_rate_Hz` over the
+start, middle and end of the dwell (exact in step scans, a trapezoid rule while the stage
+moves). The beam is where the ``sample_stage`` world block puts the stage at each instant,
+plus the slow beam drift; the photons per second follow the ``ring`` block (none with the
+shutter closed or the beam dumped). Both blocks are read once per count.
 """
 
 from __future__ import annotations
@@ -26,48 +27,32 @@ import numpy as np
 from caproto import ChannelType
 from caproto.server import PVGroup, pvproperty
 
+from sim_iocs.motor import axis_positions_um
+from sim_iocs.registry import IocContext
+from sim_iocs.ring import RING, RingState
+from sim_iocs.sample_stage import SAMPLE_STAGE
 from sim_iocs.world import World
 from stxm_ctrl.config import BeamlineConfig
-from stxm_ctrl.physics.detector import detected_rate_Hz, transmitted_rate_Hz
+from stxm_ctrl.physics.detector import (
+    expected_rate_Hz,
+    gate_average_rate_Hz,
+    gate_sample_times_s,
+)
 from stxm_ctrl.physics.sample import FeatureMap, ResolutionPattern
 from stxm_ctrl.physics.zone_plate import spot_sigma_um
 
-__all__ = ["ApdCounter", "expected_rate_Hz", "rate_through_Hz"]
+__all__ = ["ApdCounter", "build"]
 
 # asyncio sleeps wake on a millisecond grid (the selector rounds its timeout up), so the
 # last part of a dwell is slept with time.sleep, blocking this IOC's loop for at most this.
 _PRECISE_SLEEP_S = 0.0015
 
 
-def expected_rate_Hz(
-    config: BeamlineConfig,
-    pattern: ResolutionPattern,
-    beam_x_um: np.ndarray | float,
-    beam_y_um: np.ndarray | float,
-    ring_current_mA: float,
-) -> np.ndarray:
-    """Mean detected count rate with the beam at (x, y) on the sample, shutter open.
-
-    This is the ground truth the simulated counter draws from; tests compare images with
-    it.
-    """
-    sigma = spot_sigma_um(config.zone_plate.outer_zone_width_nm)
-    od = pattern.optical_density(beam_x_um, beam_y_um, sigma)
-    return rate_through_Hz(config, od, ring_current_mA)
-
-
-def rate_through_Hz(
-    config: BeamlineConfig, optical_density: np.ndarray, ring_current_mA: float
-) -> np.ndarray:
-    """Mean detected count rate through a sample of ``optical_density``, shutter open."""
-    od = optical_density
-    incident = config.beam.photon_flux_per_mA_Hz * ring_current_mA
-    return detected_rate_Hz(
-        transmitted_rate_Hz(incident, od),
-        config.apd.quantum_efficiency,
-        config.apd.dark_count_rate_Hz,
-        config.apd.dead_time_ns,
-    )
+def build(context: IocContext) -> list[ApdCounter]:
+    """The APD IOC: one :class:`ApdCounter` reading the stage and ring blocks."""
+    return [
+        ApdCounter(context.config.epics.prefixes.apd, config=context.config, world=context.world)
+    ]
 
 
 class ApdCounter(PVGroup):
@@ -78,9 +63,9 @@ class ApdCounter(PVGroup):
     prefix
         PV prefix, e.g. ``STXM:APD:``.
     config
-        Beamline configuration: detector, beam, zone plate and sample.
+        Configuration: ``[sim]`` detector, beam, zone plate and sample.
     world
-        The shared world (stage positions, ring current, shutter).
+        The fleet's world (the ``sample_stage`` and ``ring`` blocks are read).
     """
 
     dwell = pvproperty(
@@ -106,25 +91,34 @@ class ApdCounter(PVGroup):
 
     def __init__(self, prefix: str, *, config: BeamlineConfig, world: World, **kwargs):
         super().__init__(prefix, **kwargs)
-        self.config = config
-        self.world = world
-        self.pattern = ResolutionPattern.from_config(config.sample)
+        sim = config.sim
+        self.sim = sim
+        self.stage_block = world.reader(SAMPLE_STAGE)
+        self.ring_block = world.reader(RING)
+        self.epoch_s = world.epoch_s
+        self.pattern = ResolutionPattern.from_config(sim.sample)
         self.feature_map = FeatureMap(
-            self.pattern, spot_sigma_um(config.zone_plate.outer_zone_width_nm)
+            self.pattern, spot_sigma_um(sim.zone_plate.outer_zone_width_nm)
         )
-        seed = config.sim.random_seed or None
+        self.counter_model = {
+            "photon_flux_per_mA_Hz": sim.beam.photon_flux_per_mA_Hz,
+            "quantum_efficiency": sim.apd.quantum_efficiency,
+            "dark_count_rate_Hz": sim.apd.dark_count_rate_Hz,
+            "dead_time_ns": sim.apd.dead_time_ns,
+        }
+        seed = sim.random_seed or None
         self.rng = np.random.default_rng(seed)
 
     async def initialise(self) -> None:
         """Publish the dwell limits; run once at start."""
-        apd = self.config.apd
+        apd = self.sim.apd
         await self.dwell.write_metadata(
             lower_ctrl_limit=apd.min_dwell_s, upper_ctrl_limit=apd.max_dwell_s
         )
 
     @dwell.putter
     async def dwell(self, instance, value: float) -> float:
-        apd = self.config.apd
+        apd = self.sim.apd
         if not apd.min_dwell_s <= value <= apd.max_dwell_s:
             raise ValueError(f"DWELL {value} s outside [{apd.min_dwell_s}, {apd.max_dwell_s}] s")
         return value
@@ -147,14 +141,13 @@ class ApdCounter(PVGroup):
 
     def mean_rate_Hz(self, t_start_s: float, t_end_s: float) -> float:
         """Mean detected rate over a gate from ``t_start_s`` to ``t_end_s`` (monotonic)."""
-        ring = self.world.ring()
-        current = 0.0 if (not ring.shutter_open or ring.beam_dumped) else ring.current_mA
-        times = np.array([t_start_s, 0.5 * (t_start_s + t_end_s), t_end_s])
-        xs, ys = zip(*(self.world.stage_position_um(t) for t in times), strict=True)
-        hours = (times - self.world.epoch_s) / 3600.0
-        beam_x = np.array(xs) + self.config.beam.drift_x_um_per_h * hours
-        beam_y = np.array(ys) + self.config.beam.drift_y_um_per_h * hours
-        rates = rate_through_Hz(
-            self.config, self.feature_map.optical_density(beam_x, beam_y), current
-        )
-        return float(0.25 * rates[0] + 0.5 * rates[1] + 0.25 * rates[2])
+        ring = RingState.from_record(self.ring_block.read())
+        stage = self.stage_block.read()
+        times = gate_sample_times_s(t_start_s, t_end_s)
+        hours = (times - self.epoch_s) / 3600.0
+        beam = self.sim.beam
+        beam_x = axis_positions_um(stage, "sample_x", times) + beam.drift_x_um_per_h * hours
+        beam_y = axis_positions_um(stage, "sample_y", times) + beam.drift_y_um_per_h * hours
+        od = self.feature_map.optical_density(beam_x, beam_y)
+        rates = expected_rate_Hz(od, ring.current_on_sample_mA, **self.counter_model)
+        return gate_average_rate_Hz(rates)

@@ -1,25 +1,31 @@
-"""The simulated IOC fleet: one process per IOC, sharing one world file.
+"""The simulated IOC fleet: one process per registered instrument, sharing one world.
 
 ``python -m sim_iocs.fleet --config-json CONFIG`` (what ``stxm sim`` runs) starts the fleet in
 the foreground; Ctrl-C (or SIGTERM) stops every IOC. Tests use :class:`SimFleet` directly,
-which also lets them kill or restart one IOC on purpose.
+which also lets them kill or restart one IOC on purpose, or add an instrument of their own.
+
+The fleet takes its IOCs from :data:`sim_iocs.registry.INSTRUMENTS` and their ports from
+``[sim.iocs.<name>] port`` (default: the entry's own). It writes the manifest
+(:mod:`stxm_ctrl.fleet_manifest`) that clients and the IOCs read, and removes it on stop.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import signal
 import sys
-import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
+from sim_iocs.registry import INSTRUMENTS, RegistryError, SimInstrument, check_instruments
 from sim_iocs.server import prepare_environment
 from sim_iocs.world import World
 from stxm_ctrl.config import BeamlineConfig
-from stxm_ctrl.physics.ring import topup_current_mA
+from stxm_ctrl.fleet_manifest import MANIFEST_FILE, FleetManifest
 from stxm_ctrl.processes import (
     ManagedProcess,
     ProcessStartError,
@@ -28,10 +34,48 @@ from stxm_ctrl.processes import (
     tcp_answers,
 )
 
-__all__ = ["IOC_NAMES", "SimFleet"]
+__all__ = ["SimFleet", "resolve_ports"]
 
-IOC_NAMES = ("sample_stage", "apd", "ring")
 _START_TIMEOUT_S = 30.0
+
+
+def resolve_ports(config: BeamlineConfig, instruments: Iterable[SimInstrument]) -> dict[str, int]:
+    """Port of each IOC: ``[sim.iocs.<name>] port`` or the entry's default.
+
+    Raises
+    ------
+    RegistryError
+        If the configuration names an IOC the fleet does not have, or two ports clash.
+    """
+    table = {i.name: i for i in instruments}
+    unknown = sorted(set(config.sim.iocs) - set(table))
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(table), n=1)
+            hints.append(
+                f"[sim.iocs.{name}]" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
+        raise RegistryError(
+            f"the configuration sets {', '.join(hints)} but the simulator has no such IOC; "
+            f"its IOCs are: {', '.join(table)}"
+        )
+    ports = {
+        name: (config.sim.iocs[name].port if name in config.sim.iocs else i.default_port)
+        for name, i in table.items()
+    }
+    taken = {"[sim] repeater_port": config.sim.repeater_port}
+    if config.catalog.embedded and config.catalog.host == config.sim.host:
+        taken["[catalog] port"] = config.catalog.port
+    for name, port in ports.items():
+        clash = [key for key, other in taken.items() if other == port]
+        if clash:
+            raise RegistryError(
+                f"simulated IOC {name!r} would listen on port {port}, which is also "
+                f"{clash[0]}; set [sim.iocs.{name}] port to a port of its own"
+            )
+        taken[f"[sim.iocs.{name}] port"] = port
+    return ports
 
 
 class SimFleet:
@@ -40,23 +84,54 @@ class SimFleet:
     Parameters
     ----------
     config
-        Beamline configuration; ``[sim]`` gives host and ports.
+        Configuration; ``[sim]`` gives host, ports and physics, ``[epics]`` the PV names.
     runtime_dir
-        Where the world file, effective configuration, ready markers and IOC logs go
-        (a new temporary directory if None).
+        Where the world, manifest, effective configuration, ready markers and IOC logs go
+        (default ``data_dir/sim``, where clients look for the manifest).
+    instruments
+        The IOCs to run (default: the registry's).
     """
 
-    def __init__(self, config: BeamlineConfig, runtime_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: BeamlineConfig,
+        runtime_dir: Path | None = None,
+        instruments: Iterable[SimInstrument] = INSTRUMENTS,
+    ) -> None:
         self.config = config
-        self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="stxm-sim-"))
-        self.world_path = self.runtime_dir / "world.bin"
+        self.instruments = {i.name: i for i in check_instruments(instruments)}
+        self.ports = resolve_ports(config, self.instruments.values())
+        self.runtime_dir = Path(runtime_dir) if runtime_dir is not None else config.sim_dir
+        self.world_dir = self.runtime_dir / "world"
         self.config_path = self.runtime_dir / "config.json"
+        self.manifest_path = self.runtime_dir / MANIFEST_FILE
         self.processes: dict[str, ManagedProcess] = {}
         self.repeater: ManagedProcess | None = None
 
     def port(self, name: str) -> int:
         """CA port of the named IOC."""
-        return getattr(self.config.sim, f"{name}_port")
+        return self.ports[name]
+
+    def ca_addr_list(self) -> list[str]:
+        """``host:port`` of every IOC."""
+        return [f"{self.config.sim.host}:{port}" for port in self.ports.values()]
+
+    def manifest(self) -> FleetManifest:
+        """What this fleet publishes to its clients and IOCs."""
+        return FleetManifest(
+            host=self.config.sim.host,
+            repeater_port=self.config.sim.repeater_port,
+            world_dir=str(self.world_dir),
+            fleet_pid=os.getpid(),
+            iocs={
+                name: {
+                    **instrument.to_json(),
+                    "port": self.ports[name],
+                    "pid": self.processes[name].pid if name in self.processes else None,
+                }
+                for name, instrument in self.instruments.items()
+            },
+        )
 
     def start(self) -> SimFleet:
         """Create the world and start every IOC; return once all serve their PVs.
@@ -67,31 +142,25 @@ class SimFleet:
             If a port is taken or an IOC fails to start (message includes its log).
         """
         host = self.config.sim.host
-        busy = [
-            f"{name}: {self.port(name)}"
-            for name in IOC_NAMES
-            if not port_is_free(host, self.port(name))
-        ]
+        wanted = {**self.ports, "repeater": self.config.sim.repeater_port}
+        busy = [f"{name}: {port}" for name, port in wanted.items() if not port_is_free(host, port)]
         if busy:
             raise ProcessStartError(
                 f"simulated IOC ports already in use on {host} ({', '.join(busy)}); is another "
-                "`stxm sim` running? Stop it, or choose free ports in the [sim] section"
+                "`stxm sim` running? Stop it, or choose free ports ([sim.iocs.<name>] port, "
+                "[sim] repeater_port)"
             )
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config.model_dump_json(indent=1))
-        ring = self.config.ring
-        World.create(
-            self.world_path,
-            ring_current_mA=topup_current_mA(
-                0.0, ring.fill_current_mA, ring.beam_lifetime_h, ring.topup_interval_s
-            ),
-        )
+        World.create(self.world_dir)
+        self.manifest().write(self.manifest_path)
         try:
             self._start_repeater()
-            for name in IOC_NAMES:
+            for name in self.instruments:
                 self._launch(name)
-            for name in IOC_NAMES:
+            for name in self.instruments:
                 self._wait(name)
+            self.manifest().write(self.manifest_path)
         except BaseException:
             self.stop()
             raise
@@ -107,8 +176,8 @@ class SimFleet:
                 name,
                 "--config-json",
                 str(self.config_path),
-                "--world",
-                str(self.world_path),
+                "--manifest",
+                str(self.manifest_path),
                 "--ready-file",
                 str(ready),
             ),
@@ -143,7 +212,7 @@ class SimFleet:
 
     def _wait(self, name: str) -> None:
         ready = self.runtime_dir / f"{name}.ready"
-        host, port = self.config.sim.host, self.port(name)
+        host, port = self.config.sim.host, self.ports[name]
         self.processes[name].wait_ready(
             lambda: ready.exists() and tcp_answers(host, port), _START_TIMEOUT_S
         )
@@ -157,13 +226,19 @@ class SimFleet:
         self.processes[name].stop()
         self._launch(name)
         self._wait(name)
+        self.manifest().write(self.manifest_path)
 
     def stop(self) -> None:
-        """Stop every IOC, and the repeater, by its pid."""
+        """Stop every IOC, and the repeater, by its pid; withdraw the manifest."""
         for process in self.processes.values():
             process.stop()
         if self.repeater is not None:
             self.repeater.stop()
+        try:
+            if FleetManifest.read(self.manifest_path).fleet_pid == os.getpid():
+                self.manifest_path.unlink()
+        except (OSError, ValueError, TypeError):
+            pass
 
     def pids(self) -> dict[str, int | None]:
         """Process id of each IOC."""
@@ -187,16 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    fleet = SimFleet(config, args.runtime_dir)
     try:
+        fleet = SimFleet(config, args.runtime_dir)
         fleet.start()
-    except ProcessStartError as exc:
+    except (ProcessStartError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     try:
-        summary = {name: f"{config.sim.host}:{fleet.port(name)}" for name in IOC_NAMES}
+        summary = {name: f"{config.sim.host}:{port}" for name, port in fleet.ports.items()}
         print(f"simulated IOCs running: {json.dumps(summary)}", flush=True)
-        print(f"runtime directory (logs, world file): {fleet.runtime_dir}", flush=True)
+        print(f"runtime directory (logs, world): {fleet.runtime_dir}", flush=True)
         if args.ready_file is not None:
             args.ready_file.write_text(json.dumps({"pids": fleet.pids()}))
         while not stop.wait(0.5):

@@ -13,22 +13,49 @@ PVs (prefix ``P``, e.g. ``STXM:SMP:X``), as the EPICS motor record names them:
 - ``P.EGU`` ``um``
 
 Motion follows :class:`stxm_ctrl.physics.motion.Move` (trapezoidal profile) and is published
-in the world file, so the detector IOC sees the stage exactly where the profile puts it.
+in a world block of motions (:func:`motion_block`), one field per axis, so any other IOC sees
+the stage exactly where the profile puts it, at any instant. One implementation serves every
+motor-record stage of the instrument: an instrument module declares its block with
+:func:`motion_block` and builds one :class:`MotorAxis` per axis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
+import numpy as np
 from caproto.server import PVGroup, pvproperty
 from caproto.server.records import MotorFields
+from numpy.typing import ArrayLike, NDArray
 
-from sim_iocs.world import World
-from stxm_ctrl.config import StageConfig
-from stxm_ctrl.physics.motion import Move
+from sim_iocs.world import BlockLayout, BlockWriter
+from stxm_ctrl.config import StageMotionConfig
+from stxm_ctrl.physics.motion import MOVE_FIELDS, Move, positions_um
 
-__all__ = ["MotorAxis"]
+__all__ = ["MOVE_DTYPE", "MotorAxis", "axis_positions_um", "motion_block", "move_of"]
+
+MOVE_DTYPE = np.dtype([(name, "<f8") for name in MOVE_FIELDS])
+"""One axis' current move in a world block."""
+
+
+def motion_block(name: str, axes: Sequence[str]) -> BlockLayout:
+    """The world block of a motor IOC: the current :class:`Move` of each of ``axes``."""
+    return BlockLayout(name, np.dtype([(axis, MOVE_DTYPE) for axis in axes]))
+
+
+def move_of(record: np.void, axis: str) -> Move:
+    """The move of ``axis`` in a snapshot of a motion block."""
+    fields = record[axis]
+    return Move(*(float(fields[name]) for name in MOVE_FIELDS))
+
+
+def axis_positions_um(record: np.void, axis: str, t_s: ArrayLike) -> NDArray[np.float64]:
+    """Positions of ``axis`` at times ``t_s`` (vectorised) from one snapshot of its block."""
+    fields = record[axis]
+    return positions_um(*(fields[name] for name in MOVE_FIELDS), t_s)
+
 
 _READBACK_PERIOD_S = 0.02
 # Longest blocking sleep at the end of a move (the other axis waits at most this long).
@@ -43,21 +70,31 @@ class MotorAxis(PVGroup):
     prefix
         Full record name, e.g. ``STXM:SMP:X``.
     axis
-        World axis name (``sample_x``, ``sample_y``).
+        Field of ``block`` this axis publishes to (``sample_x``, ...).
     stage
         Limits, speed, acceleration and precision from the configuration.
-    world
-        The shared world the axis publishes its moves to.
+    block
+        The owning IOC's motion block (:func:`motion_block`).
     """
 
     motor = pvproperty(value=0.0, name="", record="motor", precision=4, doc="Stage setpoint")
 
-    def __init__(self, prefix: str, *, axis: str, stage: StageConfig, world: World, **kwargs):
+    def __init__(
+        self, prefix: str, *, axis: str, stage: StageMotionConfig, block: BlockWriter, **kwargs
+    ):
         super().__init__(prefix, **kwargs)
         self.axis = axis
         self.stage = stage
-        self.world = world
+        self.block = block
         self._motion: asyncio.Task | None = None
+
+    def _current_move(self) -> Move:
+        """The move this axis last published (its rest position is a zero-length move)."""
+        return move_of(self.block.read(), self.axis)
+
+    def _publish_move(self, move: Move) -> None:
+        """Publish the move this axis is making, for every IOC that reads the block."""
+        self.block.write(**{self.axis: tuple(getattr(move, name) for name in MOVE_FIELDS)})
 
     @property
     def _fields(self) -> MotorFields:
@@ -68,8 +105,8 @@ class MotorAxis(PVGroup):
         fields = self._fields
         instance = self.motor
         # The stage is wherever the world says (an IOC restart does not move hardware).
-        position = self.world.moves()[self.axis].position_um(time.monotonic())
-        self.world.write_move(self.axis, Move(position, position, time.monotonic(), 1.0, 0.0))
+        position = self._current_move().position_um(time.monotonic())
+        self._publish_move(Move(position, position, time.monotonic(), 1.0, 0.0))
         await fields.engineering_units.write("um")
         await fields.velocity.write(self.stage.velocity_um_per_s)
         await fields.max_velocity.write(self.stage.velocity_um_per_s * 2)
@@ -95,7 +132,7 @@ class MotorAxis(PVGroup):
         if self._motion is not None and not self._motion.done():
             self._motion.cancel()
         now = time.monotonic()
-        start = self.world.moves()[self.axis].position_um(now)
+        start = self._current_move().position_um(now)
         move = Move(
             start_um=start,
             end_um=target,
@@ -103,7 +140,7 @@ class MotorAxis(PVGroup):
             velocity_um_per_s=max(fields.velocity.value, 1e-9),
             acceleration_time_s=max(fields.seconds_to_velocity.value, 0.0),
         )
-        self.world.write_move(self.axis, move)
+        self._publish_move(move)
         # Every write is a monitor update per client (~0.2 ms each in caproto): send
         # only what changed.
         direction = 1 if target >= start else 0
@@ -135,8 +172,8 @@ class MotorAxis(PVGroup):
         if value and axis._motion is not None and not axis._motion.done():
             axis._motion.cancel()
             now = time.monotonic()
-            here = axis.world.moves()[axis.axis].position_um(now)
-            axis.world.write_move(axis.axis, Move(here, here, now, 1.0, 0.0))
+            here = axis._current_move().position_um(now)
+            axis._publish_move(Move(here, here, now, 1.0, 0.0))
             await axis._write_readback(here)
             await fields.parent.write(here)
             await fields.motor_is_moving.write(0)

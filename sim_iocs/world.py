@@ -1,166 +1,276 @@
-"""The simulated world the IOC processes share: stage motion, ring current, shutter.
+"""The simulated world the IOC processes share: one memory-mapped block per owner.
 
 Each simulated IOC runs in its own process, so that a test can kill one on purpose. The
-physical state they have in common lives in one small memory-mapped file (the *world
-file*), written by the IOC that owns each part and read by the others:
+physical state they have in common lives in a *world directory* (``data_dir/sim/world``):
+one small memory-mapped file per *block*, each written by the one IOC that owns it and read
+by any other. A block is declared next to its owner as a :class:`BlockLayout` (a name and
+numpy fields): the sample-stage IOC owns the moves of its axes, the ring IOC the ring
+current and shutter, the fleet itself the clock (the world's epoch).
 
-- the sample-stage IOC writes each axis' current :class:`~stxm_ctrl.physics.motion.Move`
-  (start, end, start time, velocity, acceleration time), so any reader can evaluate the
-  exact position at any instant, also during a move;
-- the ring IOC writes the ring current and the shutter state.
+Each block file starts with a header: a magic number, a layout id (a hash of the block's
+name and fields) and a sequence counter, the *seqlock*. The writer makes the counter odd
+while it writes and even when done; a reader copies the block when the counter is even and
+unchanged across the copy, and retries otherwise. Readers never block the writer, and a
+reader killed mid-read harms no one. A file whose layout id differs from the code's (a
+world left by another version) is refused with a message that says how to start afresh.
 
-Static parts of the world (the sample, the zone plate, the beam drift rate) come from the
-beamline configuration, which every IOC loads itself. Each block has its own sequence
-counter (a seqlock): the writer makes it odd while writing and even when done, and a
-reader retries until it sees the same even counter before and after copying the block.
-Times are ``time.monotonic()`` seconds, which Linux shares between processes.
+A block has exactly one writer, so an odd counter when the owner opens the block can only
+be left by a predecessor killed mid-write: :meth:`World.own` makes it even again and
+reports it, and the new owner's first write replaces the half-written values. Killing and
+restarting an IOC therefore never wedges readers.
 
-Each block has exactly one writer, the IOC that owns it. An odd counter when that IOC
-starts (or begins a write) can therefore only be left by a predecessor killed mid-write;
-:meth:`World.take_ownership` makes it even again, and the new owner's first write
-replaces the half-written values, so killing and restarting an IOC never wedges readers.
+Times are ``time.monotonic()`` seconds, which Linux shares between processes. The seqlock
+issues no explicit memory barriers; it relies on stores becoming visible in program order,
+as they do on x86-64 (the cross-process stress test in ``tests/unit/test_world.py`` checks
+it on the machine it runs on).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from stxm_ctrl.physics.motion import Move
+__all__ = ["CLOCK", "BlockLayout", "BlockReader", "BlockWriter", "World", "WorldLayoutError"]
 
-__all__ = ["AXES", "RingState", "World"]
+_MAGIC = 0x5354584D424C4B31  # "STXMBLK1"
+_SUFFIX = ".block"
+_READ_TRIES = 100_000
 
-AXES = ("sample_x", "sample_y")
 
-_MOVE_FIELDS = ("start_um", "end_um", "t0_s", "velocity_um_per_s", "acceleration_time_s")
-
-_DTYPE = np.dtype(
-    [
-        ("magic", "u8"),
-        ("epoch_s", "f8"),
-        ("stage_seq", "u8"),
-        ("stage", "f8", (len(AXES), len(_MOVE_FIELDS))),
-        ("ring_seq", "u8"),
-        ("ring_current_mA", "f8"),
-        ("shutter_open", "f8"),
-        ("beam_dumped", "f8"),
-    ]
-)
-_MAGIC = 0x5354584D574F524C  # "STXMWORL"
+class WorldLayoutError(RuntimeError):
+    """A world block file that this code cannot use (foreign, stale or missing)."""
 
 
 @dataclass(frozen=True)
-class RingState:
-    """What the ring IOC last published."""
-
-    current_mA: float
-    shutter_open: bool
-    beam_dumped: bool
-
-
-class World:
-    """A view of the world file; create it once per fleet, open it in every IOC.
+class BlockLayout:
+    """The shape of one world block: its name (and file name) and its numpy fields.
 
     Parameters
     ----------
-    path
-        The world file. :meth:`create` makes it; the constructor opens an existing one.
+    name
+        Block name, a lower-case identifier; the file is ``<name>.block``.
+    fields
+        Structured numpy dtype of the block's contents.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._map = np.memmap(self.path, dtype=_DTYPE, mode="r+", shape=(1,))
-        if int(self._map["magic"][0]) != _MAGIC:
-            raise ValueError(f"{self.path} is not a stxm_ctrl world file")
-        self._rec = self._map[0]
+    name: str
+    fields: np.dtype
+
+    @property
+    def layout_id(self) -> int:
+        """64-bit hash of the name and fields; a file with another id is refused."""
+        text = f"{self.name}|{self.fields.descr!r}".encode()
+        return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+
+    @property
+    def file_dtype(self) -> np.dtype:
+        """Header (magic, layout id, seqlock counter) followed by the fields."""
+        return np.dtype(
+            [("magic", "<u8"), ("layout", "<u8"), ("seq", "<u8"), ("data", self.fields)]
+        )
+
+
+CLOCK = BlockLayout("clock", np.dtype([("epoch_s", "<f8")]))
+"""The fleet's block: the monotonic time the world began (origin of drift and top-up)."""
+
+
+class _Block:
+    """An open block file (shared by readers and the writer)."""
+
+    def __init__(self, path: Path, layout: BlockLayout) -> None:
+        self.path = path
+        self.layout = layout
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise WorldLayoutError(
+                f"world block {layout.name!r} does not exist in {path.parent}: the IOC that "
+                "owns it has not started (is the simulated fleet running?)"
+            ) from None
+        dtype = layout.file_dtype
+        header_ok = size >= 16
+        if header_ok:
+            magic, layout_id = np.fromfile(path, dtype="<u8", count=2)
+        if not header_ok or int(magic) != _MAGIC:
+            raise WorldLayoutError(f"{path} is not a stxm_ctrl world block")
+        if int(layout_id) != layout.layout_id or size != dtype.itemsize:
+            raise WorldLayoutError(
+                f"world block {path} has another layout than this version of sim_iocs "
+                f"expects for {layout.name!r} (a world left by another version); stop the "
+                "simulated fleet and start it again (`stxm sim` makes a fresh world)"
+            )
+        self._map = np.memmap(path, dtype=dtype, mode="r+", shape=(1,))
+        self._seq = self._map["seq"]
+        self._data = self._map["data"]
+
+
+class BlockReader(_Block):
+    """Read consistent snapshots of a block another process writes."""
+
+    def read(self) -> np.void:
+        """A consistent copy of the block's fields (a numpy structured scalar).
+
+        Raises
+        ------
+        RuntimeError
+            If the writer seems stuck mid-write (it died; its restart recovers the block).
+        """
+        seq, data = self._seq, self._data
+        for _ in range(_READ_TRIES):
+            before = int(seq[0])
+            if not before & 1:
+                copy = data[0].copy()
+                if int(seq[0]) == before:
+                    return copy
+            time.sleep(0)
+        raise RuntimeError(
+            f"world block {self.path}: writer stuck mid-update (the IOC that owns "
+            f"{self.layout.name!r} died while writing; restart it)"
+        )
+
+
+class BlockWriter(BlockReader):
+    """The owner's handle on its block: consistent writes, and reads of its own state.
+
+    Attributes
+    ----------
+    recovered
+        True if a previous owner had died mid-write and this one made the block usable.
+    """
+
+    recovered: bool = False
+
+    def _take_over(self) -> None:
+        if int(self._seq[0]) & 1:
+            self._seq[0] += 1
+            self.recovered = True
+
+    def write(self, **values: Any) -> None:
+        """Publish new values of some fields (the others keep theirs) in one update."""
+        names = self.layout.fields.names or ()
+        unknown = set(values) - set(names)
+        if unknown:
+            raise KeyError(
+                f"world block {self.layout.name!r} has no field(s) {sorted(unknown)}; "
+                f"fields: {', '.join(names)}"
+            )
+        record = self._data[0]
+        self._seq[0] += 1  # odd: writing
+        for name, value in values.items():
+            record[name] = value
+        self._seq[0] += 1  # even: consistent
+
+
+class World:
+    """The world directory of one simulated fleet.
+
+    Parameters
+    ----------
+    directory
+        The world directory; :meth:`create` makes a fresh one, the constructor opens it.
+    owns, reads
+        Block names this process may write and read (from its registry entry); None
+        allows any. Opening a block outside them is refused, so the registry's table of
+        who owns and reads what stays true.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        owns: Iterable[str] | None = None,
+        reads: Iterable[str] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self._owns = None if owns is None else frozenset(owns)
+        self._reads = None if reads is None else frozenset(reads) | {CLOCK.name}
+        self._epoch_s: float | None = None
+        self._writers: dict[str, BlockWriter] = {}
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], *, ring_current_mA: float = 0.0) -> World:
-        """Make a fresh world file: stages at 0, shutter open, ring at ``ring_current_mA``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        mm = np.memmap(tmp, dtype=_DTYPE, mode="w+", shape=(1,))
-        now = time.monotonic()
-        mm["magic"] = _MAGIC
-        mm["epoch_s"] = now
-        for axis in range(len(AXES)):
-            mm["stage"][0, axis] = (0.0, 0.0, now, 1.0, 0.0)
-        mm["ring_current_mA"] = ring_current_mA
-        mm["shutter_open"] = 1.0
-        mm.flush()
-        del mm
-        os.replace(tmp, path)  # readers never see a half-written file
-        return cls(path)
+    def create(cls, directory: str | os.PathLike[str]) -> World:
+        """Make a fresh world: remove old blocks, start the clock now."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob(f"*{_SUFFIX}"):
+            old.unlink()
+        world = cls(directory)
+        world.own(CLOCK, initial={"epoch_s": time.monotonic()})
+        return world
+
+    def path_of(self, layout: BlockLayout) -> Path:
+        """File of a block."""
+        return self.directory / f"{layout.name}{_SUFFIX}"
+
+    def own(self, layout: BlockLayout, initial: Mapping[str, Any] | None = None) -> BlockWriter:
+        """Open (creating it if needed) the block this process owns and writes.
+
+        A new block starts with ``initial`` (zeros elsewhere). An existing one is kept (an
+        IOC restarted on a running world finds its state) and recovered if its previous
+        owner died mid-write.
+
+        Raises
+        ------
+        WorldLayoutError
+            If this process does not own the block, or the file has another layout.
+        """
+        if self._owns is not None and layout.name not in self._owns:
+            raise WorldLayoutError(
+                f"this IOC does not own world block {layout.name!r} (its registry entry owns "
+                f"{sorted(self._owns)}); add it to `owns` in sim_iocs/registry.py"
+            )
+        if layout.name in self._writers:
+            return self._writers[layout.name]
+        path = self.path_of(layout)
+        if not path.exists():
+            _create_block(path, layout, initial or {})
+        writer = BlockWriter(path, layout)
+        writer._take_over()
+        self._writers[layout.name] = writer
+        return writer
+
+    def owned(self) -> dict[str, BlockWriter]:
+        """The blocks this process has opened as their owner, by name."""
+        return dict(self._writers)
+
+    def reader(self, layout: BlockLayout) -> BlockReader:
+        """Open a block another process owns, for reading.
+
+        Raises
+        ------
+        WorldLayoutError
+            If the block is not declared as read, does not exist yet, or has another layout.
+        """
+        if self._reads is not None and layout.name not in self._reads:
+            raise WorldLayoutError(
+                f"this IOC does not read world block {layout.name!r} (its registry entry reads "
+                f"{sorted(self._reads - {CLOCK.name})}); add it to `reads` in "
+                "sim_iocs/registry.py"
+            )
+        return BlockReader(self.path_of(layout), layout)
 
     @property
     def epoch_s(self) -> float:
         """Monotonic time the world was created (origin of drift and top-up cycles)."""
-        return float(self._rec["epoch_s"])
+        if self._epoch_s is None:
+            self._epoch_s = float(BlockReader(self.path_of(CLOCK), CLOCK).read()["epoch_s"])
+        return self._epoch_s
 
-    def take_ownership(self, block: str) -> bool:
-        """Become the writer of ``block`` (``"stage"`` or ``"ring"``).
 
-        Returns True if a previous writer had died mid-write (its counter was odd).
-        """
-        seq_field = f"{block}_seq"
-        if seq_field not in _DTYPE.names:
-            raise ValueError(f"unknown world block {block!r}; blocks: stage, ring")
-        if int(self._rec[seq_field]) % 2:
-            self._rec[seq_field] += 1
-            return True
-        return False
-
-    # -- stages ----------------------------------------------------------------------
-    def write_move(self, axis: str, move: Move) -> None:
-        """Publish the move an axis is making (or its rest position, as a zero move)."""
-        index = AXES.index(axis)
-        self.take_ownership("stage")
-        self._rec["stage_seq"] += 1
-        self._rec["stage"][index] = tuple(getattr(move, name) for name in _MOVE_FIELDS)
-        self._rec["stage_seq"] += 1
-
-    def moves(self) -> dict[str, Move]:
-        """The current move of every axis (consistent snapshot)."""
-        block = self._read_block("stage_seq", "stage")
-        return {
-            axis: Move(**dict(zip(_MOVE_FIELDS, map(float, block[i]), strict=True)))
-            for i, axis in enumerate(AXES)
-        }
-
-    def stage_position_um(self, t_s: float | None = None) -> tuple[float, float]:
-        """Sample-stage (x, y) at monotonic time ``t_s`` (now if None)."""
-        t = time.monotonic() if t_s is None else t_s
-        moves = self.moves()
-        return moves["sample_x"].position_um(t), moves["sample_y"].position_um(t)
-
-    # -- ring ------------------------------------------------------------------------
-    def write_ring(self, state: RingState) -> None:
-        """Publish ring current, shutter and beam-dump state."""
-        self.take_ownership("ring")
-        self._rec["ring_seq"] += 1
-        self._rec["ring_current_mA"] = state.current_mA
-        self._rec["shutter_open"] = float(state.shutter_open)
-        self._rec["beam_dumped"] = float(state.beam_dumped)
-        self._rec["ring_seq"] += 1
-
-    def ring(self) -> RingState:
-        """Last published ring state (consistent snapshot)."""
-        current, shutter, dumped = self._read_block(
-            "ring_seq", "ring_current_mA", "shutter_open", "beam_dumped"
-        )
-        return RingState(float(current), bool(shutter), bool(dumped))
-
-    def _read_block(self, seq_field: str, *fields: str):
-        for _ in range(10_000):
-            before = int(self._rec[seq_field])
-            if before % 2 == 0:
-                values = [np.copy(self._rec[name]) for name in fields]
-                if int(self._rec[seq_field]) == before:
-                    return values[0] if len(values) == 1 else values
-            time.sleep(0)
-        raise RuntimeError(f"world file {self.path}: {seq_field} writer stuck mid-update")
+def _create_block(path: Path, layout: BlockLayout, initial: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    record = np.zeros(1, dtype=layout.file_dtype)
+    record["magic"] = _MAGIC
+    record["layout"] = layout.layout_id
+    for name, value in initial.items():
+        record["data"][name] = value
+    record.tofile(tmp)
+    os.replace(tmp, path)  # readers never see a half-made file

@@ -72,7 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         # Start both servers first, then wait: the catalog takes longer to come up.
         print("starting the simulated IOCs (sample stages, APD counter, storage ring) ...")
-        fleet = start_sim_fleet(config, data_dir / "sim")
+        fleet = start_sim_fleet(config)
         if config.catalog.embedded and tcp_answers(config.catalog.host, config.catalog.port):
             print(f"using the catalog already running at {catalog_uri(config)}")
         elif config.catalog.embedded:
@@ -86,11 +86,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             sample_image(
                 devices.apd,
                 devices.sample_x,
-                config.sample.center_x_um,
+                config.sim.sample.center_x_um,
                 args.range_um,
                 args.points,
                 devices.sample_y,
-                config.sample.center_y_um,
+                config.sim.sample.center_y_um,
                 args.range_um,
                 args.points,
                 dwell_s=args.dwell_ms / 1000.0,
@@ -147,18 +147,19 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from stxm_ctrl.launch import start_sim_fleet
 
     config = _config(args)
-    fleet = start_sim_fleet(config, config.data_dir / "sim")
+    fleet = start_sim_fleet(config)
     try:
         fleet.wait_ready()
+        manifest = fleet.manifest()
     except BaseException:
         fleet.stop()
         raise
-    sim = config.sim
+    iocs = ", ".join(f"{name} :{port}" for name, port in manifest.ports().items())
     print(
-        f"simulated IOCs on {sim.host}: sample stages :{sim.sample_stage_port}, "
-        f"APD :{sim.apd_port}, ring :{sim.ring_port}\n"
-        f"clients need EPICS_CA_ADDR_LIST='{' '.join(config.ca_addr_list())}' "
-        f"EPICS_CA_AUTO_ADDR_LIST=NO\nlogs: {fleet.runtime_dir}"
+        f"simulated IOCs on {manifest.host}: {iocs}\n"
+        f"clients need EPICS_CA_ADDR_LIST='{' '.join(manifest.ca_addr_list())}' "
+        f"EPICS_CA_AUTO_ADDR_LIST=NO EPICS_CA_REPEATER_PORT={manifest.repeater_port}\n"
+        f"logs: {fleet.runtime_dir}"
     )
     return _foreground("simulated IOC fleet", fleet.process, fleet.stop)
 

@@ -1,9 +1,19 @@
-"""Beamline configuration: load, merge over the shipped default, validate.
+"""Beamline configuration: load, merge over the defaults, validate.
 
 The configuration is a TOML file whose keys name their unit (``velocity_um_per_s``). A user
-file only needs the keys it changes; everything else keeps the shipped default
-(``stxm_ctrl/default_config.toml``). Validation is done by pydantic models; their errors are
-rewritten into one message per problem that names the key, the allowed range and the fix.
+file only needs the keys it changes; everything else keeps its default. The defaults and the
+description of every key live here, in the pydantic models, and nowhere else: the shipped
+default file (``stxm_ctrl/default_config.toml``) and the reference page
+(``docs/reference/configuration.md``) are generated from them by
+:mod:`stxm_ctrl.config_docs`.
+
+The file has two halves. ``[beamline]``, ``[epics]``, ``[ring]`` and ``[catalog]`` describe the
+beamline as the control system sees it; a file for real IOCs holds only those. ``[sim]`` and
+its sub-tables describe the simulated instrument (ports, sample, detector physics, stage
+motion) and are read only by the simulator, and by the session when it runs against it.
+
+Validation errors are rewritten into one message per problem that names the key, the allowed
+range and the fix; keys that moved get a message naming their new place.
 """
 
 from __future__ import annotations
@@ -12,7 +22,6 @@ import difflib
 import os
 import re
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,16 +29,23 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
-    "ApdConfig",
+    "CONFIG_ENV_VAR",
+    "ApdPhysicsConfig",
     "BeamConfig",
     "BeamlineConfig",
+    "BeamlineSection",
     "CatalogConfig",
     "ConfigError",
+    "EpicsAxes",
     "EpicsConfig",
+    "EpicsPrefixes",
     "RingConfig",
+    "RingFillConfig",
     "SampleConfig",
     "SimConfig",
-    "StageConfig",
+    "SimIocConfig",
+    "SimStagesConfig",
+    "StageMotionConfig",
     "ZonePlateConfig",
     "default_config_text",
     "load_config",
@@ -60,6 +76,8 @@ _UNIT_SUFFIXES = (
     "_MHz",
 )
 
+LOOPBACK = "127.0.0.1"
+
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message lists every problem."""
@@ -70,23 +88,66 @@ class _Section(BaseModel):
 
 
 Port = Annotated[int, Field(ge=1024, le=65535)]
+IocName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+def _clashes(ports: dict[str, int]) -> str:
+    by_port: dict[int, list[str]] = {}
+    for name, port in ports.items():
+        by_port.setdefault(port, []).append(name)
+    return "; ".join(
+        f"{' and '.join(names)} are all {port}"
+        for port, names in by_port.items()
+        if len(names) > 1
+    )
+
+
+# -- beamline half --------------------------------------------------------------------------
+class BeamlineSection(_Section):
+    """Beamline identity and where data goes."""
+
+    name: str = Field(
+        "stxm_ctrl simulated STXM",
+        description="Beamline name, recorded as beamline_id in every run.",
+    )
+    data_dir: Path = Field(
+        Path("stxm_data"),
+        description="Where catalogs, API key, images, spooled documents and simulator files "
+        "go. A relative path is taken from the directory the command is started in.",
+    )
 
 
 class EpicsPrefixes(_Section):
-    """PV prefix of each subsystem."""
+    """PV prefix of each subsystem (the simulator serves the same names)."""
 
-    sample_stage: str = Field(min_length=1)
-    apd: str = Field(min_length=1)
-    ring: str = Field(min_length=1)
+    sample_stage: str = Field("STXM:SMP:", min_length=1, description="Sample stage motors.")
+    apd: str = Field("STXM:APD:", min_length=1, description="APD point counter.")
+    ring: str = Field("STXM:RING:", min_length=1, description="Storage ring and shutter.")
+
+
+class EpicsAxes(_Section):
+    """Motor-record names of the stage axes, after their subsystem's prefix."""
+
+    sample_x: str = Field("X", min_length=1, description="Sample stage x (STXM:SMP: + X).")
+    sample_y: str = Field("Y", min_length=1, description="Sample stage y.")
 
 
 class EpicsConfig(_Section):
     """Channel Access client settings."""
 
-    ca_addr_list: list[str]
-    ca_max_array_bytes: int = Field(ge=16384, le=1_000_000_000)
-    connection_timeout_s: float = Field(gt=0, le=120)
-    prefixes: EpicsPrefixes
+    ca_addr_list: list[str] = Field(
+        default_factory=list,
+        description='Channel Access servers to search, "host" or "host:port" each. Empty: '
+        "the simulated IOC fleet of this data directory (stxm sim), on loopback.",
+    )
+    ca_max_array_bytes: int = Field(
+        10_000_000, ge=16384, le=1_000_000_000, description="Largest array a client accepts."
+    )
+    connection_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="How long a session waits for every device to connect."
+    )
+    prefixes: EpicsPrefixes = EpicsPrefixes()
+    axes: EpicsAxes = EpicsAxes()
 
     @model_validator(mode="after")
     def _addresses_have_ports(self) -> EpicsConfig:
@@ -96,38 +157,69 @@ class EpicsConfig(_Section):
         return self
 
 
-class SimConfig(_Section):
-    """Where the simulated IOC fleet listens."""
+class RingConfig(_Section):
+    """The storage ring the beamline is at: RF and harmonic number (timing needs them)."""
 
-    host: str
-    sample_stage_port: Port
-    apd_port: Port
-    ring_port: Port
-    repeater_port: Port
-    random_seed: int = Field(ge=0, le=2**32 - 1)
+    name: str = Field("BESSY II", description="Storage ring name.")
+    rf_frequency_MHz: float = Field(499.654, ge=50, le=1000, description="RF frequency.")
+    harmonic_number: int = Field(400, ge=1, le=10_000, description="RF buckets per turn.")
+
+    @property
+    def revolution_frequency_Hz(self) -> float:
+        """Revolution frequency f_RF / h."""
+        return self.rf_frequency_MHz * 1e6 / self.harmonic_number
+
+
+class CatalogConfig(_Section):
+    """Where runs are stored: a Tiled server."""
+
+    uri: str = Field(
+        "",
+        description="Tiled server that stores the runs. Empty: the embedded server, started "
+        "on demand with a SQLite catalog in data_dir, listening on host:port and protected "
+        "by an API key generated on first use (data_dir/tiled_api_key, owner-only).",
+    )
+    host: str = Field(LOOPBACK, description="Embedded server: listening address.")
+    port: Port = Field(8765, description="Embedded server: listening port.")
+    batch_size: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Events per write to the catalog (1 streams each point but costs ~30 ms "
+        "per point).",
+    )
+    api_key_env: str = Field(
+        "TILED_API_KEY",
+        min_length=1,
+        description="External server (uri set): the environment variable holding its API key.",
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """True when the session starts its own Tiled server (``uri`` left empty)."""
+        return not self.uri
+
+
+# -- simulator half -------------------------------------------------------------------------
+class SimIocConfig(_Section):
+    """One simulated IOC (``[sim.iocs.<name>]``; names: ``python -m sim_iocs --list``)."""
+
+    port: Port = Field(description="Channel Access port (TCP and UDP) of this IOC.")
+
+
+class StageMotionConfig(_Section):
+    """How a simulated motor-record stage moves (a real motor record has its own)."""
+
+    low_limit_um: float = Field(-2000.0, ge=-100_000, le=100_000, description="Soft low limit.")
+    high_limit_um: float = Field(2000.0, ge=-100_000, le=100_000, description="Soft high limit.")
+    velocity_um_per_s: float = Field(2000.0, gt=0, le=100_000, description="Cruise velocity.")
+    acceleration_time_s: float = Field(
+        0.005, ge=0, le=10, description="Time to reach cruise velocity (ACCL)."
+    )
+    precision_digits: int = Field(4, ge=0, le=9, description="Display precision (PREC).")
 
     @model_validator(mode="after")
-    def _distinct_ports(self) -> SimConfig:
-        ports = [self.sample_stage_port, self.apd_port, self.ring_port, self.repeater_port]
-        if len(set(ports)) != len(ports):
-            raise ValueError(
-                f"sim ports must differ (two IOCs cannot share a UDP port), got {ports}"
-            )
-        return self
-
-
-class StageConfig(_Section):
-    """One motor-record stage axis."""
-
-    pv_suffix: str = Field(min_length=1)
-    low_limit_um: float = Field(ge=-100_000, le=100_000)
-    high_limit_um: float = Field(ge=-100_000, le=100_000)
-    velocity_um_per_s: float = Field(gt=0, le=100_000)
-    acceleration_time_s: float = Field(ge=0, le=10)
-    precision_digits: int = Field(ge=0, le=9)
-
-    @model_validator(mode="after")
-    def _limits_ordered(self) -> StageConfig:
+    def _limits_ordered(self) -> StageMotionConfig:
         if self.low_limit_um >= self.high_limit_um:
             raise ValueError(
                 f"low_limit_um ({self.low_limit_um}) must be below high_limit_um "
@@ -136,43 +228,54 @@ class StageConfig(_Section):
         return self
 
 
-class StagesConfig(_Section):
-    """The sample coarse stages."""
+class SimStagesConfig(_Section):
+    """The simulated sample stage axes."""
 
-    sample_x: StageConfig
-    sample_y: StageConfig
+    sample_x: StageMotionConfig = StageMotionConfig()
+    sample_y: StageMotionConfig = StageMotionConfig()
 
 
-class RingConfig(_Section):
-    """Storage ring: RF, harmonic number and top-up current."""
+class RingFillConfig(_Section):
+    """Simulated top-up operation: the current decays with the lifetime and is refilled."""
 
-    name: str
-    rf_frequency_MHz: float = Field(ge=50, le=1000)
-    harmonic_number: int = Field(ge=1, le=10_000)
-    fill_current_mA: float = Field(gt=0, le=1000)
-    beam_lifetime_h: float = Field(gt=0, le=1000)
-    topup_interval_s: float = Field(gt=0, le=86_400)
-
-    @property
-    def revolution_frequency_Hz(self) -> float:
-        """Revolution frequency f_RF / h."""
-        return self.rf_frequency_MHz * 1e6 / self.harmonic_number
+    fill_current_mA: float = Field(300.0, gt=0, le=1000, description="Current after a top-up.")
+    beam_lifetime_h: float = Field(8.0, gt=0, le=1000, description="1/e beam lifetime.")
+    topup_interval_s: float = Field(
+        120.0, gt=0, le=86_400, description="Time between top-up injections."
+    )
 
 
 class BeamConfig(_Section):
-    """Focused beam on the sample."""
+    """The simulated focused beam on the sample."""
 
-    photon_flux_per_mA_Hz: float = Field(gt=0, le=1e9)
-    drift_x_um_per_h: float = Field(ge=-10, le=10)
-    drift_y_um_per_h: float = Field(ge=-10, le=10)
+    energy_eV: float = Field(
+        706.8,
+        ge=100,
+        le=3000,
+        description="Photon energy of the simulated monochromator (Fe L3), recorded in runs "
+        "on the simulated beamline.",
+    )
+    photon_flux_per_mA_Hz: float = Field(
+        60000.0,
+        gt=0,
+        le=1e9,
+        description="Photons per second on the sample per mA of ring current, after the zone "
+        "plate (first order).",
+    )
+    drift_x_um_per_h: float = Field(
+        0.05, ge=-10, le=10, description="Slow (thermal) drift of the beam on the sample, x."
+    )
+    drift_y_um_per_h: float = Field(-0.03, ge=-10, le=10, description="Beam drift, y.")
 
 
 class ZonePlateConfig(_Section):
-    """Fresnel zone plate geometry."""
+    """The simulated Fresnel zone plate (always in focus until the optics are devices)."""
 
-    diameter_um: float = Field(ge=20, le=1000)
-    outer_zone_width_nm: float = Field(ge=5, le=200)
-    central_stop_um: float = Field(ge=0, le=1000)
+    diameter_um: float = Field(240.0, ge=20, le=1000, description="Zone plate diameter.")
+    outer_zone_width_nm: float = Field(
+        25.0, ge=5, le=200, description="Outermost zone width (sets the resolution)."
+    )
+    central_stop_um: float = Field(95.0, ge=0, le=1000, description="Central stop diameter.")
 
     @model_validator(mode="after")
     def _stop_inside_plate(self) -> ZonePlateConfig:
@@ -184,17 +287,19 @@ class ZonePlateConfig(_Section):
         return self
 
 
-class ApdConfig(_Section):
-    """Avalanche photodiode point counter."""
+class ApdPhysicsConfig(_Section):
+    """The simulated avalanche photodiode and its counter."""
 
-    quantum_efficiency: float = Field(gt=0, le=1)
-    dark_count_rate_Hz: float = Field(ge=0, le=1e6)
-    dead_time_ns: float = Field(ge=0, le=1000)
-    min_dwell_s: float = Field(gt=0, le=1)
-    max_dwell_s: float = Field(gt=0, le=3600)
+    quantum_efficiency: float = Field(0.8, gt=0, le=1, description="Detection efficiency.")
+    dark_count_rate_Hz: float = Field(30.0, ge=0, le=1e6, description="Dark count rate.")
+    dead_time_ns: float = Field(
+        6.0, ge=0, le=1000, description="Non-paralysable dead time of the counter chain."
+    )
+    min_dwell_s: float = Field(0.0001, gt=0, le=1, description="Shortest dwell it accepts.")
+    max_dwell_s: float = Field(10.0, gt=0, le=3600, description="Longest dwell it accepts.")
 
     @model_validator(mode="after")
-    def _dwell_range(self) -> ApdConfig:
+    def _dwell_range(self) -> ApdPhysicsConfig:
         if self.min_dwell_s >= self.max_dwell_s:
             raise ValueError(
                 f"min_dwell_s ({self.min_dwell_s}) must be below max_dwell_s ({self.max_dwell_s})"
@@ -203,54 +308,74 @@ class ApdConfig(_Section):
 
 
 class SampleConfig(_Section):
-    """The sample loaded in the simulator."""
+    """The sample loaded in the simulator: a resolution test pattern on a SiN window."""
 
-    name: str
-    kind: Literal["resolution_pattern"]
-    center_x_um: float = Field(ge=-100_000, le=100_000)
-    center_y_um: float = Field(ge=-100_000, le=100_000)
-    window_size_um: float = Field(ge=20, le=5000)
-    membrane_od: float = Field(ge=0, le=10)
-    feature_od: float = Field(ge=0, le=10)
-    frame_od: float = Field(ge=0, le=20)
-
-
-class CatalogConfig(_Section):
-    """Where runs are stored: a Tiled server."""
-
-    uri: str
-    host: str
-    port: Port
-    batch_size: int = Field(ge=1, le=100_000)
-    api_key_env: str = Field(min_length=1)
-
-    @property
-    def embedded(self) -> bool:
-        """True when the session starts its own Tiled server (``uri`` left empty)."""
-        return not self.uri
+    name: str = Field(
+        "Resolution pattern on 100 nm SiN",
+        description="Recorded as sample_name in runs on the simulated beamline.",
+    )
+    kind: Literal["resolution_pattern"] = Field(
+        "resolution_pattern", description="Which sample model."
+    )
+    center_x_um: float = Field(0.0, ge=-100_000, le=100_000, description="Pattern centre, x.")
+    center_y_um: float = Field(0.0, ge=-100_000, le=100_000, description="Pattern centre, y.")
+    window_size_um: float = Field(60.0, ge=20, le=5000, description="Side of the SiN window.")
+    membrane_od: float = Field(0.18, ge=0, le=10, description="OD of the bare membrane.")
+    feature_od: float = Field(0.7, ge=0, le=10, description="OD the pattern features add.")
+    frame_od: float = Field(9.0, ge=0, le=20, description="OD of the frame around the window.")
 
 
-class BeamlineSection(_Section):
-    """Beamline identity and data location."""
+class SimConfig(_Section):
+    """The simulated beamline: where its IOCs listen, and the physics they simulate."""
 
-    name: str
-    data_dir: Path
-    energy_eV: float = Field(ge=100, le=3000)
+    host: str = Field(
+        LOOPBACK, description="Address every simulated IOC and the CA repeater listen on."
+    )
+    runtime_dir: str = Field(
+        "",
+        description="Where the fleet keeps its world, logs and manifest; empty: data_dir/sim. "
+        "Sessions with different data directories share one simulated fleet by naming the "
+        "same runtime_dir.",
+    )
+    repeater_port: Port = Field(
+        5073, description="The fleet's Channel Access repeater (its clients use it)."
+    )
+    random_seed: int = Field(
+        0, ge=0, le=2**32 - 1, description="Seed for the photon noise; 0 draws a fresh seed."
+    )
+    iocs: dict[IocName, SimIocConfig] = Field(
+        default_factory=dict,
+        description="Per-IOC settings, [sim.iocs.<name>] port = N; an IOC not named here "
+        "keeps its default port (python -m sim_iocs --list shows names and ports).",
+    )
+    stages: SimStagesConfig = SimStagesConfig()
+    ring: RingFillConfig = RingFillConfig()
+    beam: BeamConfig = BeamConfig()
+    zone_plate: ZonePlateConfig = ZonePlateConfig()
+    apd: ApdPhysicsConfig = ApdPhysicsConfig()
+    sample: SampleConfig = SampleConfig()
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> SimConfig:
+        ports = {"repeater": self.repeater_port}
+        ports |= {f"iocs.{name}": ioc.port for name, ioc in self.iocs.items()}
+        clashes = _clashes(ports)
+        if clashes:
+            raise ValueError(
+                f"sim ports must differ (two IOCs cannot share a UDP port): {clashes}; give "
+                "each its own port"
+            )
+        return self
 
 
 class BeamlineConfig(_Section):
-    """The whole beamline configuration."""
+    """The whole configuration."""
 
-    beamline: BeamlineSection
-    epics: EpicsConfig
-    sim: SimConfig
-    stages: StagesConfig
-    ring: RingConfig
-    beam: BeamConfig
-    zone_plate: ZonePlateConfig
-    apd: ApdConfig
-    sample: SampleConfig
-    catalog: CatalogConfig
+    beamline: BeamlineSection = BeamlineSection()
+    epics: EpicsConfig = EpicsConfig()
+    ring: RingConfig = RingConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    sim: SimConfig = SimConfig()
 
     source: str = Field(default="<shipped default>", exclude=True)
 
@@ -259,14 +384,29 @@ class BeamlineConfig(_Section):
         """Absolute data directory."""
         return self.beamline.data_dir.expanduser().resolve()
 
-    def ca_addr_list(self) -> list[str]:
-        """Channel Access servers to search: configured, or the simulated fleet's."""
-        if self.epics.ca_addr_list:
-            return list(self.epics.ca_addr_list)
-        sim = self.sim
-        return [
-            f"{sim.host}:{port}" for port in (sim.sample_stage_port, sim.apd_port, sim.ring_port)
-        ]
+    @property
+    def sim_dir(self) -> Path:
+        """Where the simulated fleet keeps its files (``[sim] runtime_dir``, or data_dir/sim)."""
+        if self.sim.runtime_dir:
+            return Path(self.sim.runtime_dir).expanduser().resolve()
+        return self.data_dir / "sim"
+
+    @property
+    def simulated(self) -> bool:
+        """True when clients talk to the simulated fleet (``[epics] ca_addr_list`` empty)."""
+        return not self.epics.ca_addr_list
+
+    @model_validator(mode="after")
+    def _catalog_port_not_a_sim_port(self) -> BeamlineConfig:
+        if self.catalog.embedded and self.catalog.host == self.sim.host:
+            sim_ports = {"sim.repeater_port": self.sim.repeater_port}
+            sim_ports |= {f"sim.iocs.{n}.port": i.port for n, i in self.sim.iocs.items()}
+            for key, port in sim_ports.items():
+                if port == self.catalog.port:
+                    raise ValueError(
+                        f"catalog.port = {port} is also {key}; give the catalog a port of its own"
+                    )
+        return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> BeamlineConfig:
         """Return a validated copy with nested ``overrides`` merged in."""
@@ -275,8 +415,10 @@ class BeamlineConfig(_Section):
 
 
 def default_config_text() -> str:
-    """Text of the shipped default configuration (a commented TOML file)."""
-    return resources.files("stxm_ctrl").joinpath("default_config.toml").read_text()
+    """The commented default configuration, as ``stxm config --write`` writes it."""
+    from stxm_ctrl.config_docs import render_default_toml
+
+    return render_default_toml()
 
 
 def load_config(
@@ -287,8 +429,8 @@ def load_config(
     Parameters
     ----------
     path
-        A TOML file whose keys are merged over the shipped default. ``None`` uses the file
-        named by the ``STXM_CONFIG`` environment variable, or the shipped default alone.
+        A TOML file whose keys are merged over the defaults. ``None`` uses the file named
+        by the ``STXM_CONFIG`` environment variable, or the defaults alone.
     overrides
         Nested mapping merged last (e.g. ports chosen by a test).
 
@@ -300,29 +442,47 @@ def load_config(
     Raises
     ------
     ConfigError
-        If the file is missing or not TOML, has unknown keys, keys in the wrong unit, or
-        values out of range; the message names each key and the allowed range.
+        If the file is missing, unreadable or not TOML, has unknown or moved keys, keys in
+        the wrong unit, or values out of range; the message names each key and the fix.
     """
-    data = tomllib.loads(default_config_text())
+    data: dict[str, Any] = {}
     source = "<shipped default>"
     if path is None and os.environ.get(CONFIG_ENV_VAR):
         path = os.environ[CONFIG_ENV_VAR]
     if path is not None:
         file = Path(path)
         source = str(file)
-        try:
-            user = tomllib.loads(file.read_text())
-        except FileNotFoundError:
-            raise ConfigError(
-                f"configuration file {file} does not exist; write one with "
-                f"`stxm config --write {file}` or leave it out to use the shipped default"
-            ) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{file} is not valid TOML: {exc}") from None
-        data = _deep_merge(data, user)
+        data = _read_toml(file)
     if overrides:
         data = _deep_merge(data, overrides)
     return _validate(data, source=source)
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        text = file.read_bytes().decode("utf-8")
+        return tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"configuration file {file} does not exist; write one with "
+            f"`stxm config --write {file}` or leave it out to use the shipped default"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"configuration file {file} is a directory; give the path of a TOML file"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"configuration file {file} is not text (not UTF-8); give a TOML file"
+        ) from None
+    except PermissionError:
+        raise ConfigError(
+            f"configuration file {file} cannot be read (permission denied)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"configuration file {file} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -339,19 +499,42 @@ def _validate(data: dict[str, Any], *, source: str) -> BeamlineConfig:
     try:
         config = BeamlineConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [_explain(error, data) for error in exc.errors()]
+        problems = list(dict.fromkeys(_explain(error) for error in exc.errors()))
         raise ConfigError(
             f"invalid configuration in {source}:\n" + "\n".join(f"  - {p}" for p in problems)
         ) from None
     return config.model_copy(update={"source": source})
 
 
-def _explain(error: dict[str, Any], data: dict[str, Any]) -> str:
+# Keys that moved, by their old location: where they are now.
+_MOVED: dict[tuple[str, ...], str] = {
+    ("sim", "sample_stage_port"): "[sim.iocs.sample_stage] port",
+    ("sim", "apd_port"): "[sim.iocs.apd] port",
+    ("sim", "ring_port"): "[sim.iocs.ring] port",
+    ("stages",): "[sim.stages.<axis>] (limits, velocity, acceleration, precision of the "
+    "simulated stages) and [epics.axes] <axis> (the record name that was pv_suffix)",
+    ("apd",): "[sim.apd] (same keys)",
+    ("beam",): "[sim.beam] (same keys)",
+    ("sample",): "[sim.sample] (same keys)",
+    ("zone_plate",): "[sim.zone_plate] (same keys)",
+    ("beamline", "energy_eV"): "[sim.beam] energy_eV",
+    ("ring", "fill_current_mA"): "[sim.ring] fill_current_mA",
+    ("ring", "beam_lifetime_h"): "[sim.ring] beam_lifetime_h",
+    ("ring", "topup_interval_s"): "[sim.ring] topup_interval_s",
+}
+
+
+def _explain(error: Any) -> str:
     """One line for one pydantic error: key, what is wrong, allowed range, fix."""
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc)
     kind = error["type"]
     if kind == "extra_forbidden":
+        for length in range(len(loc), 0, -1):
+            moved_to = _MOVED.get(tuple(loc[:length]))
+            if moved_to is not None:
+                old = ".".join(loc[:length])
+                return f"{old}: this key has moved to {moved_to}; move the value there"
         return _unknown_key(loc)
     if kind == "missing":
         return f"{key}: missing; add it (see `stxm config --show` for the default)"
@@ -362,25 +545,38 @@ def _explain(error: dict[str, Any], data: dict[str, Any]) -> str:
     if kind == "value_error":
         message = str(error.get("ctx", {}).get("error", error["msg"]))
         return f"[{key}] {message}" if key else message
+    if kind == "string_pattern_mismatch" and loc[:2] == ["sim", "iocs"]:
+        return (
+            f"sim.iocs.{loc[2]}: IOC names are lower-case identifiers "
+            "(python -m sim_iocs --list shows them)"
+        )
     hint = f"; allowed {bounds}" if bounds else ""
     return f"{key} = {value!r}: {error['msg']}{hint}"
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    """The section model at ``loc`` (``[sim.iocs.<name>]`` is a :class:`SimIocConfig`)."""
     model: type[BaseModel] | None = BeamlineConfig
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
         if model is None or part not in model.model_fields:
             return None
+        if model is SimConfig and part == "iocs":
+            if not parts:
+                return None  # the mapping itself
+            parts.pop(0)  # the IOC's name
+            model = SimIocConfig
+            continue
         annotation = model.model_fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
+        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation if is_model else None
     return model
 
 
 def _field_bounds(loc: list[str]) -> str:
+    if not loc:
+        return ""
     parent = _model_at(loc[:-1])
     if parent is None or loc[-1] not in parent.model_fields:
         return ""

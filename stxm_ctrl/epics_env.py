@@ -6,8 +6,22 @@ import os
 from collections.abc import MutableMapping
 
 from stxm_ctrl.config import BeamlineConfig
+from stxm_ctrl.fleet_manifest import running_fleet_manifest
 
-__all__ = ["ca_client_environment", "apply_ca_client_environment"]
+__all__ = ["apply_ca_client_environment", "ca_addr_list", "ca_client_environment"]
+
+
+def ca_addr_list(config: BeamlineConfig) -> list[str]:
+    """Channel Access servers to search: ``[epics] ca_addr_list``, or the simulated fleet's.
+
+    Raises
+    ------
+    FleetNotRunningError
+        If no address list is configured and no simulated fleet runs for the data directory.
+    """
+    if config.epics.ca_addr_list:
+        return list(config.epics.ca_addr_list)
+    return running_fleet_manifest(config.sim_dir).ca_addr_list()
 
 
 def ca_client_environment(config: BeamlineConfig) -> dict[str, str]:
@@ -15,15 +29,21 @@ def ca_client_environment(config: BeamlineConfig) -> dict[str, str]:
 
     Searches go only to the configured servers (no broadcast, no automatic address list),
     and array transfers may be as large as ``epics.ca_max_array_bytes``. Against the
-    simulated fleet (no ``ca_addr_list`` configured) clients use the fleet's CA repeater.
+    simulated fleet (no ``ca_addr_list`` configured) the servers and the CA repeater are
+    the ones the running fleet's manifest names.
+
+    Raises
+    ------
+    FleetNotRunningError
+        If no address list is configured and no simulated fleet runs for the data directory.
     """
     env = {
-        "EPICS_CA_ADDR_LIST": " ".join(config.ca_addr_list()),
+        "EPICS_CA_ADDR_LIST": " ".join(ca_addr_list(config)),
         "EPICS_CA_AUTO_ADDR_LIST": "NO",
         "EPICS_CA_MAX_ARRAY_BYTES": str(config.epics.ca_max_array_bytes),
     }
-    if not config.epics.ca_addr_list:
-        env["EPICS_CA_REPEATER_PORT"] = str(config.sim.repeater_port)
+    if config.simulated:
+        env["EPICS_CA_REPEATER_PORT"] = str(running_fleet_manifest(config.sim_dir).repeater_port)
     return env
 
 
@@ -32,8 +52,9 @@ def apply_ca_client_environment(
 ) -> None:
     """Write :func:`ca_client_environment` into ``environ`` (``os.environ`` by default).
 
-    pyepics reads these when its CA context is first created, so call this before any PV
-    is connected in the process.
+    pyepics reads its settings only from the environment, once, when its CA context is
+    first created; so the session (the composition root) calls this before any PV is
+    connected in the process. Library code never calls it.
     """
     target = os.environ if environ is None else environ
     target.update(ca_client_environment(config))

@@ -1,4 +1,4 @@
-"""Start the simulated IOC fleet and the embedded catalog as child processes.
+"""Start the simulated IOC fleet as a child process.
 
 The runtime never imports ``sim_iocs``: the fleet is started as ``python -m sim_iocs.fleet``.
 """
@@ -7,18 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from stxm_ctrl.config import BeamlineConfig
-from stxm_ctrl.processes import ManagedProcess, ProcessStartError, python_module_argv, tcp_answers
+from stxm_ctrl.fleet_manifest import MANIFEST_FILE, FleetManifest
+from stxm_ctrl.processes import ManagedProcess, ProcessStartError, python_module_argv
 
-__all__ = ["FleetProcess", "sim_ports_answering", "start_sim_fleet"]
+__all__ = ["FleetProcess", "start_sim_fleet"]
 
 FLEET_START_TIMEOUT_S = 60.0
 
 
 @dataclass
 class FleetProcess:
-    """The fleet launcher child and where it keeps its files."""
+    """The fleet launcher child and where it keeps its files; a context manager.
+
+    Leaving the ``with`` block stops the fleet (it stops its IOCs).
+    """
 
     process: ManagedProcess
     runtime_dir: Path
@@ -28,33 +33,49 @@ class FleetProcess:
         """Return once every IOC serves its PVs (raises ProcessStartError otherwise)."""
         self.process.wait_ready(self.ready_file.exists, timeout_s)
 
+    def manifest(self) -> FleetManifest:
+        """What the running fleet publishes (IOCs, ports, pids)."""
+        return FleetManifest.read(self.runtime_dir / MANIFEST_FILE)
+
     def stop(self) -> None:
         """Stop the fleet (it stops its IOCs) by its pid."""
         self.process.stop(timeout_s=10.0)
 
+    def __enter__(self) -> FleetProcess:
+        return self
 
-def sim_ports_answering(config: BeamlineConfig) -> list[int]:
-    """Which of the simulated IOCs' ports already accept connections."""
-    sim = config.sim
-    ports = (sim.sample_stage_port, sim.apd_port, sim.ring_port)
-    return [port for port in ports if tcp_answers(sim.host, port)]
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
-def start_sim_fleet(config: BeamlineConfig, runtime_dir: Path) -> FleetProcess:
+def start_sim_fleet(config: BeamlineConfig) -> FleetProcess:
     """Start ``python -m sim_iocs.fleet`` for ``config``; call ``wait_ready`` before use.
+
+    The fleet keeps its files in ``data_dir/sim``.
 
     Raises
     ------
     ProcessStartError
-        If any of the fleet's IOC ports already answers (another fleet is running).
+        If a fleet is already running for this data directory (named with its pid).
     """
-    answering = sim_ports_answering(config)
-    if answering:
-        raise ProcessStartError(
-            f"ports {answering} on {config.sim.host} are in use; is `stxm sim` already running? "
-            "Stop it, or choose free ports in the [sim] section"
-        )
-    runtime_dir = Path(runtime_dir)
+    runtime_dir = config.sim_dir
+    manifest_path = runtime_dir / MANIFEST_FILE
+    if manifest_path.exists():
+        try:
+            running = FleetManifest.read(manifest_path)
+        except (ValueError, TypeError):
+            running = None
+        if running is not None and running.running:
+            raise ProcessStartError(
+                f"a simulated IOC fleet is already running for {config.data_dir} (pid "
+                f"{running.fleet_pid}, ports {running.ports()}); stop it (Ctrl-C in its "
+                f"terminal, or `kill {running.fleet_pid}`), or use another data_dir"
+            )
     runtime_dir.mkdir(parents=True, exist_ok=True)
     config_json = runtime_dir / "config.json"
     config_json.write_text(config.model_dump_json(indent=1))
@@ -67,7 +88,7 @@ def start_sim_fleet(config: BeamlineConfig, runtime_dir: Path) -> FleetProcess:
             "--config-json",
             str(config_json),
             "--runtime-dir",
-            str(runtime_dir / "iocs"),
+            str(runtime_dir),
             "--ready-file",
             str(ready),
         ),

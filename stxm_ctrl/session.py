@@ -158,12 +158,13 @@ def build_session(
     if connect:
         devices.wait_for_connection(config.epics.connection_timeout_s)
 
+    md: dict[str, Any] = {"beamline_id": config.beamline.name}
+    if config.simulated:
+        # Known only for the simulated beamline; real runs record energy from the
+        # monochromator and the sample from the user.
+        md |= {"sample_name": config.sim.sample.name, "energy_eV": config.sim.beam.energy_eV}
     RE = RunEngine(
-        {
-            "beamline_id": config.beamline.name,
-            "sample_name": config.sample.name,
-            "energy_eV": config.beamline.energy_eV,
-        },
+        md,
         scan_id_source=ScanIdFile(config.data_dir / SCAN_ID_FILE),
     )
     spool = DocumentSpool(config.data_dir / "spool")

@@ -6,6 +6,7 @@ the whole test session; tests that kill or fault an IOC restart it before they f
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Iterator
@@ -20,14 +21,18 @@ from stxm_ctrl.processes import free_tcp_port
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def free_port_overrides(data_dir: Path) -> dict:
-    """Configuration overrides: every server on its own free loopback port."""
+def free_port_overrides(data_dir: Path, instruments=None) -> dict:
+    """Configuration overrides: every server on its own free loopback port.
+
+    Every simulated IOC of the registry (or of ``instruments``) gets a port, so an
+    instrument added to the registry is covered with no edit here.
+    """
+    from sim_iocs.registry import INSTRUMENTS
+
     return {
         "beamline": {"data_dir": str(data_dir)},
         "sim": {
-            "sample_stage_port": free_tcp_port(),
-            "apd_port": free_tcp_port(),
-            "ring_port": free_tcp_port(),
+            "iocs": {i.name: {"port": free_tcp_port()} for i in (instruments or INSTRUMENTS)},
             "repeater_port": free_tcp_port(),
             "random_seed": 12345,
         },
@@ -35,15 +40,27 @@ def free_port_overrides(data_dir: Path) -> dict:
     }
 
 
+def ioc_ports(config: BeamlineConfig) -> list[int]:
+    """The configured port of every simulated IOC."""
+    return [ioc.port for ioc in config.sim.iocs.values()]
+
+
 def config_toml(overrides: dict) -> str:
     """Nested overrides as the text of a TOML configuration file (for the CLI)."""
-    lines = []
-    for section, values in overrides.items():
-        lines.append(f"[{section}]")
+    lines: list[str] = []
+
+    def table(path: tuple[str, ...], values: dict) -> None:
+        scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        if scalars or not values:
+            lines.append(f"[{'.'.join(path)}]")
+            for key, value in scalars.items():
+                lines.append(f"{key} = {json.dumps(value)}")
         for key, value in values.items():
-            lines.append(
-                f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"'
-            )
+            if isinstance(value, dict):
+                table((*path, key), value)
+
+    for section, values in overrides.items():
+        table((section,), values)
     text = "\n".join(lines) + "\n"
     tomllib.loads(text)
     return text
@@ -61,9 +78,9 @@ def sim_fleet(sim_config: BeamlineConfig) -> Iterator:
     from sim_iocs.fleet import SimFleet
     from stxm_ctrl.epics_env import apply_ca_client_environment
 
-    apply_ca_client_environment(sim_config)
-    fleet = SimFleet(sim_config, sim_config.data_dir / "sim")
+    fleet = SimFleet(sim_config)
     fleet.start()
+    apply_ca_client_environment(sim_config)
     yield fleet
     fleet.stop()
 
@@ -100,14 +117,29 @@ def devices(sim_config: BeamlineConfig, sim_fleet):
 
 def expected_counts(config: BeamlineConfig, image, ring_current_mA) -> np.ndarray:
     """Mean counts the simulator draws from at each pixel's measured stage position."""
-    from sim_iocs.apd import expected_rate_Hz
-    from stxm_ctrl.physics.sample import ResolutionPattern
-
-    pattern = ResolutionPattern.from_config(config.sample)
-    rate = expected_rate_Hz(
-        config, pattern, image.x_readback_um, image.y_readback_um, ring_current_mA
+    return (
+        expected_rate_at(config, image.x_readback_um, image.y_readback_um, ring_current_mA)
+        * image.dwell_s
     )
-    return rate * image.dwell_s
+
+
+def expected_rate_at(config: BeamlineConfig, x_um, y_um, ring_current_mA) -> np.ndarray:
+    """Mean detected count rate with the beam at stage position(s) (x, y): the ground truth."""
+    from stxm_ctrl.physics.detector import expected_rate_Hz
+    from stxm_ctrl.physics.sample import ResolutionPattern
+    from stxm_ctrl.physics.zone_plate import spot_sigma_um
+
+    sim = config.sim
+    pattern = ResolutionPattern.from_config(sim.sample)
+    od = pattern.optical_density(x_um, y_um, spot_sigma_um(sim.zone_plate.outer_zone_width_nm))
+    return expected_rate_Hz(
+        od,
+        ring_current_mA,
+        photon_flux_per_mA_Hz=sim.beam.photon_flux_per_mA_Hz,
+        quantum_efficiency=sim.apd.quantum_efficiency,
+        dark_count_rate_Hz=sim.apd.dark_count_rate_Hz,
+        dead_time_ns=sim.apd.dead_time_ns,
+    )
 
 
 def poisson_limited_correlation(expected: np.ndarray) -> float:

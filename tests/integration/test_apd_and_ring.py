@@ -7,9 +7,7 @@ import time
 import epics
 import numpy as np
 import pytest
-
-from sim_iocs.apd import expected_rate_Hz
-from stxm_ctrl.physics.sample import ResolutionPattern
+from conftest import expected_rate_at
 
 # Points of the test pattern (relative to its centre): bare membrane, inside the big square.
 MEMBRANE_UM = (0.0, -10.0)
@@ -25,7 +23,7 @@ def _count(devices, n: int) -> np.ndarray:
 
 
 def _goto(devices, sim_config, point):
-    sample = sim_config.sample
+    sample = sim_config.sim.sample
     devices.sample_x.move(sample.center_x_um + point[0], wait=True)
     devices.sample_y.move(sample.center_y_um + point[1], wait=True)
 
@@ -38,10 +36,13 @@ def test_counts_are_poisson_around_the_transmitted_flux(devices, sim_config):
     devices.apd.dwell.put(0.001, wait=True)
     _goto(devices, sim_config, MEMBRANE_UM)
     counts = _count(devices, 200)
-    pattern = ResolutionPattern.from_config(sim_config.sample)
+    sample = sim_config.sim.sample
     expected = 0.001 * float(
-        expected_rate_Hz(
-            sim_config, pattern, MEMBRANE_UM[0], MEMBRANE_UM[1], _ring_current(sim_config)
+        expected_rate_at(
+            sim_config,
+            sample.center_x_um + MEMBRANE_UM[0],
+            sample.center_y_um + MEMBRANE_UM[1],
+            _ring_current(sim_config),
         )
     )
     # Mean within 5 standard errors of the expectation (top-up decay is < 0.5 %).
@@ -59,7 +60,7 @@ def test_features_absorb_as_the_ground_truth_says(devices, sim_config):
     feature = _count(devices, 20).mean()
     # Transmission ratio exp(-feature_od), with a small dead-time correction.
     ratio = feature / membrane
-    assert ratio == pytest.approx(np.exp(-sim_config.sample.feature_od), rel=0.05)
+    assert ratio == pytest.approx(np.exp(-sim_config.sim.sample.feature_od), rel=0.05)
 
 
 def test_dwell_outside_the_counter_limits_is_refused_by_the_ioc(devices, sim_config):
@@ -67,7 +68,10 @@ def test_dwell_outside_the_counter_limits_is_refused_by_the_ioc(devices, sim_con
     devices.apd.dwell.put(0.001, wait=True)
     epics.caput(pv, 50.0, wait=True, timeout=2)
     assert epics.caget(pv, use_monitor=False) == pytest.approx(0.001)
-    assert devices.apd.dwell_limits_s == (sim_config.apd.min_dwell_s, sim_config.apd.max_dwell_s)
+    assert devices.apd.dwell_limits_s == (
+        sim_config.sim.apd.min_dwell_s,
+        sim_config.sim.apd.max_dwell_s,
+    )
 
 
 def test_closed_shutter_leaves_only_dark_counts(devices, sim_config):
@@ -79,13 +83,13 @@ def test_closed_shutter_leaves_only_dark_counts(devices, sim_config):
     finally:
         devices.ring.shutter.set("Open").wait(timeout=5)
     open_counts = _count(devices, 3)
-    dark_expected = sim_config.apd.dark_count_rate_Hz * 0.01  # 0.3 counts per 10 ms
+    dark_expected = sim_config.sim.apd.dark_count_rate_Hz * 0.01  # 0.3 counts per 10 ms
     assert dark.mean() < dark_expected + 3
     assert open_counts.min() > 1000 * dark.max() + 1000
 
 
 def test_ring_current_decays_between_topups_and_drops_on_a_beam_dump(devices, sim_config):
-    ring = sim_config.ring
+    ring = sim_config.sim.ring
     current = _ring_current(sim_config)
     assert (
         ring.fill_current_mA * np.exp(-ring.topup_interval_s / (ring.beam_lifetime_h * 3600))

@@ -29,6 +29,7 @@ def outage_config(sim_config, sim_fleet, tmp_path):
     return sim_config.with_overrides(
         {
             "beamline": {"data_dir": str(tmp_path / "data")},
+            "sim": {"runtime_dir": str(sim_config.sim_dir)},  # the session's fleet
             "catalog": {"port": free_tcp_port(), "batch_size": 10},
         }
     )
@@ -89,8 +90,8 @@ def test_catalog_killed_mid_scan_loses_nothing(
         overrides = {
             "beamline": {"data_dir": str(outage_config.data_dir)},
             "sim": {
-                f"{name}_port": getattr(sim, f"{name}_port")
-                for name in ("sample_stage", "apd", "ring", "repeater")
+                "iocs": {name: {"port": ioc.port} for name, ioc in sim.iocs.items()},
+                "repeater_port": sim.repeater_port,
             },
             "catalog": {"port": outage_config.catalog.port, "batch_size": 10},
         }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import config_toml, free_port_overrides
+from conftest import config_toml, free_port_overrides, ioc_ports
 from PyQt5.QtGui import QImage
 
 from stxm_ctrl.config import load_config
@@ -51,12 +51,7 @@ def test_demo_acquires_the_test_pattern_into_the_catalog(tmp_path, image_matches
     assert picture.width() >= 600 and picture.height() >= 500
 
     # Everything was shut down: no IOC or catalog port still answers.
-    ports = [
-        config.sim.sample_stage_port,
-        config.sim.apd_port,
-        config.sim.ring_port,
-        config.catalog.port,
-    ]
+    ports = [*ioc_ports(config), config.catalog.port]
     assert not [p for p in ports if tcp_answers("127.0.0.1", p)]
 
     # The run is in the catalog and the spool, and the image is the test pattern.

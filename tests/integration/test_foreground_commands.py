@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import config_toml, free_port_overrides
+from conftest import config_toml, free_port_overrides, ioc_ports
 
 from stxm_ctrl.config import load_config
 from stxm_ctrl.processes import tcp_answers
@@ -53,7 +53,7 @@ def config_file(tmp_path):
 
 def test_stxm_sim_serves_until_ctrl_c_and_stops_every_ioc(config_file):
     config = load_config(config_file)
-    ports = [config.sim.sample_stage_port, config.sim.apd_port, config.sim.ring_port]
+    ports = ioc_ports(config)
     output = config_file.parent / "sim.out"
     sim = _start("sim", config_file, output)
     try:
@@ -64,7 +64,7 @@ def test_stxm_sim_serves_until_ctrl_c_and_stops_every_ioc(config_file):
         if sim.poll() is None:
             sim.kill()
     assert sim.returncode == 0, out
-    assert f"EPICS_CA_ADDR_LIST='127.0.0.1:{config.sim.sample_stage_port}" in out
+    assert f"EPICS_CA_ADDR_LIST='127.0.0.1:{config.sim.iocs['sample_stage'].port}" in out
     assert "stopping simulated IOC fleet" in out
     assert not [p for p in ports if tcp_answers("127.0.0.1", p)]
 

@@ -57,7 +57,7 @@ def test_ophyd_refuses_a_move_past_the_limits(devices):
 
 
 def test_ioc_enforces_limits_against_raw_puts(devices, sim_config):
-    pv = sim_config.epics.prefixes.sample_stage + sim_config.stages.sample_y.pv_suffix
+    pv = sim_config.epics.prefixes.sample_stage + sim_config.epics.axes.sample_y
     before = epics.caget(pv + ".RBV", use_monitor=False)
     # A raw put outside HLM is refused by the IOC itself and nothing moves.
     epics.caput(pv + ".VAL", 5000.0, wait=True, timeout=2)

@@ -10,7 +10,7 @@ from plans import PlanArgumentError, sample_image
 
 def _image_plan(session, **overrides):
     devices = session.devices
-    sample = session.config.sample
+    sample = session.config.sim.sample
     args = dict(
         x_center_um=sample.center_x_um,
         x_range_um=22.0,
@@ -51,7 +51,7 @@ def test_image_in_the_catalog_matches_the_sample(session, image_matches_ground_t
     assert start["plan_name"] == "sample_image"
     assert start["shape"] == [30, 36]
     assert start["dwell_s"] == 0.001
-    assert start["energy_eV"] == session.config.beamline.energy_eV
+    assert start["energy_eV"] == session.config.sim.beam.energy_eV
     assert documents[-1][1]["exit_status"] == "success"
     assert documents[-1][1]["num_events"]["primary"] == 30 * 36
 

@@ -34,7 +34,7 @@ def test_bad_demo_options_are_named(argv, message, capsys):
 def test_config_write_then_check(tmp_path, capsys):
     path = tmp_path / "beamline.toml"
     assert main(["config", "--write", str(path)]) == 0
-    assert tomllib.loads(path.read_text())["sample"]["kind"] == "resolution_pattern"
+    assert tomllib.loads(path.read_text())["sim"]["sample"]["kind"] == "resolution_pattern"
     assert main(["config", "--config", str(path)]) == 0
     assert f"{path}: valid" in capsys.readouterr().out
     # Never overwrites a file.
@@ -44,11 +44,11 @@ def test_config_write_then_check(tmp_path, capsys):
 
 def test_invalid_configuration_is_an_error_not_a_traceback(tmp_path, capsys):
     path = tmp_path / "bad.toml"
-    path.write_text("[apd]\ndead_time_ns = -3\n")
+    path.write_text("[sim.apd]\ndead_time_ns = -3\n")
     assert main(["config", "--config", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: invalid configuration in")
-    assert "apd.dead_time_ns = -3 is out of range" in err
+    assert "sim.apd.dead_time_ns = -3 is out of range" in err
 
 
 def test_config_show_prints_the_effective_values(tmp_path, capsys):

@@ -12,7 +12,7 @@ from stxm_ctrl.physics.zone_plate import spot_sigma_um
 
 @pytest.fixture(scope="module")
 def pattern() -> ResolutionPattern:
-    return ResolutionPattern.from_config(load_config().sample)
+    return ResolutionPattern.from_config(load_config().sim.sample)
 
 
 @pytest.fixture(scope="module")
