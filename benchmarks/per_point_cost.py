@@ -86,8 +86,8 @@ def main() -> None:
     sim_s = baseline_ophyd_sim(n, args.repeats)
 
     from plans import sample_image
+    from stxm_ctrl.app.session import build_session
     from stxm_ctrl.data.catalog import start_catalog_server
-    from stxm_ctrl.session import build_session
 
     with SimFleet(config):
         server = start_catalog_server(config)

@@ -27,6 +27,10 @@ class StxmDevices:
         """Every device, in the order the fields are declared."""
         return [getattr(self, f.name) for f in fields(self)]
 
+    def by_name(self) -> dict[str, Device]:
+        """Every device under its name (``sample_x``, ``apd``, ...)."""
+        return {device.name: device for device in self.all()}
+
     def wait_for_connection(self, timeout_s: float) -> None:
         """Connect every device, or raise naming the PVs that did not answer.
 

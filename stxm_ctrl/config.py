@@ -47,7 +47,6 @@ __all__ = [
     "SimStagesConfig",
     "StageMotionConfig",
     "ZonePlateConfig",
-    "default_config_text",
     "load_config",
 ]
 
@@ -412,13 +411,6 @@ class BeamlineConfig(_Section):
         """Return a validated copy with nested ``overrides`` merged in."""
         merged = _deep_merge(self.model_dump(mode="json"), overrides)
         return _validate(merged, source=f"{self.source} + overrides")
-
-
-def default_config_text() -> str:
-    """The commented default configuration, as ``stxm config --write`` writes it."""
-    from stxm_ctrl.config_docs import render_default_toml
-
-    return render_default_toml()
 
 
 def load_config(

@@ -25,7 +25,13 @@ from pydantic.fields import FieldInfo
 
 from stxm_ctrl.config import BeamlineConfig, SimConfig, SimIocConfig
 
-__all__ = ["DEFAULT_TOML_PATH", "REFERENCE_PATH", "render_default_toml", "render_reference"]
+__all__ = [
+    "DEFAULT_TOML_PATH",
+    "REFERENCE_PATH",
+    "default_config_text",
+    "render_default_toml",
+    "render_reference",
+]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_TOML_PATH = _PACKAGE_DIR / "default_config.toml"
@@ -103,6 +109,11 @@ def render_default_toml() -> str:
             lines.append("# [sim.iocs.apd]")
             lines.append("# port = 5071")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def default_config_text() -> str:
+    """The commented default configuration, as ``stxm config --write`` writes it."""
+    return render_default_toml()
 
 
 def _allowed(field: FieldInfo) -> str:

@@ -98,7 +98,7 @@ def catalog_server(sim_config: BeamlineConfig) -> Iterator:
 @pytest.fixture(scope="session")
 def session(sim_config: BeamlineConfig, sim_fleet, catalog_server) -> Iterator:
     """A session (RunEngine, devices, catalog) on the simulated beamline."""
-    from stxm_ctrl.session import build_session
+    from stxm_ctrl.app.session import build_session
 
     s = build_session(sim_config, progress=False)
     yield s

@@ -78,7 +78,7 @@ def api_key_for(config: BeamlineConfig) -> str | None:
 
 @dataclass
 class CatalogServer:
-    """A running embedded Tiled server."""
+    """A running embedded Tiled server; a context manager that stops it on exit."""
 
     uri: str
     process: ManagedProcess
@@ -86,6 +86,12 @@ class CatalogServer:
     def stop(self) -> None:
         """Stop the server by its pid."""
         self.process.stop()
+
+    def __enter__(self) -> CatalogServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def start_catalog_server(config: BeamlineConfig) -> CatalogServer:

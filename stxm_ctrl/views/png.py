@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +17,42 @@ _HEIGHT_PX = 720
 
 
 def _qt_app():
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        # No screen: render offscreen (must be chosen before Qt starts), with the private
-        # runtime directory Qt asks for.
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        if "XDG_RUNTIME_DIR" not in os.environ:
-            os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="stxm-qt-")
-    import pyqtgraph as pg
+    """The process's QApplication: the existing one (a live view's), or an offscreen one.
 
-    return pg.mkQApp()
+    Nothing in the process environment is changed: without a screen the platform is chosen
+    with Qt's own ``-platform offscreen`` argument, so a live Qt view started later in the
+    same process is not forced offscreen.
+    """
+    import pyqtgraph as pg
+    from pyqtgraph.Qt import QtCore, QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is not None:
+        return app
+    argv = ["stxm_ctrl"]
+    screen = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if not (screen or os.environ.get("QT_QPA_PLATFORM")):
+        argv += ["-platform", "offscreen"]
+
+    def quiet(mode, context, message: str) -> None:
+        # Offscreen Qt complains about a missing XDG_RUNTIME_DIR and then manages.
+        if "XDG_RUNTIME_DIR" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            print(message, file=sys.stderr)
+
+    previous = QtCore.qInstallMessageHandler(None)
+    QtCore.qInstallMessageHandler(quiet)
+    try:
+        app = QtWidgets.QApplication(argv)
+    finally:
+        QtCore.qInstallMessageHandler(previous)
+    # pyqtgraph keeps the process's application alive (its own mkQApp holds it).
+    held = pg.mkQApp()
+    assert held is app
+    return app
 
 
 def _add_colour_scale(window, colormap, low: float, high: float) -> None:
@@ -106,7 +133,7 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
     item.setLevels((low, high))
     _add_colour_scale(window, colormap, low, high)
     window.show()  # lay out at full size (offscreen when there is no display)
-    pg.mkQApp().processEvents()
+    _qt_app().processEvents()
     exporter = ImageExporter(window.scene())
     exporter.parameters()["width"] = _WIDTH_PX
     exporter.export(str(path))

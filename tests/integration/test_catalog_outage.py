@@ -14,12 +14,12 @@ from conftest import config_toml
 from tiled.client import utils as tiled_client_utils
 
 from plans import sample_image
-from stxm_ctrl.cli import main
+from stxm_ctrl.app.cli import main
+from stxm_ctrl.app.session import build_session
 from stxm_ctrl.data.catalog import connect_catalog, start_catalog_server
 from stxm_ctrl.data.images import image_from_run
 from stxm_ctrl.data.writers import read_spool_file, spool_file_for
 from stxm_ctrl.processes import free_tcp_port
-from stxm_ctrl.session import build_session
 
 KILL_AT_POINT = 40
 

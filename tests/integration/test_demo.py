@@ -27,7 +27,7 @@ def test_demo_acquires_the_test_pattern_into_the_catalog(tmp_path, image_matches
         [
             sys.executable,
             "-m",
-            "stxm_ctrl.cli",
+            "stxm_ctrl.app.cli",
             "demo",
             "--config",
             str(config_file),

@@ -18,7 +18,7 @@ READY = "press Ctrl-C to stop"
 
 def _start(command: str, config_file, output) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "stxm_ctrl.cli", command, "--config", str(config_file)],
+        [sys.executable, "-m", "stxm_ctrl.app.cli", command, "--config", str(config_file)],
         stdout=output.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

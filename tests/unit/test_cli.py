@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from stxm_ctrl.cli import build_parser, main
+from stxm_ctrl.app.cli import build_parser, main
 from stxm_ctrl.config import load_config
 
 
@@ -72,7 +72,7 @@ def test_demo_refuses_a_configuration_that_names_real_iocs(tmp_path, capsys):
 def test_foreground_command_reports_a_child_that_dies(tmp_path, capsys):
     import sys
 
-    from stxm_ctrl.cli import _foreground
+    from stxm_ctrl.app.cli import _foreground
     from stxm_ctrl.processes import ManagedProcess
 
     code = "import sys; print('IOC crashed: segfault in the driver'); sys.exit(4)"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from stxm_ctrl.config import CONFIG_ENV_VAR, ConfigError, default_config_text, load_config
+from stxm_ctrl.config import CONFIG_ENV_VAR, ConfigError, load_config
 from stxm_ctrl.config_docs import (
     DEFAULT_TOML_PATH,
     REFERENCE_PATH,
+    default_config_text,
     render_default_toml,
     render_reference,
 )

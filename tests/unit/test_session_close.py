@@ -6,9 +6,9 @@ import logging
 
 from bluesky import RunEngine
 
+from stxm_ctrl.app.session import DataPath, Session
 from stxm_ctrl.config import load_config
 from stxm_ctrl.data.writers import CatalogWriter, DocumentSpool
-from stxm_ctrl.session import Session
 
 from .test_writers import BlockedTiledWriter, FakeTiledClient, make_run
 
@@ -33,14 +33,9 @@ def test_close_with_a_hanging_catalog_warns_and_still_disconnects(tmp_path, capl
     writer = CatalogWriter(FakeTiledClient(), tmp_path / "spool")
     writer.writer = BlockedTiledWriter()
     devices = FakeDevices()
-    session = Session(
-        config=load_config(),
-        RE=RunEngine({}),
-        devices=devices,
-        catalog=None,
-        spool=DocumentSpool(tmp_path / "spool"),
-        catalog_writer=writer,
-    )
+    RE = RunEngine({})
+    data = DataPath(RE=RE, spool=DocumentSpool(tmp_path / "spool"), catalog_writer=writer)
+    session = Session(config=load_config(), RE=RE, devices=devices, data=data)
     for name, doc in make_run(3):
         writer(name, doc)
     with caplog.at_level(logging.WARNING):

@@ -16,8 +16,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stxm_ctrl.config import ConfigError, default_config_text, load_config
-from stxm_ctrl.processes import ManagedProcess, ProcessStartError, tcp_answers
+from stxm_ctrl.config import ConfigError, load_config
+from stxm_ctrl.config_docs import default_config_text
+from stxm_ctrl.processes import ManagedProcess, ProcessStartError
 
 __all__ = ["main"]
 
@@ -50,77 +51,32 @@ def _positive(kind: type, name: str):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulated beamline + catalog, one sample image of the test pattern, a PNG."""
-    from plans import sample_image
-    from stxm_ctrl.data.catalog import catalog_uri, start_catalog_server
-    from stxm_ctrl.launch import start_sim_fleet
-    from stxm_ctrl.session import build_session
-    from stxm_ctrl.views.png import save_image_png
+    from stxm_ctrl.app.demo import DemoError, run_demo
 
     config = _config(args)
-    if config.epics.ca_addr_list:
-        # The demo rasters the stages it connects to: never real ones by accident.
-        print(
-            f"error: `stxm demo` runs only on the simulated beamline, but {config.source} sets "
-            f"[epics] ca_addr_list = {config.epics.ca_addr_list}; leave it empty for the demo "
-            "and acquire on real IOCs from a session (see docs/how-to/real-iocs.md)",
-            file=sys.stderr,
-        )
-        return 2
-    data_dir = config.data_dir
-    print(f"data directory: {data_dir}")
-    fleet = server = session = None
     try:
-        # Start both servers first, then wait: the catalog takes longer to come up.
-        print("starting the simulated IOCs (sample stages, APD counter, storage ring) ...")
-        fleet = start_sim_fleet(config)
-        if config.catalog.embedded and tcp_answers(config.catalog.host, config.catalog.port):
-            print(f"using the catalog already running at {catalog_uri(config)}")
-        elif config.catalog.embedded:
-            print(f"starting the catalog (Tiled, SQLite in {data_dir}) ...")
-            server = start_catalog_server(config)
-        fleet.wait_ready()
-        session = build_session(config, progress=not args.no_progress)
-        devices = session.devices
-        started = time.monotonic()
-        (uid,) = session.RE(
-            sample_image(
-                devices.apd,
-                devices.sample_x,
-                config.sim.sample.center_x_um,
-                args.range_um,
-                args.points,
-                devices.sample_y,
-                config.sim.sample.center_y_um,
-                args.range_um,
-                args.points,
-                dwell_s=args.dwell_ms / 1000.0,
-                snake=True,
-                monitors=[devices.ring.current],
-                md={"purpose": "stxm demo"},
-            )
+        result = run_demo(
+            config,
+            points=args.points,
+            range_um=args.range_um,
+            dwell_s=args.dwell_ms / 1000.0,
+            progress=not args.no_progress,
+            say=lambda line: print(line, flush=True),
         )
-        elapsed = time.monotonic() - started
-        image = session.image(uid)
-        scan_id = image.start.get("scan_id", 0)
-        png = save_image_png(image, data_dir / "images" / f"scan{scan_id}_{uid[:8]}.png")
-        points = image.counts.size
-        print(f"run:   {uid} in the catalog at {catalog_uri(config)}")
-        print(
-            f"image: {image.shape[1]} x {image.shape[0]} px over {args.range_um:g} um, "
-            f"dwell {args.dwell_ms:g} ms, {points} points in {elapsed:.1f} s "
-            f"({1000 * elapsed / points:.1f} ms per point); counts "
-            f"{int(image.counts.min())}..{int(image.counts.max())}"
-        )
-        print(f"PNG:   {png}")
-        print(f"spool: {session.spool.spool_dir / (uid + '.jsonl')}")
-        return 0
-    finally:
-        if session is not None:
-            session.close()
-        if server is not None:
-            server.stop()
-        if fleet is not None:
-            fleet.stop()
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    image = result.image
+    print(f"run:   {result.uid} in the catalog at {result.catalog_uri}")
+    print(
+        f"image: {image.shape[1]} x {image.shape[0]} px over {result.range_um:g} um, "
+        f"dwell {result.dwell_s * 1e3:g} ms, {result.points} points in {result.elapsed_s:.1f} s "
+        f"({result.ms_per_point:.1f} ms per point); counts "
+        f"{int(image.counts.min())}..{int(image.counts.max())}"
+    )
+    print(f"PNG:   {result.png}")
+    print(f"spool: {result.spool_file}")
+    return 0
 
 
 def _foreground(process_name: str, process: ManagedProcess, stop) -> int:

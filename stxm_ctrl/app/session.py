@@ -1,0 +1,323 @@
+"""A working session, built from two pieces that the queue server and the tests use too.
+
+- :func:`connect_devices` builds the microscope's devices from the configuration and
+  connects them;
+- :func:`wire_data_path` subscribes a RunEngine to the data path: the local spool, the
+  catalog writer and the scan numbers that keep counting across sessions.
+
+:func:`build_session` composes both with a RunEngine and a progress bar; the queue-server
+startup module (:mod:`stxm_ctrl.app.queue_startup`) composes the same two with the queue
+server's RunEngine. From IPython (with ``stxm sim`` and ``stxm serve`` running, or against
+real IOCs)::
+
+    from stxm_ctrl.app import build_session
+    from plans import sample_image
+
+    with build_session() as s:
+        d = s.devices
+        (uid,) = s.RE(sample_image(d.apd, d.sample_x, 0, 20, 64, d.sample_y, 0, 20, 64,
+                                   dwell_s=0.001))
+        image = s.image(uid)
+
+Nothing is global: each call builds its own RunEngine and devices.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from bluesky import RunEngine
+
+from devices import StxmDevices, build_devices
+from stxm_ctrl.config import BeamlineConfig, load_config
+from stxm_ctrl.data.catalog import catalog_uri, connect_catalog
+from stxm_ctrl.data.images import StxmImage, image_from_documents, image_from_run
+from stxm_ctrl.data.writers import (
+    CatalogWriter,
+    DocumentSpool,
+    read_spool_file,
+    spool_file_for,
+)
+from stxm_ctrl.epics_env import apply_ca_client_environment
+from stxm_ctrl.progress import ScanProgress
+from stxm_ctrl.scan_ids import ScanIdFile
+
+__all__ = [
+    "DataPath",
+    "Session",
+    "build_session",
+    "connect_devices",
+    "session_metadata",
+    "wire_data_path",
+]
+
+log = logging.getLogger(__name__)
+
+SCAN_ID_FILE = "last_scan_id"
+
+
+def connect_devices(config: BeamlineConfig, *, connect: bool = True) -> StxmDevices:
+    """Build the microscope's devices from ``config`` and connect them.
+
+    Sets this process's Channel Access client environment first (pyepics reads it only
+    from the environment, once): the configured servers, or the simulated fleet's.
+
+    Raises
+    ------
+    FleetNotRunningError
+        If the configuration means the simulated beamline and no fleet runs for it.
+    TimeoutError
+        If ``connect`` and a device's IOC does not answer (names the devices).
+    """
+    apply_ca_client_environment(config)
+    devices = build_devices(config)
+    if connect:
+        devices.wait_for_connection(config.epics.connection_timeout_s)
+    return devices
+
+
+def session_metadata(config: BeamlineConfig) -> dict[str, Any]:
+    """Metadata every run records: the beamline, and on the simulator its sample and energy."""
+    md: dict[str, Any] = {"beamline_id": config.beamline.name}
+    if config.simulated:
+        # Known only on the simulated beamline; real runs take the energy from the
+        # monochromator and the sample from the scientist.
+        md |= {"sample_name": config.sim.sample.name, "energy_eV": config.sim.beam.energy_eV}
+    return md
+
+
+@dataclass
+class DataPath:
+    """Where a RunEngine's documents go: the spool, the catalog, and its scan numbers.
+
+    A context manager: leaving it (or :meth:`close`) finishes writing to the catalog and
+    unsubscribes from the RunEngine.
+
+    Attributes
+    ----------
+    RE
+        The RunEngine it is subscribed to.
+    spool
+        Local JSON Lines copy of every run (``data_dir/spool``).
+    catalog
+        Tiled client of the catalog, or None when runs go only to the spool.
+    catalog_writer
+        The background writer to the catalog, or None.
+    """
+
+    RE: RunEngine
+    spool: DocumentSpool
+    catalog: Any | None = None
+    catalog_writer: CatalogWriter | None = None
+    tokens: list[int] = field(default_factory=list)
+
+    def image(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmImage:
+        """Read a ``sample_image`` run back, from the catalog or else from the spool.
+
+        Waits (up to ``catalog_timeout_s``) for the catalog writer to finish the run. A run
+        the catalog does not have in full (no catalog, or its write failed) is read from the
+        local spool, which holds every document.
+        """
+        writer = self.catalog_writer
+        written = writer is not None and writer.flush(catalog_timeout_s)
+        if self.catalog is not None and written and writer is not None:
+            if uid not in writer.failed_runs:
+                return image_from_run(self.catalog[uid])
+        path = spool_file_for(self.spool.spool_dir, uid)
+        if self.catalog is not None:
+            log.warning("run %s is not (fully) in the catalog; reading it from %s", uid, path)
+        return image_from_documents(read_spool_file(path))
+
+    def _finish_catalog_writes(self, writer: CatalogWriter, timeout_s: float) -> None:
+        spool_dir = self.spool.spool_dir
+        try:
+            if not writer.flush(1.0):
+                log.warning(
+                    "waiting up to %.0f s for %d documents to reach the catalog (Ctrl-C to "
+                    "stop waiting; every run is in %s)",
+                    timeout_s,
+                    writer.pending,
+                    spool_dir,
+                )
+            drained = writer.close(timeout_s)
+        except KeyboardInterrupt:
+            drained = False
+        if not drained:
+            log.warning(
+                "%d documents did not reach the catalog; every run is complete in %s (put one "
+                "in the catalog with `stxm import-spool FILE`)",
+                writer.pending,
+                spool_dir,
+            )
+
+    def close(self, catalog_timeout_s: float = 60.0) -> None:
+        """Unsubscribe from the RunEngine and finish writing to the catalog."""
+        for token in self.tokens:
+            self.RE.unsubscribe(token)
+        self.tokens.clear()
+        writer, self.catalog_writer = self.catalog_writer, None
+        if writer is not None:
+            self._finish_catalog_writes(writer, catalog_timeout_s)
+
+    def __enter__(self) -> DataPath:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def wire_data_path(RE: RunEngine, config: BeamlineConfig, *, catalog: bool = True) -> DataPath:
+    """Subscribe ``RE`` to the spool and (optionally) the catalog; number its scans.
+
+    Every document goes to ``data_dir/spool/<uid>.jsonl`` first; with ``catalog`` a
+    background writer also puts it in the configured Tiled catalog (a slow or dead catalog
+    never holds up a scan). Scan ids continue from ``data_dir/last_scan_id``.
+
+    Parameters
+    ----------
+    RE
+        The RunEngine (a session's, or the queue server's).
+    config
+        Configuration: the data directory and the catalog.
+    catalog
+        Also write runs to the catalog (it must be running).
+
+    Returns
+    -------
+    DataPath
+        The subscriptions; close it (or use it as a context manager) when done.
+
+    Raises
+    ------
+    ConnectionError
+        If ``catalog`` is requested and the catalog does not answer.
+    """
+    RE.scan_id_source = ScanIdFile(config.data_dir / SCAN_ID_FILE)
+    spool = DocumentSpool(config.data_dir / "spool")
+    data = DataPath(RE=RE, spool=spool)
+    data.tokens.append(RE.subscribe(spool))
+    if catalog:
+        client = connect_catalog(config)
+        writer = CatalogWriter(client, spool.spool_dir, batch_size=config.catalog.batch_size)
+        data.catalog, data.catalog_writer = client, writer
+        data.tokens.append(RE.subscribe(writer))
+        log.info("writing runs to %s", catalog_uri(config))
+    return data
+
+
+@dataclass
+class Session:
+    """Everything needed to run plans on the microscope; a context manager.
+
+    Attributes
+    ----------
+    config
+        The configuration the session was built from.
+    RE
+        The RunEngine, subscribed to the data path and the progress bar.
+    devices
+        The connected devices.
+    data
+        The data path (spool, catalog, scan ids).
+    """
+
+    config: BeamlineConfig
+    RE: RunEngine
+    devices: StxmDevices
+    data: DataPath
+    tokens: list[int] = field(default_factory=list)
+
+    @property
+    def catalog(self) -> Any | None:
+        """Tiled client of the catalog, or None."""
+        return self.data.catalog
+
+    @property
+    def spool(self) -> DocumentSpool:
+        """The local spool of every run."""
+        return self.data.spool
+
+    @property
+    def catalog_writer(self) -> CatalogWriter | None:
+        """The background catalog writer, or None."""
+        return self.data.catalog_writer
+
+    def image(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmImage:
+        """Read a ``sample_image`` run back (see :meth:`DataPath.image`)."""
+        return self.data.image(uid, catalog_timeout_s=catalog_timeout_s)
+
+    def close(self, catalog_timeout_s: float = 60.0) -> None:
+        """Finish writing to the catalog, unsubscribe callbacks, disconnect the devices."""
+        for token in self.tokens:
+            self.RE.unsubscribe(token)
+        self.tokens.clear()
+        self.data.close(catalog_timeout_s)
+        for device in self.devices.all():
+            device.destroy()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def build_session(
+    config: BeamlineConfig | None = None,
+    *,
+    catalog: bool = True,
+    progress: bool = True,
+    connect: bool = True,
+) -> Session:
+    """Build a session from ``config`` (the defaults / ``STXM_CONFIG`` if None).
+
+    Parameters
+    ----------
+    config
+        Configuration.
+    catalog
+        Write runs to the configured Tiled catalog (it must be running).
+    progress
+        Show a progress bar while scanning.
+    connect
+        Wait for every device to connect (raises naming the missing ones).
+
+    Returns
+    -------
+    Session
+        RunEngine, devices and data path.
+
+    Raises
+    ------
+    ConnectionError
+        If ``catalog`` is requested and the catalog does not answer, or no simulated fleet
+        runs for a simulated configuration.
+    TimeoutError
+        If ``connect`` and a device's IOC does not answer.
+    """
+    config = config or load_config()
+    devices = connect_devices(config, connect=connect)
+    RE = RunEngine(session_metadata(config))
+    try:
+        data = wire_data_path(RE, config, catalog=catalog)
+    except BaseException:
+        for device in devices.all():
+            device.destroy()
+        raise
+    session = Session(config=config, RE=RE, devices=devices, data=data)
+    if progress:
+        session.tokens.append(RE.subscribe(ScanProgress()))
+    return session
