@@ -6,6 +6,11 @@ who holds it (pid, command, start time) into that file, so a second command can 
 to stop. The kernel releases the lock when the holder exits, however it exits (a SIGKILL
 included): there is no stale lock to clean up.
 
+Commands that share a data directory on purpose (``stxm sim`` and ``stxm serve`` side by
+side, a shell using both) lock *parts* of it instead: ``DataDirLock(d, "stxm sim",
+part="sim")`` locks ``d/.sim.lock``, and a command that runs both parts (``stxm demo``) takes
+both locks.
+
 ``flock`` locks are per open file, so two locks in one process conflict too. They are not
 reliable on every network filesystem; keep the data directory on a local disk.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime
@@ -23,7 +29,7 @@ from types import TracebackType
 
 from stxm_ctrl.disk import PRIVATE_FILE_MODE, make_private_dir
 
-__all__ = ["LOCK_FILE", "DataDirInUseError", "DataDirLock", "lock_holder"]
+__all__ = ["LOCK_FILE", "DataDirInUseError", "DataDirLock", "lock_holder", "lock_path"]
 
 LOCK_FILE = ".lock"
 # A holder writes its details right after taking the lock; a reader that finds the file
@@ -58,14 +64,31 @@ def _read_holder(fd: int) -> dict:
     return holder if isinstance(holder, dict) else {}
 
 
-def lock_holder(data_dir: Path) -> dict:
+def lock_path(data_dir: Path, part: str | None = None) -> Path:
+    """The lock file of ``data_dir`` (``.lock``), or of one part of it (``.<part>.lock``).
+
+    Raises
+    ------
+    ValueError
+        If ``part`` is not a plain name (letters, digits, ``_``, ``-``).
+    """
+    if part is None:
+        return Path(data_dir) / LOCK_FILE
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", part):
+        raise ValueError(
+            f"lock part must be a plain name (letters, digits, '_', '-'), got {part!r}"
+        )
+    return Path(data_dir) / f".{part}.lock"
+
+
+def lock_holder(data_dir: Path, part: str | None = None) -> dict:
     """What the lock file of ``data_dir`` says about its holder ({} if none is recorded).
 
     The record may be stale if nobody holds the lock now; :class:`DataDirLock` is the way
     to find out whether it is held.
     """
     try:
-        fd = os.open(Path(data_dir) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(lock_path(data_dir, part), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return {}
     try:
@@ -74,11 +97,12 @@ def lock_holder(data_dir: Path) -> dict:
         os.close(fd)
 
 
-def _in_use_message(data_dir: Path, holder: dict) -> str:
+def _in_use_message(data_dir: Path, part: str | None, holder: dict) -> str:
+    what = f"data directory {data_dir}" + (f" ({part})" if part else "")
     if not holder:
         return (
-            f"data directory {data_dir} is in use by another process (it has not said which "
-            f"yet; see {data_dir / LOCK_FILE}); stop it or use another data_dir"
+            f"{what} is in use by another process (it has not said which yet; see "
+            f"{lock_path(data_dir, part)}); stop it or use another data_dir"
         )
     since = holder.get("since")
     try:
@@ -91,7 +115,7 @@ def _in_use_message(data_dir: Path, holder: dict) -> str:
     host = holder.get("host")
     where = f" on {host}" if host and host != os.uname().nodename else ""
     return (
-        f"data directory {data_dir} is in use by `{holder.get('purpose', '?')}` "
+        f"{what} is in use by `{holder.get('purpose', '?')}` "
         f"(pid {holder.get('pid', '?')}{where}, since {started}); stop it or use another "
         "data_dir"
     )
@@ -112,6 +136,9 @@ class DataDirLock:
     purpose
         What the holder runs, as a user would recognise it (``"stxm demo"``); shown to
         anyone who finds the directory in use.
+    part
+        Lock only this part of the directory (``"sim"``, ``"catalog"``): the file
+        ``.<part>.lock`` instead of ``.lock``. None (default) locks the whole directory.
 
     Raises
     ------
@@ -120,10 +147,11 @@ class DataDirLock:
         holds the directory; the message names its pid, purpose and start time.
     """
 
-    def __init__(self, data_dir: Path, purpose: str) -> None:
+    def __init__(self, data_dir: Path, purpose: str, *, part: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.purpose = purpose
-        self.path = self.data_dir / LOCK_FILE
+        self.part = part
+        self.path = lock_path(self.data_dir, part)
         self._fd: int | None = None
 
     @property
@@ -144,7 +172,7 @@ class DataDirLock:
             holder = self._wait_for_holder(fd)
             os.close(fd)
             raise DataDirInUseError(
-                _in_use_message(self.data_dir, holder), self.data_dir, holder
+                _in_use_message(self.data_dir, self.part, holder), self.data_dir, holder
             ) from None
         except BaseException:
             os.close(fd)
@@ -152,6 +180,7 @@ class DataDirLock:
         record = {
             "pid": os.getpid(),
             "purpose": self.purpose,
+            "part": self.part,
             "since": time.time(),
             "host": os.uname().nodename,
             "argv": list(sys.argv),

@@ -94,3 +94,17 @@ def test_a_holder_that_has_not_written_its_record_yet_is_still_refused(tmp_path)
         os.close(fd)
     assert "in use by another process" in str(info.value)
     assert "stop it or use another data_dir" in str(info.value)
+
+
+def test_parts_of_a_directory_lock_separately(tmp_path):
+    """`stxm sim` and `stxm serve` side by side; `stxm demo` (both parts) is refused."""
+    with (
+        DataDirLock(tmp_path, "stxm sim", part="sim"),
+        DataDirLock(tmp_path, "stxm serve", part="catalog"),
+    ):
+        with pytest.raises(DataDirInUseError) as info:
+            DataDirLock(tmp_path, "stxm demo", part="catalog").acquire()
+        assert f"data directory {tmp_path} (catalog) is in use by `stxm serve`" in str(info.value)
+        assert lock_holder(tmp_path, "sim")["purpose"] == "stxm sim"
+    with pytest.raises(ValueError, match="plain name"):
+        DataDirLock(tmp_path, "stxm demo", part="../elsewhere")
