@@ -133,7 +133,7 @@ class ManagedProcess:
         return None if self.process is None else self.process.pid
 
     def start(self) -> None:
-        """Start the child in its own session, to die with this thread (see the class notes)."""
+        """Start the child in its own session; it dies with this thread (``die_with_parent``)."""
         make_private_dir(self.log_path.parent)
         log = open_private_append(self.log_path)
         preexec = _parent_death_preexec(signal.SIGTERM) if self.die_with_parent else None
