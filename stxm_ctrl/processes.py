@@ -1,10 +1,21 @@
 """Child processes that serve something: start, wait until ready, stop by process id.
 
 Used for the simulated IOC fleet and the Tiled server, by the CLI and by the tests alike.
+
+Children die with their parent: each gets the Linux parent-death signal (SIGTERM), so a
+``stxm demo`` killed by SIGKILL, SIGTERM or SIGHUP leaves no IOC, fleet, CA repeater or
+Tiled server behind holding ports. A child that is itself a parent of managed processes
+(the fleet) passes this on: when it dies, its children get SIGTERM in turn.
+
+Which process holds a port can be looked up in ``/proc`` (:func:`port_holders`), so a
+"port in use" refusal can name it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import ipaddress
 import os
 import signal
 import socket
@@ -14,7 +25,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "ProcessStartError", "free_tcp_port", "port_is_free", "tcp_answers"]
+from stxm_ctrl.disk import make_private_dir, open_private_append
+
+__all__ = [
+    "ManagedProcess",
+    "ProcessStartError",
+    "describe_port_holders",
+    "free_tcp_port",
+    "port_holders",
+    "port_is_free",
+    "tcp_answers",
+]
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class ProcessStartError(RuntimeError):
@@ -71,6 +94,19 @@ class ManagedProcess:
         File receiving the child's stdout and stderr.
     env
         Environment for the child (defaults to this process's).
+    umask
+        File-mode creation mask of the child (default 0o077: whatever it creates in the
+        data directory is owner-only); None keeps this process's.
+    die_with_parent
+        Give the child the parent-death signal SIGTERM (default). Linux sends it when the
+        *thread* that called :meth:`start` exits, not only the whole process: start
+        children from the main thread, or from a thread that lives as long as they should.
+
+    Notes
+    -----
+    The child runs in its own session, so a Ctrl-C in the terminal reaches only this
+    process, which then stops its children in order. The log file is created 0600 in a
+    directory created 0700.
     """
 
     def __init__(
@@ -79,11 +115,16 @@ class ManagedProcess:
         argv: Sequence[str],
         log_path: Path,
         env: Mapping[str, str] | None = None,
+        *,
+        umask: int | None = 0o077,
+        die_with_parent: bool = True,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = Path(log_path)
         self.env = dict(os.environ if env is None else env)
+        self.umask = umask
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen | None = None
 
     @property
@@ -92,9 +133,10 @@ class ManagedProcess:
         return None if self.process is None else self.process.pid
 
     def start(self) -> None:
-        """Start the child (in its own session, so Ctrl-C in a terminal reaches us first)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        """Start the child in its own session; it dies with this thread (``die_with_parent``)."""
+        make_private_dir(self.log_path.parent)
+        log = open_private_append(self.log_path)
+        preexec = _parent_death_preexec(signal.SIGTERM) if self.die_with_parent else None
         try:
             self.process = subprocess.Popen(
                 self.argv,
@@ -103,9 +145,11 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=preexec,
+                umask=-1 if self.umask is None else self.umask,
             )
         finally:
-            log.close()
+            os.close(log)
 
     def is_running(self) -> bool:
         """True while the child has not exited."""
@@ -169,3 +213,155 @@ class ManagedProcess:
 def python_module_argv(module: str, *args: str) -> list[str]:
     """``python -m module args...`` with this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, resolved once in the parent (the forked child only calls it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _parent_death_preexec(signum: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive ``signum`` when its parent dies.
+
+    Runs in the child between fork and exec; the signal survives exec. If the parent has
+    already died by then (the child was re-parented), the signal would never come, so the
+    child exits at once instead.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+_PROC_NET_TABLES = ("tcp", "tcp6", "udp", "udp6")
+
+
+def _proc_net_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    # /proc/net/* prints each 32-bit word of the address in host byte order.
+    raw = bytes.fromhex(text)
+    words = [raw[i : i + 4] for i in range(0, len(raw), 4)]
+    if sys.byteorder == "little":
+        words = [word[::-1] for word in words]
+    return ipaddress.ip_address(b"".join(words))
+
+
+def _host_matches(
+    bound: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    wanted: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> bool:
+    if bound.is_unspecified or wanted.is_unspecified or bound == wanted:
+        return True
+    mapped = getattr(bound, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+    return mapped is not None and mapped == wanted
+
+
+def _socket_inodes(host: str, port: int) -> set[int]:
+    """Inodes of the TCP/UDP sockets bound to ``port`` on ``host`` (or on every address)."""
+    wanted = ipaddress.ip_address(socket.gethostbyname(host))
+    inodes: set[int] = set()
+    for table in _PROC_NET_TABLES:
+        try:
+            lines = Path("/proc/net", table).read_text().splitlines()[1:]
+        except OSError:  # no IPv6, or not Linux
+            continue
+        for line in lines:
+            fields = line.split()
+            address, _, local_port = fields[1].partition(":")
+            inode = int(fields[9])
+            if inode and int(local_port, 16) == port:
+                if _host_matches(_proc_net_address(address), wanted):
+                    inodes.add(inode)
+    return inodes
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    if raw:
+        return " ".join(part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0"))
+    try:  # a zombie or kernel thread has no command line; its name still helps
+        return "[" + Path(f"/proc/{pid}/comm").read_text().strip() + "]"
+    except OSError:
+        return "?"
+
+
+def _holders_and_unmatched(host: str, port: int) -> tuple[list[tuple[int, str]], set[int]]:
+    inodes = _socket_inodes(host, port)
+    holders: dict[int, str] = {}
+    unmatched = set(inodes)
+    if not inodes:
+        return [], unmatched
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # exited meanwhile, or another user's process
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+                holders.setdefault(pid, _cmdline(pid))
+                unmatched.discard(int(target[8:-1]))
+    return sorted(holders.items()), unmatched
+
+
+def port_holders(host: str, port: int) -> list[tuple[int, str]]:
+    """Processes holding a TCP or UDP socket bound to ``port`` on ``host``.
+
+    Read from ``/proc/net/{tcp,tcp6,udp,udp6}`` and the socket links in ``/proc/<pid>/fd``.
+    Sockets bound to every address (0.0.0.0, ::) count, as they block ``host`` too.
+
+    Parameters
+    ----------
+    host
+        Address or name (``"127.0.0.1"``, ``"localhost"``).
+    port
+        Port number.
+
+    Returns
+    -------
+    list of (pid, command line)
+        Sorted by pid. Processes of other users are missing unless we run as root: their
+        ``/proc/<pid>/fd`` is not readable (:func:`describe_port_holders` says so).
+    """
+    return _holders_and_unmatched(host, port)[0]
+
+
+def describe_port_holders(host: str, port: int) -> str:
+    """Who holds ``host:port``, for a "port in use" message.
+
+    Returns
+    -------
+    str
+        ``"held by pid 1234 (python -m tiled serve ...)"``; or that the holder belongs to
+        another user and cannot be inspected; or ``"no process holds it now"``.
+    """
+    holders, unmatched = _holders_and_unmatched(host, port)
+    parts = [f"pid {pid} ({cmdline})" for pid, cmdline in holders]
+    if unmatched:
+        parts.append(
+            "a process this user may not inspect (another user's; `sudo ss -tulpn` names it)"
+        )
+    if not parts:
+        return "no process holds it now"
+    return "held by " + ", ".join(parts)

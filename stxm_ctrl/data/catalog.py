@@ -2,8 +2,18 @@
 
 The embedded server is ``tiled serve catalog`` on a SQLite database in the data directory,
 listening on loopback, run as a child process. Its single-user API key is generated on first
-use and kept in ``data_dir/tiled_api_key`` with owner-only permissions; it is handed to the
-server through the environment, never on the command line (where ``ps`` would show it).
+use and kept in ``data_dir/tiled_api_key`` (0600), and in no other file:
+
+- it reaches the child through the environment, never on the command line (where ``ps``
+  would show it);
+- the child is this module run as ``python -m stxm_ctrl.data.catalog``, which takes the key
+  out of its environment and hands it to Tiled's command line *in-process* as
+  ``--api-key``. Given the key that way, Tiled does not print its start-up banner with the
+  key (it does when the key comes from ``TILED_SINGLE_USER_API_KEY``), so the server log
+  ``data_dir/logs/tiled.log`` never holds it.
+
+Everything the server creates in the data directory is owner-only: it runs with umask 077
+(databases 0600, directories 0700), its log is 0600 in a 0700 directory.
 """
 
 from __future__ import annotations
@@ -11,13 +21,17 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from stxm_ctrl.config import BeamlineConfig
+from stxm_ctrl.disk import PRIVATE_FILE_MODE, make_private_dir
 from stxm_ctrl.processes import (
     ManagedProcess,
     ProcessStartError,
+    describe_port_holders,
     port_is_free,
     python_module_argv,
     tcp_answers,
@@ -36,7 +50,10 @@ API_KEY_FILE = "tiled_api_key"
 CATALOG_DB = "catalog.db"
 STORAGE_DIR = "tiled_storage"
 TABLES_DB = "tables.sqlite"
+LOG_FILE = Path("logs") / "tiled.log"
 _START_TIMEOUT_S = 60.0
+# How the key reaches the child (this module's __main__), which removes it before Tiled runs.
+_KEY_ENV = "TILED_SINGLE_USER_API_KEY"
 
 
 def ensure_api_key(data_dir: Path) -> str:
@@ -47,7 +64,7 @@ def ensure_api_key(data_dir: Path) -> str:
     PermissionError
         If an existing key file can be read by other users.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     path = data_dir / API_KEY_FILE
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -106,15 +123,16 @@ def start_catalog_server(config: BeamlineConfig) -> CatalogServer:
     host, port = config.catalog.host, config.catalog.port
     if not port_is_free(host, port):
         raise ProcessStartError(
-            f"catalog port {host}:{port} is in use; is `stxm serve` already running? Stop it, "
-            "or set [catalog] port to a free port"
+            f"catalog port {host}:{port} is in use ({describe_port_holders(host, port)}); is "
+            "`stxm serve` already running? Stop it, or set [catalog] port to a free port"
         )
     key = ensure_api_key(data_dir)
     database = data_dir / CATALOG_DB
     storage = data_dir / STORAGE_DIR
-    storage.mkdir(parents=True, exist_ok=True)
+    make_private_dir(storage)
+    _make_owner_only(database, storage / TABLES_DB)
     argv = python_module_argv(
-        "tiled",
+        "stxm_ctrl.data.catalog",
         "serve",
         "catalog",
         f"sqlite:///{database}",
@@ -130,8 +148,9 @@ def start_catalog_server(config: BeamlineConfig) -> CatalogServer:
     )
     if not database.exists():
         argv.append("--init")
-    env = dict(os.environ, TILED_SINGLE_USER_API_KEY=key)
-    process = ManagedProcess("Tiled catalog server", argv, data_dir / "logs" / "tiled.log", env)
+    env = dict(os.environ, **{_KEY_ENV: key})
+    # umask 077: the databases, their journals and the storage directories are owner-only.
+    process = ManagedProcess("Tiled catalog server", argv, data_dir / LOG_FILE, env, umask=0o077)
     process.start()
     try:
         process.wait_ready(lambda: tcp_answers(host, port), _START_TIMEOUT_S)
@@ -139,6 +158,16 @@ def start_catalog_server(config: BeamlineConfig) -> CatalogServer:
         process.stop()
         raise
     return CatalogServer(uri=f"http://{host}:{port}", process=process)
+
+
+def _make_owner_only(*paths: Path) -> None:
+    # Databases made by an older version (or another umask) may be readable by others.
+    for path in paths:
+        try:
+            if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+                path.chmod(PRIVATE_FILE_MODE)
+        except OSError:  # not ours: the server will say if it cannot open it
+            pass
 
 
 def connect_catalog(config: BeamlineConfig):
@@ -157,3 +186,20 @@ def connect_catalog(config: BeamlineConfig):
     except Exception as exc:  # httpx raises several kinds; all mean the same to a user
         start = "`stxm serve`" if config.catalog.embedded else "the catalog server"
         raise ConnectionError(f"catalog at {uri} does not answer ({exc}); start {start}") from exc
+
+
+def _serve_tiled(args: Sequence[str]) -> None:
+    """Run Tiled's command line with the API key from the environment as ``--api-key``.
+
+    In-process, so the key is in no command line ``ps`` shows; and given as an option, so
+    Tiled prints no banner with it (see the module docstring).
+    """
+    from tiled.commandline.main import main as tiled_main
+
+    key = os.environ.pop(_KEY_ENV, None)
+    extra = ["--api-key", key] if key else []
+    tiled_main(args=[*args, *extra], prog_name="tiled")
+
+
+if __name__ == "__main__":
+    _serve_tiled(sys.argv[1:])

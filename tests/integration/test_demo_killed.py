@@ -1,0 +1,93 @@
+"""`stxm demo` killed mid-scan: nothing it started survives, and the spool completes the run.
+
+A SIGKILL gives the command no chance to stop its children; the parent-death signal must.
+Afterwards every port is free, and import-spool puts exactly the spooled points into the
+catalog (which had only whole batches of them).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import config_toml, free_port_overrides
+
+from stxm_ctrl.config import load_config
+from stxm_ctrl.data.catalog import connect_catalog, start_catalog_server
+from stxm_ctrl.data.writers import import_spool_file, read_spool_file, spool_event_counts
+from stxm_ctrl.processes import port_holders, port_is_free
+
+pytestmark = pytest.mark.slow
+
+KILL_AFTER_LINES = 300  # spool lines: well into the scan, past a few catalog batches
+
+
+def _wait_for_spool(process: subprocess.Popen, spool_dir, lines: int, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        files = list(spool_dir.glob("*.jsonl")) if spool_dir.exists() else []
+        if files and files[0].read_bytes().count(b"\n") >= lines:
+            return files[0]
+        if process.poll() is not None:
+            pytest.fail(f"demo exited with {process.returncode} before it was killed")
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"the scan did not spool {lines} documents within {timeout_s} s")
+
+
+def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(tmp_path):
+    config_file = tmp_path / "beamline.toml"
+    config_file.write_text(config_toml(free_port_overrides(tmp_path / "data")))
+    config = load_config(config_file)
+    sim = config.sim
+    ports = [
+        sim.sample_stage_port,
+        sim.apd_port,
+        sim.ring_port,
+        sim.repeater_port,
+        config.catalog.port,
+    ]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "stxm_ctrl.cli", "demo", "--config", str(config_file)]
+        + ["--points", "80", "--no-progress"],
+        stdout=(tmp_path / "demo.out").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        spool_file = _wait_for_spool(demo, config.data_dir / "spool", KILL_AFTER_LINES, 300)
+        demo.kill()
+        demo.wait(timeout=10)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+
+    # The fleet, its IOCs and repeater, and the catalog server all die with the demo.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not all(port_is_free("127.0.0.1", p) for p in ports):
+        time.sleep(0.1)
+    held = {p: port_holders("127.0.0.1", p) for p in ports if not port_is_free("127.0.0.1", p)}
+    for pid in {pid for holders in held.values() for pid, _ in holders}:
+        os.kill(pid, signal.SIGKILL)  # orphans of the demo started here: leave none behind
+    assert held == {}, f"still held after the demo was killed: {held}"
+
+    # The run was cut off: no stop document. Import puts exactly its points in the catalog.
+    documents = read_spool_file(spool_file)
+    assert documents[-1][0] != "stop" and not documents.torn
+    spooled = spool_event_counts(documents)
+    assert spooled["primary"] >= KILL_AFTER_LINES - 10
+    server = start_catalog_server(config)
+    try:
+        client = connect_catalog(config)
+        uid = documents[0][1]["uid"]
+        before = client[uid]["primary"].read().sizes["time"] if uid in client else 0
+        assert before <= spooled["primary"]
+        result = import_spool_file(client, spool_file, batch_size=config.catalog.batch_size)
+        assert result.catalog_events == spooled
+        assert client[uid]["primary"].read().sizes["time"] == spooled["primary"]
+    finally:
+        server.stop()
