@@ -1,26 +1,43 @@
 """Argument checks that run before a plan moves anything.
 
 Every message names the parameter, what was given, the allowed range and what to change.
+Numbers may be Python or numpy numbers; strings and booleans are refused (a centre given as
+``"0"`` is a mistake, not a number).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["PlanArgumentError", "check_in_range", "check_positive_int", "limits_of"]
+__all__ = [
+    "PlanArgumentError",
+    "check_counter",
+    "check_distinct",
+    "check_in_range",
+    "check_md",
+    "check_positioner",
+    "check_positive_int",
+    "limits_of",
+]
 
 
 class PlanArgumentError(ValueError):
     """A plan argument is outside what the plan or the hardware allows."""
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_positive_int(name: str, value: Any, maximum: int) -> int:
     """``value`` as an int in [1, maximum], or a :class:`PlanArgumentError`."""
-    whole = isinstance(value, int | float) and math.isfinite(value) and value == int(value)
-    if isinstance(value, bool) or not whole:
+    whole = _is_number(value) and math.isfinite(float(value)) and float(value) == int(value)
+    if not whole:
         raise PlanArgumentError(f"{name} must be a whole number of points, got {value!r}")
-    if not 1 <= value <= maximum:
+    if not 1 <= int(value) <= maximum:
         raise PlanArgumentError(
             f"{name} = {value} is out of range; allowed 1 to {maximum} points "
             f"(an image needs at least one pixel per axis)"
@@ -32,10 +49,12 @@ def check_in_range(
     name: str, value: Any, low: float, high: float, unit: str, fix: str = ""
 ) -> float:
     """``value`` as a float in [low, high], or a :class:`PlanArgumentError`."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise PlanArgumentError(f"{name} must be a number in {unit}, got {value!r}") from None
+    if not _is_number(value):
+        raise PlanArgumentError(
+            f"{name} must be a number in {unit}, got {value!r} ({type(value).__name__}); "
+            f"give a number from {low:g} to {high:g} {unit}"
+        )
+    number = float(value)
     if not math.isfinite(number) or not low <= number <= high:
         hint = f"; {fix}" if fix else ""
         raise PlanArgumentError(
@@ -53,3 +72,59 @@ def limits_of(movable: Any) -> tuple[float, float] | None:
     if low == high:  # EPICS convention: equal control limits mean "no limits"
         return None
     return low, high
+
+
+def _describe(obj: Any) -> str:
+    name = getattr(obj, "name", None)
+    return f"{name!r} ({type(obj).__name__})" if name else repr(obj)
+
+
+def check_positioner(name: str, obj: Any) -> None:
+    """Refuse ``obj`` as the positioner ``name`` unless it can be moved and read."""
+    missing = [m for m in ("set", "read", "describe") if not callable(getattr(obj, m, None))]
+    if missing or not isinstance(getattr(obj, "name", None), str):
+        raise PlanArgumentError(
+            f"{name} = {_describe(obj)} cannot be moved (it has no "
+            f"{', '.join(missing) or 'name'}); give a positioner such as a sample stage axis"
+        )
+
+
+def check_counter(name: str, obj: Any) -> None:
+    """Refuse ``obj`` as the counter ``name`` unless it counts for a settable dwell."""
+    missing = [m for m in ("trigger", "read", "describe") if not callable(getattr(obj, m, None))]
+    dwell = getattr(obj, "dwell", None)
+    if dwell is None or not callable(getattr(dwell, "set", None)):
+        missing.append("dwell signal")
+    if missing:
+        raise PlanArgumentError(
+            f"{name} = {_describe(obj)} is not a counter (it has no {', '.join(missing)}); "
+            "give a point detector with a dwell, such as the APD counter"
+        )
+
+
+def check_distinct(objects: Mapping[str, Any]) -> None:
+    """Refuse the same device in two roles (e.g. one stage as both x and y)."""
+    seen: dict[int, str] = {}
+    for role, obj in objects.items():
+        if id(obj) in seen:
+            raise PlanArgumentError(
+                f"{seen[id(obj)]} and {role} are the same device {_describe(obj)}; give each "
+                "role its own device"
+            )
+        seen[id(obj)] = role
+
+
+def check_md(md: Any, reserved: Iterable[str]) -> dict[str, Any]:
+    """Extra metadata as a dict, refusing keys the plan writes itself."""
+    if md is None:
+        return {}
+    if not isinstance(md, Mapping):
+        raise PlanArgumentError(f"md must be a dict of metadata, got {type(md).__name__}")
+    clash = sorted(set(md) & set(reserved))
+    if clash:
+        raise PlanArgumentError(
+            f"md may not set {', '.join(clash)}: the plan writes these itself (reading the run "
+            f"back depends on them); rename your keys. Reserved keys: "
+            f"{', '.join(sorted(reserved))}"
+        )
+    return dict(md)

@@ -106,11 +106,11 @@ class BeamlineSection(_Section):
     """Beamline identity and where data goes."""
 
     name: str = Field(
-        "stxm_ctrl simulated STXM",
+        default="stxm_ctrl simulated STXM",
         description="Beamline name, recorded as beamline_id in every run.",
     )
     data_dir: Path = Field(
-        Path("stxm_data"),
+        default=Path("stxm_data"),
         description="Where catalogs, API key, images, spooled documents and simulator files "
         "go. A relative path is taken from the directory the command is started in.",
     )
@@ -119,16 +119,18 @@ class BeamlineSection(_Section):
 class EpicsPrefixes(_Section):
     """PV prefix of each subsystem (the simulator serves the same names)."""
 
-    sample_stage: str = Field("STXM:SMP:", min_length=1, description="Sample stage motors.")
-    apd: str = Field("STXM:APD:", min_length=1, description="APD point counter.")
-    ring: str = Field("STXM:RING:", min_length=1, description="Storage ring and shutter.")
+    sample_stage: str = Field(
+        default="STXM:SMP:", min_length=1, description="Sample stage motors."
+    )
+    apd: str = Field(default="STXM:APD:", min_length=1, description="APD point counter.")
+    ring: str = Field(default="STXM:RING:", min_length=1, description="Storage ring and shutter.")
 
 
 class EpicsAxes(_Section):
     """Motor-record names of the stage axes, after their subsystem's prefix."""
 
-    sample_x: str = Field("X", min_length=1, description="Sample stage x (STXM:SMP: + X).")
-    sample_y: str = Field("Y", min_length=1, description="Sample stage y.")
+    sample_x: str = Field(default="X", min_length=1, description="Sample stage x (STXM:SMP: + X).")
+    sample_y: str = Field(default="Y", min_length=1, description="Sample stage y.")
 
 
 class EpicsConfig(_Section):
@@ -140,10 +142,16 @@ class EpicsConfig(_Section):
         "the simulated IOC fleet of this data directory (stxm sim), on loopback.",
     )
     ca_max_array_bytes: int = Field(
-        10_000_000, ge=16384, le=1_000_000_000, description="Largest array a client accepts."
+        default=10_000_000,
+        ge=16384,
+        le=1_000_000_000,
+        description="Largest array a client accepts.",
     )
     connection_timeout_s: float = Field(
-        5.0, gt=0, le=120, description="How long a session waits for every device to connect."
+        default=5.0,
+        gt=0,
+        le=120,
+        description="How long a session waits for every device to connect.",
     )
     prefixes: EpicsPrefixes = EpicsPrefixes()
     axes: EpicsAxes = EpicsAxes()
@@ -159,9 +167,9 @@ class EpicsConfig(_Section):
 class RingConfig(_Section):
     """The storage ring the beamline is at: RF and harmonic number (timing needs them)."""
 
-    name: str = Field("BESSY II", description="Storage ring name.")
-    rf_frequency_MHz: float = Field(499.654, ge=50, le=1000, description="RF frequency.")
-    harmonic_number: int = Field(400, ge=1, le=10_000, description="RF buckets per turn.")
+    name: str = Field(default="BESSY II", description="Storage ring name.")
+    rf_frequency_MHz: float = Field(default=499.654, ge=50, le=1000, description="RF frequency.")
+    harmonic_number: int = Field(default=400, ge=1, le=10_000, description="RF buckets per turn.")
 
     @property
     def revolution_frequency_Hz(self) -> float:
@@ -173,22 +181,22 @@ class CatalogConfig(_Section):
     """Where runs are stored: a Tiled server."""
 
     uri: str = Field(
-        "",
+        default="",
         description="Tiled server that stores the runs. Empty: the embedded server, started "
         "on demand with a SQLite catalog in data_dir, listening on host:port and protected "
         "by an API key generated on first use (data_dir/tiled_api_key, owner-only).",
     )
-    host: str = Field(LOOPBACK, description="Embedded server: listening address.")
-    port: Port = Field(8765, description="Embedded server: listening port.")
+    host: str = Field(default=LOOPBACK, description="Embedded server: listening address.")
+    port: Port = Field(default=8765, description="Embedded server: listening port.")
     batch_size: int = Field(
-        100,
+        default=100,
         ge=1,
         le=100_000,
         description="Events per write to the catalog (1 streams each point but costs ~30 ms "
         "per point).",
     )
     api_key_env: str = Field(
-        "TILED_API_KEY",
+        default="TILED_API_KEY",
         min_length=1,
         description="External server (uri set): the environment variable holding its API key.",
     )
@@ -209,13 +217,19 @@ class SimIocConfig(_Section):
 class StageMotionConfig(_Section):
     """How a simulated motor-record stage moves (a real motor record has its own)."""
 
-    low_limit_um: float = Field(-2000.0, ge=-100_000, le=100_000, description="Soft low limit.")
-    high_limit_um: float = Field(2000.0, ge=-100_000, le=100_000, description="Soft high limit.")
-    velocity_um_per_s: float = Field(2000.0, gt=0, le=100_000, description="Cruise velocity.")
-    acceleration_time_s: float = Field(
-        0.005, ge=0, le=10, description="Time to reach cruise velocity (ACCL)."
+    low_limit_um: float = Field(
+        default=-2000.0, ge=-100_000, le=100_000, description="Soft low limit."
     )
-    precision_digits: int = Field(4, ge=0, le=9, description="Display precision (PREC).")
+    high_limit_um: float = Field(
+        default=2000.0, ge=-100_000, le=100_000, description="Soft high limit."
+    )
+    velocity_um_per_s: float = Field(
+        default=2000.0, gt=0, le=100_000, description="Cruise velocity."
+    )
+    acceleration_time_s: float = Field(
+        default=0.005, ge=0, le=10, description="Time to reach cruise velocity (ACCL)."
+    )
+    precision_digits: int = Field(default=4, ge=0, le=9, description="Display precision (PREC).")
 
     @model_validator(mode="after")
     def _limits_ordered(self) -> StageMotionConfig:
@@ -237,10 +251,12 @@ class SimStagesConfig(_Section):
 class RingFillConfig(_Section):
     """Simulated top-up operation: the current decays with the lifetime and is refilled."""
 
-    fill_current_mA: float = Field(300.0, gt=0, le=1000, description="Current after a top-up.")
-    beam_lifetime_h: float = Field(8.0, gt=0, le=1000, description="1/e beam lifetime.")
+    fill_current_mA: float = Field(
+        default=300.0, gt=0, le=1000, description="Current after a top-up."
+    )
+    beam_lifetime_h: float = Field(default=8.0, gt=0, le=1000, description="1/e beam lifetime.")
     topup_interval_s: float = Field(
-        120.0, gt=0, le=86_400, description="Time between top-up injections."
+        default=120.0, gt=0, le=86_400, description="Time between top-up injections."
     )
 
 
@@ -248,33 +264,38 @@ class BeamConfig(_Section):
     """The simulated focused beam on the sample."""
 
     energy_eV: float = Field(
-        706.8,
+        default=706.8,
         ge=100,
         le=3000,
         description="Photon energy of the simulated monochromator (Fe L3), recorded in runs "
         "on the simulated beamline.",
     )
     photon_flux_per_mA_Hz: float = Field(
-        60000.0,
+        default=60000.0,
         gt=0,
         le=1e9,
         description="Photons per second on the sample per mA of ring current, after the zone "
         "plate (first order).",
     )
     drift_x_um_per_h: float = Field(
-        0.05, ge=-10, le=10, description="Slow (thermal) drift of the beam on the sample, x."
+        default=0.05,
+        ge=-10,
+        le=10,
+        description="Slow (thermal) drift of the beam on the sample, x.",
     )
-    drift_y_um_per_h: float = Field(-0.03, ge=-10, le=10, description="Beam drift, y.")
+    drift_y_um_per_h: float = Field(default=-0.03, ge=-10, le=10, description="Beam drift, y.")
 
 
 class ZonePlateConfig(_Section):
     """The simulated Fresnel zone plate (always in focus until the optics are devices)."""
 
-    diameter_um: float = Field(240.0, ge=20, le=1000, description="Zone plate diameter.")
+    diameter_um: float = Field(default=240.0, ge=20, le=1000, description="Zone plate diameter.")
     outer_zone_width_nm: float = Field(
-        25.0, ge=5, le=200, description="Outermost zone width (sets the resolution)."
+        default=25.0, ge=5, le=200, description="Outermost zone width (sets the resolution)."
     )
-    central_stop_um: float = Field(95.0, ge=0, le=1000, description="Central stop diameter.")
+    central_stop_um: float = Field(
+        default=95.0, ge=0, le=1000, description="Central stop diameter."
+    )
 
     @model_validator(mode="after")
     def _stop_inside_plate(self) -> ZonePlateConfig:
@@ -289,13 +310,17 @@ class ZonePlateConfig(_Section):
 class ApdPhysicsConfig(_Section):
     """The simulated avalanche photodiode and its counter."""
 
-    quantum_efficiency: float = Field(0.8, gt=0, le=1, description="Detection efficiency.")
-    dark_count_rate_Hz: float = Field(30.0, ge=0, le=1e6, description="Dark count rate.")
+    quantum_efficiency: float = Field(default=0.8, gt=0, le=1, description="Detection efficiency.")
+    dark_count_rate_Hz: float = Field(default=30.0, ge=0, le=1e6, description="Dark count rate.")
     dead_time_ns: float = Field(
-        6.0, ge=0, le=1000, description="Non-paralysable dead time of the counter chain."
+        default=6.0, ge=0, le=1000, description="Non-paralysable dead time of the counter chain."
     )
-    min_dwell_s: float = Field(0.0001, gt=0, le=1, description="Shortest dwell it accepts.")
-    max_dwell_s: float = Field(10.0, gt=0, le=3600, description="Longest dwell it accepts.")
+    min_dwell_s: float = Field(
+        default=0.0001, gt=0, le=1, description="Shortest dwell it accepts."
+    )
+    max_dwell_s: float = Field(
+        default=10.0, gt=0, le=3600, description="Longest dwell it accepts."
+    )
 
     @model_validator(mode="after")
     def _dwell_range(self) -> ApdPhysicsConfig:
@@ -310,37 +335,48 @@ class SampleConfig(_Section):
     """The sample loaded in the simulator: a resolution test pattern on a SiN window."""
 
     name: str = Field(
-        "Resolution pattern on 100 nm SiN",
+        default="Resolution pattern on 100 nm SiN",
         description="Recorded as sample_name in runs on the simulated beamline.",
     )
     kind: Literal["resolution_pattern"] = Field(
-        "resolution_pattern", description="Which sample model."
+        default="resolution_pattern", description="Which sample model."
     )
-    center_x_um: float = Field(0.0, ge=-100_000, le=100_000, description="Pattern centre, x.")
-    center_y_um: float = Field(0.0, ge=-100_000, le=100_000, description="Pattern centre, y.")
-    window_size_um: float = Field(60.0, ge=20, le=5000, description="Side of the SiN window.")
-    membrane_od: float = Field(0.18, ge=0, le=10, description="OD of the bare membrane.")
-    feature_od: float = Field(0.7, ge=0, le=10, description="OD the pattern features add.")
-    frame_od: float = Field(9.0, ge=0, le=20, description="OD of the frame around the window.")
+    center_x_um: float = Field(
+        default=0.0, ge=-100_000, le=100_000, description="Pattern centre, x."
+    )
+    center_y_um: float = Field(
+        default=0.0, ge=-100_000, le=100_000, description="Pattern centre, y."
+    )
+    window_size_um: float = Field(
+        default=60.0, ge=20, le=5000, description="Side of the SiN window."
+    )
+    membrane_od: float = Field(default=0.18, ge=0, le=10, description="OD of the bare membrane.")
+    feature_od: float = Field(default=0.7, ge=0, le=10, description="OD the pattern features add.")
+    frame_od: float = Field(
+        default=9.0, ge=0, le=20, description="OD of the frame around the window."
+    )
 
 
 class SimConfig(_Section):
     """The simulated beamline: where its IOCs listen, and the physics they simulate."""
 
     host: str = Field(
-        LOOPBACK, description="Address every simulated IOC and the CA repeater listen on."
+        default=LOOPBACK, description="Address every simulated IOC and the CA repeater listen on."
     )
     runtime_dir: str = Field(
-        "",
+        default="",
         description="Where the fleet keeps its world, logs and manifest; empty: data_dir/sim. "
         "Sessions with different data directories share one simulated fleet by naming the "
         "same runtime_dir.",
     )
     repeater_port: Port = Field(
-        5073, description="The fleet's Channel Access repeater (its clients use it)."
+        default=5073, description="The fleet's Channel Access repeater (its clients use it)."
     )
     random_seed: int = Field(
-        0, ge=0, le=2**32 - 1, description="Seed for the photon noise; 0 draws a fresh seed."
+        default=0,
+        ge=0,
+        le=2**32 - 1,
+        description="Seed for the photon noise; 0 draws a fresh seed.",
     )
     iocs: dict[IocName, SimIocConfig] = Field(
         default_factory=dict,
@@ -561,8 +597,10 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
             model = SimIocConfig
             continue
         annotation = model.model_fields[part].annotation
-        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation if is_model else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            model = None
     return model
 
 

@@ -38,7 +38,7 @@ class DiskSpaceError(OSError):
         super().__init__(errno.ENOSPC, message)
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.strerror or ""
 
 
 def format_bytes(size: int) -> str:

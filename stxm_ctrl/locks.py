@@ -104,7 +104,7 @@ def _in_use_message(data_dir: Path, part: str | None, holder: dict) -> str:
             f"{what} is in use by another process (it has not said which yet; see "
             f"{lock_path(data_dir, part)}); stop it or use another data_dir"
         )
-    since = holder.get("since")
+    since = holder.get("since") or 0.0
     try:
         started = datetime.fromtimestamp(float(since)).strftime("%H:%M:%S")
         day = datetime.fromtimestamp(float(since)).date()

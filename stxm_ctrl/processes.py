@@ -151,6 +151,11 @@ class ManagedProcess:
         finally:
             os.close(log)
 
+    @property
+    def returncode(self) -> int | None:
+        """Exit status once the child has exited (negative: killed by that signal)."""
+        return None if self.process is None else self.process.poll()
+
     def is_running(self) -> bool:
         """True while the child has not exited."""
         return self.process is not None and self.process.poll() is None
@@ -168,7 +173,7 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.is_running():
                 raise ProcessStartError(
-                    f"{self.name} exited with code {self.process.returncode} while starting"
+                    f"{self.name} exited with code {self.returncode} while starting"
                     f"{self.log_tail()}"
                 )
             if ready():
@@ -205,9 +210,10 @@ class ManagedProcess:
 
     def kill(self) -> None:
         """Kill the child at once (SIGKILL), as a crash would."""
-        if self.is_running():
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        process = self.process
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def python_module_argv(module: str, *args: str) -> list[str]:

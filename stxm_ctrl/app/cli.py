@@ -87,7 +87,7 @@ def _foreground(process_name: str, process: ManagedProcess, stop) -> int:
             time.sleep(0.5)
         print(
             f"error: {process_name} exited unexpectedly with code "
-            f"{process.process.returncode}{process.log_tail()}",
+            f"{process.returncode}{process.log_tail()}",
             file=sys.stderr,
         )
         return 1

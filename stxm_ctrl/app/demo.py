@@ -129,7 +129,7 @@ def run_demo(
         devices = session.devices
         sample = config.sim.sample
         started = time.monotonic()
-        (uid,) = session.RE(
+        uid = session.run(
             sample_image(
                 devices.apd,
                 devices.sample_x,

@@ -25,11 +25,14 @@ Nothing is global: each call builds its own RunEngine and devices.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from bluesky import RunEngine
+from bluesky.run_engine import RunEngineResult
+from bluesky.utils import Msg
 
 from devices import StxmDevices, build_devices
 from stxm_ctrl.config import BeamlineConfig, load_config
@@ -249,6 +252,21 @@ class Session:
     def catalog_writer(self) -> CatalogWriter | None:
         """The background catalog writer, or None."""
         return self.data.catalog_writer
+
+    def run(self, plan: Iterable[Msg]) -> str:
+        """Run a plan that makes one run; return the run's uid.
+
+        Raises
+        ------
+        RuntimeError
+            If the plan opened no run, or several (use ``RE`` for those).
+        """
+        uids = self.RE(plan)
+        if isinstance(uids, RunEngineResult):  # a RunEngine built to return results
+            uids = uids.run_start_uids
+        if len(uids) != 1:
+            raise RuntimeError(f"the plan made {len(uids)} runs, not one: {list(uids)}")
+        return uids[0]
 
     def image(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmImage:
         """Read a ``sample_image`` run back (see :meth:`DataPath.image`)."""

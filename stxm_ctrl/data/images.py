@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from event_model import pack_event_page
+from event_model.documents import Event
 
 __all__ = ["StxmImage", "image_from_columns", "image_from_documents", "image_from_run"]
 
@@ -146,7 +147,7 @@ def image_from_documents(documents: Iterable[tuple[str, dict]]) -> StxmImage:
         elif name == "descriptor" and doc.get("name") == "primary":
             primary.add(doc["uid"])
         elif name in ("event", "event_page") and doc.get("descriptor") in primary:
-            page = pack_event_page(doc) if name == "event" else doc
+            page = pack_event_page(cast(Event, doc)) if name == "event" else doc
             for key, values in page["data"].items():
                 columns.setdefault(key, []).extend(values)
     if start is None:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from bluesky_tiled_plugins import TiledWriter
 from bluesky_tiled_plugins.writing.tiled_writer import RunNormalizer, _RunWriter
@@ -123,7 +123,7 @@ class SpoolWriteError(OSError):
         self.events = events
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.strerror or ""
 
 
 def _write_whole_line(fd: int, line: bytes, start: int) -> None:
@@ -401,10 +401,11 @@ def spool_event_counts(documents: Iterable[tuple[str, dict]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for name, doc in documents:
         if name == "descriptor":
-            stream_of[doc["uid"]] = doc.get("name", "primary")
+            stream_of[doc["uid"]] = str(doc.get("name") or "primary")
             counts.setdefault(stream_of[doc["uid"]], 0)
         elif name in ("event", "event_page"):
-            stream = stream_of.get(doc["descriptor"], doc["descriptor"])
+            descriptor = str(doc["descriptor"])
+            stream = stream_of.get(descriptor, descriptor)
             counts[stream] = counts.get(stream, 0) + _event_count(name, doc)
     return counts
 
@@ -426,7 +427,10 @@ class _BatchFlushingTiledWriter(TiledWriter):
         super().__init__(client, batch_size=batch_size)
         self._run_writers: dict[str, _RunWriter] = {}
 
-    def _factory(self, name: str, doc: dict) -> tuple[list[Callback], list]:
+    # TiledWriter types its factory more narrowly; RunRouter calls it with any start doc.
+    def _factory(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, name: str, doc: dict
+    ) -> tuple[list[Callback], list]:
         run_writer = _RunWriter(
             self.client,
             batch_size=self._batch_size,
@@ -572,7 +576,7 @@ class CatalogWriter:
                 if item is _PUSH_OPEN_RUNS:
                     self._push_open_runs()
                 else:
-                    name, doc = item
+                    name, doc = cast(tuple[str, dict], item)
                     self._router(name, doc)
                     if name == "stop":
                         self._runs.pop(doc["run_start"], None)

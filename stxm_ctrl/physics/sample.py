@@ -22,10 +22,14 @@ The window (``window_size_um`` square) has ``membrane_od``; outside it the silic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf
+
+if TYPE_CHECKING:
+    from stxm_ctrl.config import SampleConfig
 
 __all__ = ["Disc", "FeatureMap", "Rect", "ResolutionPattern"]
 
@@ -107,7 +111,7 @@ class ResolutionPattern:
     frame_od: float
 
     @classmethod
-    def from_config(cls, sample: object) -> ResolutionPattern:
+    def from_config(cls, sample: SampleConfig) -> ResolutionPattern:
         """Build from a :class:`stxm_ctrl.config.SampleConfig`."""
         return cls(
             center_x_um=sample.center_x_um,

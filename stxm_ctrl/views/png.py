@@ -34,9 +34,11 @@ def _qt_app():
     if not (screen or os.environ.get("QT_QPA_PLATFORM")):
         argv += ["-platform", "offscreen"]
 
-    def quiet(mode, context, message: str) -> None:
+    def quiet(
+        mode: QtCore.QtMsgType, context: QtCore.QMessageLogContext, message: str | None
+    ) -> None:
         # Offscreen Qt complains about a missing XDG_RUNTIME_DIR and then manages.
-        if "XDG_RUNTIME_DIR" in message:
+        if message is None or "XDG_RUNTIME_DIR" in message:
             return
         if previous is not None:
             previous(mode, context, message)
@@ -129,6 +131,7 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
     if high <= low:
         high = low + 1.0
     colormap = pg.colormap.get("CET-L1")
+    assert colormap is not None  # shipped with pyqtgraph
     item.setColorMap(colormap)
     item.setLevels((low, high))
     _add_colour_scale(window, colormap, low, high)

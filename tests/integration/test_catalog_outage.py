@@ -55,7 +55,7 @@ def test_catalog_killed_mid_scan_loses_nothing(
         d = session.devices
         plan = sample_image(d.apd, d.sample_x, 0, 20, 12, d.sample_y, 0, 20, 10, 0.001)
         with caplog.at_level(logging.WARNING):
-            (uid,) = session.RE(plan)
+            uid = session.run(plan)
 
         # The scan ran to the end and the user was told, once, where the data are.
         spool_file = spool_file_for(outage_config.data_dir / "spool", uid)

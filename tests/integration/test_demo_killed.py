@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from conftest import config_toml, free_port_overrides
+from conftest import config_toml, free_port_overrides, ioc_ports
 
 from stxm_ctrl.config import load_config
 from stxm_ctrl.data.catalog import connect_catalog, start_catalog_server
@@ -44,15 +44,9 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
     config_file.write_text(config_toml(free_port_overrides(tmp_path / "data")))
     config = load_config(config_file)
     sim = config.sim
-    ports = [
-        sim.sample_stage_port,
-        sim.apd_port,
-        sim.ring_port,
-        sim.repeater_port,
-        config.catalog.port,
-    ]
+    ports = [*ioc_ports(config), sim.repeater_port, config.catalog.port]
     demo = subprocess.Popen(
-        [sys.executable, "-m", "stxm_ctrl.cli", "demo", "--config", str(config_file)]
+        [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)]
         + ["--points", "80", "--no-progress"],
         stdout=(tmp_path / "demo.out").open("w"),
         stderr=subprocess.STDOUT,

@@ -42,7 +42,7 @@ def test_image_in_the_catalog_matches_the_sample(session, image_matches_ground_t
     documents = []
     token = session.RE.subscribe(lambda name, doc: documents.append((name, doc)))
     try:
-        (uid,) = session.RE(_image_plan(session))
+        uid = session.run(_image_plan(session))
     finally:
         session.RE.unsubscribe(token)
 

@@ -169,3 +169,87 @@ def test_progress_counts_raster_points_only(RE, beamline):
     assert "6/6" in text
     assert "sample image" in text
     assert "success" in text
+
+
+def _plan(counter, x, y, **change):
+    args = {"x_center_um": 0.0, "x_range_um": 4.0, "x_points": 3, "y_center_um": 0.0}
+    args |= {"y_range_um": 2.0, "y_points": 2, "dwell_s": 0.001}
+    kwargs = {k: change.pop(k) for k in ("md", "readables", "snake") if k in change}
+    args |= change
+    return sample_image(
+        counter, x, args["x_center_um"], args["x_range_um"], args["x_points"],
+        y, args["y_center_um"], args["y_range_um"], args["y_points"], args["dwell_s"], **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        ("x_as_y", "x_motor and y_motor are the same device 'sample_x'"),
+        ("swapped", "counter = 'sample_x' (LimitedAxis) is not a counter (it has no dwell"),
+        ("counter_as_motor", "x_motor = 'apd' (ApdLike) cannot be moved (it has no set)"),
+    ],
+)
+def test_devices_in_the_wrong_role_are_refused_before_any_message(beamline, roles, expected):
+    counter, x, y = beamline
+
+    class ApdLike:
+        name = "apd"
+        dwell = Signal(name="apd_dwell", value=0.0)
+
+        def trigger(self): ...
+        def read(self): ...
+        def describe(self): ...
+
+    if roles == "x_as_y":
+        plan = _plan(counter, x, x)
+    elif roles == "swapped":
+        plan = _plan(x, counter, y)
+    else:
+        plan = _plan(counter, ApdLike(), y)
+    with pytest.raises(PlanArgumentError) as info:
+        next(plan)
+    assert expected in str(info.value)
+    assert x.position == 0.0 and y.position == 0.0
+
+
+def test_numpy_numbers_are_numbers_and_strings_are_not(RE, beamline):
+    counter, x, y = beamline
+    result, docs = run_and_collect(
+        RE, _plan(counter, x, y, x_points=np.int64(3), x_center_um=np.float32(1.0))
+    )
+    assert result.exit_status == "success"
+    assert docs[0][1]["shape"] == [2, 3]
+    with pytest.raises(PlanArgumentError, match=r"x_center_um must be a number in um, got '0'"):
+        next(_plan(counter, x, y, x_center_um="0"))
+    with pytest.raises(PlanArgumentError, match="y_points must be a whole number"):
+        next(_plan(counter, x, y, y_points=True))
+
+
+def test_md_cannot_override_the_plans_own_keys(beamline):
+    counter, x, y = beamline
+    with pytest.raises(PlanArgumentError) as info:
+        next(_plan(counter, x, y, md={"shape": [1, 1], "stxm_scan_type": "x", "user": "a"}))
+    message = str(info.value)
+    assert "md may not set shape, stxm_scan_type" in message
+    assert "user" not in message.split("Reserved keys")[0]
+
+
+def test_a_failed_read_drops_that_pixel_and_ends_the_run(RE, beamline):
+    """As bluesky's trigger_and_read: no half-saved event, every earlier pixel kept."""
+    counter, x, y = beamline
+
+    class FlakySignal(Signal):
+        def read(self):
+            if (x.position, y.position) == (0.0, 1.0):  # the 5th pixel of 3 x 2
+                raise OSError("readback lost")
+            return super().read()
+
+    flaky = FlakySignal(name="temperature", value=21.0)
+    docs: list[tuple[str, dict]] = []
+    with pytest.raises(OSError, match="readback lost"):
+        RE(_plan(counter, x, y, readables=[flaky]), lambda n, d: docs.append((n, d)))
+    events = [d for n, d in docs if n == "event"]
+    assert len(events) == 4
+    assert all(set(e["data"]) >= {"apd_counts", "temperature", "sample_x"} for e in events)
+    assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "fail"
