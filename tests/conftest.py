@@ -182,3 +182,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _INTEGRATION_DIR in Path(item.fspath).parents:
             item.add_marker(pytest.mark.ioc)
+
+
+@pytest.fixture
+def make_run_engine():
+    """RunEngine factory whose RunEngines' event loops are closed after the test."""
+    from bluesky import RunEngine
+
+    from stxm_ctrl.app.session import close_run_engine
+
+    made: list = []
+
+    def make(*args, **kwargs):
+        RE = RunEngine(*args, **kwargs)
+        made.append(RE)
+        return RE
+
+    yield make
+    for RE in made:
+        close_run_engine(RE)

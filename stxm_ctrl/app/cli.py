@@ -164,16 +164,16 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_import_spool(args: argparse.Namespace) -> int:
     """Put a spooled run into the configured catalog."""
-    from stxm_ctrl.data.catalog import connect_catalog
+    from stxm_ctrl.data.catalog import catalog_client
     from stxm_ctrl.data.writers import SpoolImportError, import_spool_file
 
     config = _config(args)
     if not args.file.is_file():
         print(f"error: spool file {args.file} does not exist", file=sys.stderr)
         return 2
-    client = connect_catalog(config)
     try:
-        result = import_spool_file(client, args.file, batch_size=config.catalog.batch_size)
+        with catalog_client(config) as client:
+            result = import_spool_file(client, args.file, batch_size=config.catalog.batch_size)
     except SpoolImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ Nothing is global: each call builds its own RunEngine and devices.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -36,7 +37,7 @@ from bluesky.utils import Msg
 
 from devices import StxmDevices, build_devices
 from stxm_ctrl.config import BeamlineConfig, load_config
-from stxm_ctrl.data.catalog import catalog_uri, connect_catalog
+from stxm_ctrl.data.catalog import catalog_uri, close_catalog, connect_catalog
 from stxm_ctrl.data.images import StxmImage, image_from_documents, image_from_run
 from stxm_ctrl.data.writers import (
     CatalogWriter,
@@ -52,6 +53,7 @@ __all__ = [
     "DataPath",
     "Session",
     "build_session",
+    "close_run_engine",
     "connect_devices",
     "session_metadata",
     "wire_data_path",
@@ -60,6 +62,25 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCAN_ID_FILE = "last_scan_id"
+
+
+def close_run_engine(RE: RunEngine, timeout_s: float = 5.0) -> None:
+    """Stop and close the event loop a RunEngine runs in its own thread.
+
+    bluesky's RunEngine starts a new asyncio loop in a daemon thread and has no method to
+    end it; a process that builds sessions one after another (tests, a queue worker that
+    reloads) would otherwise keep one loop, its thread and its sockets per RunEngine.
+    """
+    loop = RE.loop
+    if loop.is_closed():
+        return
+    if loop.is_running():
+        loop.call_soon_threadsafe(loop.stop)
+        deadline = time.monotonic() + timeout_s
+        while loop.is_running() and time.monotonic() < deadline:
+            time.sleep(0.005)
+    if not loop.is_running():
+        loop.close()
 
 
 def connect_devices(config: BeamlineConfig, *, connect: bool = True) -> StxmDevices:
@@ -164,6 +185,9 @@ class DataPath:
         writer, self.catalog_writer = self.catalog_writer, None
         if writer is not None:
             self._finish_catalog_writes(writer, catalog_timeout_s)
+        client, self.catalog = self.catalog, None
+        if client is not None:
+            close_catalog(client)
 
     def __enter__(self) -> DataPath:
         return self
@@ -280,6 +304,7 @@ class Session:
         self.data.close(catalog_timeout_s)
         for device in self.devices.all():
             device.destroy()
+        close_run_engine(self.RE)
 
     def __enter__(self) -> Session:
         return self

@@ -18,13 +18,15 @@ Everything the server creates in the data directory is owner-only: it runs with 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.disk import PRIVATE_FILE_MODE, make_private_dir
@@ -41,6 +43,8 @@ __all__ = [
     "CatalogServer",
     "api_key_for",
     "catalog_uri",
+    "catalog_client",
+    "close_catalog",
     "connect_catalog",
     "ensure_api_key",
     "start_catalog_server",
@@ -168,6 +172,23 @@ def _make_owner_only(*paths: Path) -> None:
                 path.chmod(PRIVATE_FILE_MODE)
         except OSError:  # not ours: the server will say if it cannot open it
             pass
+
+
+@contextlib.contextmanager
+def catalog_client(config: BeamlineConfig) -> Iterator[Any]:
+    """:func:`connect_catalog` as a context manager that closes the client on exit."""
+    client = connect_catalog(config)
+    try:
+        yield client
+    finally:
+        close_catalog(client)
+
+
+def close_catalog(client: Any) -> None:
+    """Close a client of :func:`connect_catalog` (its HTTP connections)."""
+    context = getattr(client, "context", None)
+    if context is not None:
+        context.close()
 
 
 def connect_catalog(config: BeamlineConfig):

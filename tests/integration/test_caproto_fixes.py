@@ -62,6 +62,7 @@ def _accepted_socket_nodelay(context_class, monkeypatch) -> int:
         time.sleep(0.1)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
+        loop.close()
 
 
 def test_accepted_sockets_get_tcp_nodelay(monkeypatch):

@@ -16,7 +16,7 @@ from tiled.client import utils as tiled_client_utils
 from plans import sample_image
 from stxm_ctrl.app.cli import main
 from stxm_ctrl.app.session import build_session
-from stxm_ctrl.data.catalog import connect_catalog, start_catalog_server
+from stxm_ctrl.data.catalog import catalog_client, start_catalog_server
 from stxm_ctrl.data.images import image_from_run
 from stxm_ctrl.data.writers import read_spool_file, spool_file_for
 from stxm_ctrl.processes import free_tcp_port
@@ -102,7 +102,8 @@ def test_catalog_killed_mid_scan_loses_nothing(
         assert f"imported run {uid}" in out
         assert "replaced the incomplete copy" in out
 
-        image = image_from_run(connect_catalog(outage_config)[uid])
+        with catalog_client(outage_config) as client:
+            image = image_from_run(client[uid])
         assert image.complete and image.shape == (10, 12)
         np.testing.assert_array_equal(np.sort(image.counts.ravel()), np.sort(spooled_counts))
         np.testing.assert_array_equal(image.counts, from_spool.counts)

@@ -20,6 +20,7 @@ from stxm_ctrl.data.catalog import (
     LOG_FILE,
     STORAGE_DIR,
     TABLES_DB,
+    close_catalog,
     connect_catalog,
     start_catalog_server,
 )
@@ -66,6 +67,7 @@ def test_the_api_key_is_in_no_file_but_its_own_and_files_are_owner_only(fresh_co
             writer(name, doc)
         assert writer.close(timeout_s=120) and writer.failed_runs == []
         assert len(client[bundle.start_doc["uid"]]["primary"].read()["c"]) == 25
+        close_catalog(client)
     finally:
         server.stop()
 

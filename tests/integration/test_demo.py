@@ -55,15 +55,16 @@ def test_demo_acquires_the_test_pattern_into_the_catalog(tmp_path, image_matches
     assert not [p for p in ports if tcp_answers("127.0.0.1", p)]
 
     # The run is in the catalog and the spool, and the image is the test pattern.
-    from stxm_ctrl.data.catalog import connect_catalog, start_catalog_server
+    from stxm_ctrl.data.catalog import catalog_client, start_catalog_server
     from stxm_ctrl.data.images import image_from_run
 
     assert (config.data_dir / "spool" / f"{uid}.jsonl").exists()
     server = start_catalog_server(config)
     try:
-        run = connect_catalog(config)[uid]
-        image = image_from_run(run)
-        current = np.asarray(run["ring_current_monitor"].read()["ring_current"]).mean()
+        with catalog_client(config) as client:
+            run = client[uid]
+            image = image_from_run(run)
+            current = np.asarray(run["ring_current_monitor"].read()["ring_current"]).mean()
     finally:
         server.stop()
     assert image.shape == (40, 40)

@@ -17,7 +17,7 @@ import pytest
 from conftest import config_toml, free_port_overrides, ioc_ports
 
 from stxm_ctrl.config import load_config
-from stxm_ctrl.data.catalog import connect_catalog, start_catalog_server
+from stxm_ctrl.data.catalog import catalog_client, start_catalog_server
 from stxm_ctrl.data.writers import import_spool_file, read_spool_file, spool_event_counts
 from stxm_ctrl.processes import port_holders, port_is_free
 
@@ -45,13 +45,14 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
     config = load_config(config_file)
     sim = config.sim
     ports = [*ioc_ports(config), sim.repeater_port, config.catalog.port]
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)]
-        + ["--points", "80", "--no-progress"],
-        stdout=(tmp_path / "demo.out").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (tmp_path / "demo.out").open("w") as out:  # the child writes to its own copy
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)]
+            + ["--points", "80", "--no-progress"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         spool_file = _wait_for_spool(demo, config.data_dir / "spool", KILL_AFTER_LINES, 300)
         demo.kill()
@@ -76,12 +77,13 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
     assert spooled["primary"] >= KILL_AFTER_LINES - 10
     server = start_catalog_server(config)
     try:
-        client = connect_catalog(config)
-        uid = documents[0][1]["uid"]
-        before = client[uid]["primary"].read().sizes["time"] if uid in client else 0
-        assert before <= spooled["primary"]
-        result = import_spool_file(client, spool_file, batch_size=config.catalog.batch_size)
-        assert result.catalog_events == spooled
-        assert client[uid]["primary"].read().sizes["time"] == spooled["primary"]
+        with catalog_client(config) as client:
+            uid = documents[0][1]["uid"]
+            before = client[uid]["primary"].read().sizes["time"] if uid in client else 0
+            assert before <= spooled["primary"]
+            batch_size = config.catalog.batch_size
+            result = import_spool_file(client, spool_file, batch_size=batch_size)
+            assert result.catalog_events == spooled
+            assert client[uid]["primary"].read().sizes["time"] == spooled["primary"]
     finally:
         server.stop()

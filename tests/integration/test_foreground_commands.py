@@ -17,12 +17,13 @@ READY = "press Ctrl-C to stop"
 
 
 def _start(command: str, config_file, output) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "stxm_ctrl.app.cli", command, "--config", str(config_file)],
-        stdout=output.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with output.open("w") as out:  # the child writes to its own copy
+        return subprocess.Popen(
+            [sys.executable, "-m", "stxm_ctrl.app.cli", command, "--config", str(config_file)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _wait_for_ready(process: subprocess.Popen, output, timeout_s: float) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from event_model import compose_run
 
-from stxm_ctrl.data.catalog import connect_catalog
+from stxm_ctrl.data.catalog import catalog_client
 from stxm_ctrl.data.writers import (
     CatalogWriter,
     DocumentSpool,
@@ -74,7 +74,8 @@ def read_back(client, uid: str, stream: str = "primary"):
 
 @pytest.fixture
 def client(sim_config, catalog_server):
-    return connect_catalog(sim_config)
+    with catalog_client(sim_config) as client:
+        yield client
 
 
 def test_import_completes_a_run_cut_off_mid_batch(client, tmp_path):

@@ -31,6 +31,7 @@ def holder(tmp_path):
         [sys.executable, "-c", HOLDER, str(tmp_path / "data")], stdout=subprocess.PIPE, text=True
     )
     assert process.stdout.readline().strip() == "locked"
+    process.stdout.close()
     yield process
     process.kill()
     process.wait()

@@ -84,6 +84,7 @@ def _start_parent(tmp_path: Path, depth: int) -> tuple[subprocess.Popen, list[in
         text=True,
     )
     line = parent.stdout.readline()  # blocks until the whole line of children is up
+    parent.stdout.close()
     assert line, "the parent exited before its children were up"
     pids = json.loads(line)["pids"]
     assert len(pids) == depth and all(_alive(pid) for pid in pids)
@@ -133,6 +134,7 @@ def test_a_child_started_without_parent_death_survives_its_parent(tmp_path):
     )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     pid = int(parent.stdout.readline())
+    parent.stdout.close()
     try:
         parent.kill()
         parent.wait(timeout=10)

@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pytest
-from bluesky import RunEngine
 from ophyd import Signal
 from ophyd.sim import SynAxis, SynSignal
 
@@ -38,8 +37,8 @@ def beamline():
 
 
 @pytest.fixture
-def RE():
-    return RunEngine({}, call_returns_result=True)
+def RE(make_run_engine):
+    return make_run_engine({}, call_returns_result=True)
 
 
 def run_and_collect(RE, plan):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from bluesky import RunEngine
 from bluesky.plans import count
 from ophyd.sim import det
 
 from stxm_ctrl.scan_ids import ScanIdFile
 
 
-def test_scan_ids_continue_in_a_new_session(tmp_path):
+def test_scan_ids_continue_in_a_new_session(tmp_path, make_run_engine):
     path = tmp_path / "last_scan_id"
     ids = []
     for _session in range(2):
-        RE = RunEngine({}, scan_id_source=ScanIdFile(path))
+        RE = make_run_engine({}, scan_id_source=ScanIdFile(path))
         RE.subscribe(lambda name, doc: ids.append(doc["scan_id"]) if name == "start" else None)
         RE(count([det]))
         RE(count([det]))

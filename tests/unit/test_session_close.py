@@ -30,6 +30,7 @@ class FakeDevices:
 
 
 def test_close_with_a_hanging_catalog_warns_and_still_disconnects(tmp_path, caplog):
+    """Session.close closes the RunEngine's event loop too (no thread or socket left)."""
     writer = CatalogWriter(FakeTiledClient(), tmp_path / "spool")
     writer.writer = BlockedTiledWriter()
     devices = FakeDevices()
@@ -44,4 +45,5 @@ def test_close_with_a_hanging_catalog_warns_and_still_disconnects(tmp_path, capl
     assert any("waiting up to 0 s for 6 documents" in m for m in messages), messages
     assert any("did not reach the catalog" in m and "stxm import-spool" in m for m in messages)
     assert all(device.destroyed for device in devices.devices)
+    assert RE.loop.is_closed()
     writer.writer.release.set()  # let the worker thread finish

@@ -300,12 +300,13 @@ def test_a_real_64k_filesystem_fills_up_cleanly(tmp_path):
     assert outcome["ends_whole"] and not outcome["torn"]
 
 
-def test_a_full_disk_stops_the_scan_with_one_clear_error(tmp_path, monkeypatch, caplog):
-    from bluesky import RunEngine
+def test_a_full_disk_stops_the_scan_with_one_clear_error(
+    tmp_path, monkeypatch, caplog, make_run_engine
+):
     from bluesky.plans import count
     from ophyd.sim import det
 
-    RE = RunEngine({})
+    RE = make_run_engine({})
     spool = DocumentSpool(tmp_path / "spool")
     seen: list[str] = []
     RE.subscribe(spool)
