@@ -70,6 +70,16 @@ def test_image_in_the_catalog_matches_the_sample(session, image_matches_ground_t
     current = current.mean()
     image_matches_ground_truth(image, current)
 
+    # Analysis scripts written against databroker's v1 API read the same run (this is what
+    # the databroker dependency is for; see docs/decisions/0006).
+    from databroker.v1 import Broker
+
+    table = Broker(session.catalog)[uid].table()
+    assert len(table) == 30 * 36
+    np.testing.assert_array_equal(
+        np.sort(table["apd_counts"].to_numpy()), np.sort(image.counts.ravel())
+    )
+
 
 def test_bad_arguments_are_refused_before_anything_moves(session):
     x_before = session.devices.sample_x.position
