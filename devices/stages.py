@@ -1,19 +1,103 @@
-"""Sample coarse stages: stock motor records."""
+"""Sample coarse stages: stock motor records, with a bounded wait on every move."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ophyd import EpicsMotor
+from ophyd.status import MoveStatus
+from ophyd.status import wait as status_wait
+from ophyd.utils import StatusTimeoutError
+
+from stxm_ctrl.physics.motion import move_duration_s
 
 __all__ = ["SampleStage"]
+
+_UNKNOWN_MOTION_S = 60.0  # allowed when velocity or position are not known yet
+
+
+class BoundedMoveStatus(MoveStatus):
+    """A :class:`MoveStatus` that says, when it times out, what was expected and what to check.
+
+    Its text becomes the reason in the run's stop document and the message the user sees.
+    """
+
+    expected_s: float = 0.0
+    allowed_s: float = 0.0
+
+    def __repr__(self) -> str:
+        if self.done and not self.success and isinstance(self.exception(), StatusTimeoutError):
+            return (
+                f"{self.pos.name} did not reach {self.target:g} um within {self.allowed_s:.1f} s "
+                f"(the move should take {self.expected_s:.2f} s at its velocity and "
+                "acceleration): is its IOC running? The stage was asked to stop"
+            )
+        return super().__repr__()
+
+    __str__ = __repr__
 
 
 class SampleStage(EpicsMotor):
     """One sample coarse-stage axis (a motor record, positions in um).
 
-    A plain :class:`ophyd.EpicsMotor`; it exists so that the stage axes have a class of
-    their own to grow with (interferometer readback, coarse/fine handoff) without changing
-    the plans that use them.
+    An :class:`ophyd.EpicsMotor` whose moves never wait forever: unless a caller gives a
+    timeout, each move may take ``move_factor`` times the time its distance, the record's
+    velocity (VELO) and acceleration time (ACCL) imply, plus ``move_margin_s``. A stage whose
+    IOC dies mid-move therefore fails its move after that time; the RunEngine then ends the
+    run with the reason and sends STOP to what it moved, and every point measured before is
+    kept.
+
+    Parameters
+    ----------
+    move_factor
+        Allowed time as a multiple of the expected motion time (>= 1).
+    move_margin_s
+        Added to every move's allowed time, s.
     """
+
+    def __init__(
+        self, *args: Any, move_factor: float = 2.0, move_margin_s: float = 2.0, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.move_factor = move_factor
+        self.move_margin_s = move_margin_s
+
+    def expected_move_time_s(self, target_um: float) -> float:
+        """Time a move from the current readback to ``target_um`` takes at VELO and ACCL.
+
+        Uses the monitored values (no Channel Access round trip).
+        """
+        try:
+            here = float(self.user_readback.get())
+            velocity = float(self.velocity.get())
+            acceleration_time = max(float(self.acceleration.get()), 0.0)
+        except (TypeError, ValueError):
+            return _UNKNOWN_MOTION_S
+        if not velocity > 0:
+            return _UNKNOWN_MOTION_S
+        return move_duration_s(float(target_um) - here, velocity, acceleration_time)
+
+    def move_timeout_s(self, target_um: float) -> float:
+        """How long a move to ``target_um`` may take before it fails."""
+        return self.move_factor * self.expected_move_time_s(target_um) + self.move_margin_s
+
+    def move(self, position: Any, wait: bool = True, **kwargs: Any) -> MoveStatus:
+        """Move to ``position``; without an explicit ``timeout`` the move is bounded."""
+        expected_s = self.expected_move_time_s(position)
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.move_factor * expected_s + self.move_margin_s
+        status = super().move(position, wait=False, **kwargs)
+        # ophyd builds a plain MoveStatus; this subclass only words its failure.
+        status.__class__ = BoundedMoveStatus
+        assert isinstance(status, BoundedMoveStatus)
+        status.expected_s, status.allowed_s = expected_s, float(kwargs["timeout"])
+        if wait:
+            try:
+                status_wait(status)
+            except KeyboardInterrupt:  # as EpicsMotor.move: Ctrl-C stops the stage
+                self.stop()
+                raise
+        return status
 
     def __repr__(self) -> str:
         # ophyd's Device repr walks every component (~0.25 ms) and MoveStatus builds it on

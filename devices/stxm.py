@@ -60,9 +60,11 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
     """
     prefixes = config.epics.prefixes
     axes = config.epics.axes
+    timeouts = config.epics.timeouts
+    motion = {"move_factor": timeouts.move_factor, "move_margin_s": timeouts.move_margin_s}
     return StxmDevices(
-        sample_x=SampleStage(prefixes.sample_stage + axes.sample_x, name="sample_x"),
-        sample_y=SampleStage(prefixes.sample_stage + axes.sample_y, name="sample_y"),
+        sample_x=SampleStage(prefixes.sample_stage + axes.sample_x, name="sample_x", **motion),
+        sample_y=SampleStage(prefixes.sample_stage + axes.sample_y, name="sample_y", **motion),
         apd=ApdPointCounter(prefixes.apd, name="apd"),
-        ring=StorageRing(prefixes.ring, name="ring"),
+        ring=StorageRing(prefixes.ring, name="ring", put_timeout_s=timeouts.put_s),
     )

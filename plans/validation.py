@@ -12,6 +12,8 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from stxm_ctrl.errors import UsageError
+
 __all__ = [
     "PlanArgumentError",
     "check_counter",
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-class PlanArgumentError(ValueError):
+class PlanArgumentError(UsageError):
     """A plan argument is outside what the plan or the hardware allows."""
 
 

@@ -29,6 +29,7 @@ from stxm_ctrl.fleet_manifest import MANIFEST_FILE, FleetManifest
 from stxm_ctrl.processes import (
     ManagedProcess,
     ProcessStartError,
+    describe_port_holders,
     port_is_free,
     python_module_argv,
     tcp_answers,
@@ -143,10 +144,14 @@ class SimFleet:
         """
         host = self.config.sim.host
         wanted = {**self.ports, "repeater": self.config.sim.repeater_port}
-        busy = [f"{name}: {port}" for name, port in wanted.items() if not port_is_free(host, port)]
+        busy = [
+            f"{name} port {port}, {describe_port_holders(host, port)}"
+            for name, port in wanted.items()
+            if not port_is_free(host, port)
+        ]
         if busy:
             raise ProcessStartError(
-                f"simulated IOC ports already in use on {host} ({', '.join(busy)}); is another "
+                f"simulated IOC ports already in use on {host} ({'; '.join(busy)}); is another "
                 "`stxm sim` running? Stop it, or choose free ports ([sim.iocs.<name>] port, "
                 "[sim] repeater_port)"
             )
@@ -194,7 +199,7 @@ class SimFleet:
         env = dict(os.environ, EPICS_CA_REPEATER_PORT=str(self.config.sim.repeater_port))
         self.repeater = ManagedProcess(
             "CA repeater",
-            python_module_argv("caproto.commandline.repeater", "-q"),
+            python_module_argv("sim_iocs.repeater", "--host", self.config.sim.host),
             self.runtime_dir / "repeater.log",
             env=env,
         )

@@ -95,12 +95,12 @@ class _Block:
                 "owns it has not started (is the simulated fleet running?)"
             ) from None
         dtype = layout.file_dtype
-        header_ok = size >= 16
-        if header_ok:
-            magic, layout_id = np.fromfile(path, dtype="<u8", count=2)
-        if not header_ok or int(magic) != _MAGIC:
+        magic = layout_id = 0
+        if size >= 16:
+            magic, layout_id = (int(v) for v in np.fromfile(path, dtype="<u8", count=2))
+        if magic != _MAGIC:
             raise WorldLayoutError(f"{path} is not a stxm_ctrl world block")
-        if int(layout_id) != layout.layout_id or size != dtype.itemsize:
+        if layout_id != layout.layout_id or size != dtype.itemsize:
             raise WorldLayoutError(
                 f"world block {path} has another layout than this version of sim_iocs "
                 f"expects for {layout.name!r} (a world left by another version); stop the "

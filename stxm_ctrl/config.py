@@ -19,6 +19,7 @@ range and the fix; keys that moved get a message naming their new place.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -27,6 +28,8 @@ from typing import Annotated, Any, Literal
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stxm_ctrl.errors import UsageError
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -39,6 +42,7 @@ __all__ = [
     "EpicsAxes",
     "EpicsConfig",
     "EpicsPrefixes",
+    "EpicsTimeouts",
     "RingConfig",
     "RingFillConfig",
     "SampleConfig",
@@ -47,6 +51,7 @@ __all__ = [
     "SimStagesConfig",
     "StageMotionConfig",
     "ZonePlateConfig",
+    "is_loopback",
     "load_config",
 ]
 
@@ -78,7 +83,7 @@ _UNIT_SUFFIXES = (
 LOOPBACK = "127.0.0.1"
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A configuration file that cannot be used; the message lists every problem."""
 
 
@@ -88,6 +93,16 @@ class _Section(BaseModel):
 
 Port = Annotated[int, Field(ge=1024, le=65535)]
 IocName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _clashes(ports: dict[str, int]) -> str:
@@ -133,6 +148,34 @@ class EpicsAxes(_Section):
     sample_y: str = Field(default="Y", min_length=1, description="Sample stage y.")
 
 
+class EpicsTimeouts(_Section):
+    """How long devices may take before a run ends with a reason (nothing waits forever)."""
+
+    move_factor: float = Field(
+        default=2.0,
+        ge=1,
+        le=100,
+        description="A stage move may take this many times what its distance, velocity and "
+        "acceleration imply, plus move_margin_s, before the run ends and the stage is sent "
+        "STOP.",
+    )
+    move_margin_s: float = Field(
+        default=2.0, ge=0, le=600, description="Added to every move's allowed time."
+    )
+    count_margin_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="A count may take its dwell plus this before the run ends.",
+    )
+    put_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Any other put that waits for completion (shutter, dwell) may take this.",
+    )
+
+
 class EpicsConfig(_Section):
     """Channel Access client settings."""
 
@@ -155,6 +198,7 @@ class EpicsConfig(_Section):
     )
     prefixes: EpicsPrefixes = EpicsPrefixes()
     axes: EpicsAxes = EpicsAxes()
+    timeouts: EpicsTimeouts = EpicsTimeouts()
 
     @model_validator(mode="after")
     def _addresses_have_ports(self) -> EpicsConfig:
@@ -186,7 +230,15 @@ class CatalogConfig(_Section):
         "on demand with a SQLite catalog in data_dir, listening on host:port and protected "
         "by an API key generated on first use (data_dir/tiled_api_key, owner-only).",
     )
-    host: str = Field(default=LOOPBACK, description="Embedded server: listening address.")
+    host: str = Field(
+        default=LOOPBACK,
+        description="Embedded server: listening address (loopback unless allow_remote).",
+    )
+    allow_remote: bool = Field(
+        default=False,
+        description="Let the embedded server listen on a non-loopback address: anyone who "
+        "reaches it and holds the API key can read and write every run.",
+    )
     port: Port = Field(default=8765, description="Embedded server: listening port.")
     batch_size: int = Field(
         default=100,
@@ -205,6 +257,16 @@ class CatalogConfig(_Section):
     def embedded(self) -> bool:
         """True when the session starts its own Tiled server (``uri`` left empty)."""
         return not self.uri
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> CatalogConfig:
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ValueError(
+                f"host = {self.host!r} would let the catalog listen beyond this machine, "
+                "where anyone with the API key reads and writes every run; use 127.0.0.1, "
+                "or set [catalog] allow_remote = true to do it on purpose"
+            )
+        return self
 
 
 # -- simulator half -------------------------------------------------------------------------
@@ -361,7 +423,15 @@ class SimConfig(_Section):
     """The simulated beamline: where its IOCs listen, and the physics they simulate."""
 
     host: str = Field(
-        default=LOOPBACK, description="Address every simulated IOC and the CA repeater listen on."
+        default=LOOPBACK,
+        description="Address every simulated IOC and the CA repeater listen on (loopback "
+        "unless allow_remote).",
+    )
+    allow_remote: bool = Field(
+        default=False,
+        description="Let the simulated IOCs listen on a non-loopback address: any host that "
+        "reaches it can move the simulated stages and put to every PV, fault injection "
+        "included (Channel Access has no authentication here).",
     )
     runtime_dir: str = Field(
         default="",
@@ -389,6 +459,16 @@ class SimConfig(_Section):
     zone_plate: ZonePlateConfig = ZonePlateConfig()
     apd: ApdPhysicsConfig = ApdPhysicsConfig()
     sample: SampleConfig = SampleConfig()
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> SimConfig:
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ValueError(
+                f"host = {self.host!r} would let the simulated IOCs listen beyond this "
+                "machine, where anyone can move the stages and inject faults; use "
+                "127.0.0.1, or set [sim] allow_remote = true to do it on purpose"
+            )
+        return self
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> SimConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from collections.abc import Mapping
@@ -41,10 +42,19 @@ class ScanIdFile:
             return 0
 
     def __call__(self, md: Mapping[str, Any]) -> int:
-        """Next scan id: one more than the larger of the file's and the metadata's."""
-        new = max(self.last(), int(md.get("scan_id", 0))) + 1
+        """Next scan id: one more than the larger of the file's and the metadata's.
+
+        Allocated under an exclusive lock on ``<path>.lock``, so two sessions on one data
+        directory never hand out the same number.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(f"{new}\n")
-        os.replace(tmp, self.path)  # never a half-written counter
+        lock_fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            new = max(self.last(), int(md.get("scan_id", 0))) + 1
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(f"{new}\n")
+            os.replace(tmp, self.path)  # never a half-written counter
+        finally:
+            os.close(lock_fd)  # releases the lock
         return new

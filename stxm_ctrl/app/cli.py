@@ -11,16 +11,42 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stxm_ctrl.config import ConfigError, load_config
+from stxm_ctrl.config import load_config
 from stxm_ctrl.config_docs import default_config_text
+from stxm_ctrl.disk import DiskSpaceError
+from stxm_ctrl.errors import UsageError
+from stxm_ctrl.locks import DataDirInUseError
 from stxm_ctrl.processes import ManagedProcess, ProcessStartError
 
 __all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _runtime_errors() -> tuple[type[BaseException], ...]:
+    """Faults reported as one line, exit status 1 (loaded modules only: a command that
+    never touched the spool cannot have raised its error, and `stxm config` stays fast)."""
+    errors: list[type[BaseException]] = [
+        ProcessStartError,
+        ConnectionError,
+        TimeoutError,
+        DataDirInUseError,
+        DiskSpaceError,
+    ]
+    writers = sys.modules.get("stxm_ctrl.data.writers")
+    if writers is not None:
+        errors.append(writers.SpoolWriteError)
+    return tuple(errors)
 
 
 def _config(args: argparse.Namespace):
@@ -42,6 +68,8 @@ def _positive(kind: type, name: str):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number, got {text}")
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
         return value
@@ -51,7 +79,7 @@ def _positive(kind: type, name: str):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulated beamline + catalog, one sample image of the test pattern, a PNG."""
-    from stxm_ctrl.app.demo import DemoError, run_demo
+    from stxm_ctrl.app.demo import CLI_NAMES, ScanEndedError, run_demo
 
     config = _config(args)
     try:
@@ -62,10 +90,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             dwell_s=args.dwell_ms / 1000.0,
             progress=not args.no_progress,
             say=lambda line: print(line, flush=True),
+            names=CLI_NAMES,
         )
-    except DemoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ScanEndedError as exc:
+        print(
+            f"{'interrupted' if exc.exit_status == 'abort' else 'error'}: {exc}", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED if exc.exit_status == "abort" else 1
     image = result.image
     print(f"run:   {result.uid} in the catalog at {result.catalog_uri}")
     print(
@@ -100,9 +131,21 @@ def _foreground(process_name: str, process: ManagedProcess, stop) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Run the simulated IOC fleet in the foreground."""
-    from stxm_ctrl.launch import start_sim_fleet
+    from stxm_ctrl.app.demo import check_data_dir
+    from stxm_ctrl.locks import DataDirLock
 
     config = _config(args)
+    check_data_dir(config)
+    lock = DataDirLock(config.data_dir, "stxm sim", part="sim").acquire()
+    try:
+        return _run_sim(config)
+    finally:
+        lock.release()
+
+
+def _run_sim(config) -> int:
+    from stxm_ctrl.launch import start_sim_fleet
+
     fleet = start_sim_fleet(config)
     try:
         fleet.wait_ready()
@@ -132,12 +175,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    server = start_catalog_server(config)
-    print(
-        f"catalog at {server.uri} (SQLite in {config.data_dir}); API key in "
-        f"{config.data_dir / API_KEY_FILE}"
-    )
-    return _foreground("catalog server", server.process, server.stop)
+    from stxm_ctrl.app.demo import check_data_dir
+    from stxm_ctrl.locks import DataDirLock
+
+    check_data_dir(config)
+    with DataDirLock(config.data_dir, "stxm serve", part="catalog"):
+        server = start_catalog_server(config)
+        print(
+            f"catalog at {server.uri} (SQLite in {config.data_dir}); API key in "
+            f"{config.data_dir / API_KEY_FILE}"
+        )
+        return _foreground("catalog server", server.process, server.stop)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -149,7 +197,18 @@ def cmd_config(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        args.write.write_text(default_config_text())
+        if not args.write.parent.is_dir():
+            print(
+                f"error: cannot write {args.write}: the directory {args.write.parent} does not "
+                "exist; create it first or choose another path",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            args.write.write_text(default_config_text())
+        except OSError as exc:
+            print(f"error: cannot write {args.write}: {exc.strerror}", file=sys.stderr)
+            return 2
         print(f"wrote the default configuration to {args.write}")
         return 0
     config = _config(args)
@@ -243,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _RunEndReportedByUs(logging.Filter):
+    """Drops bluesky's traceback of an ended run: the command reports it in one line."""
+
+    _DROPPED = ("Run aborted", "No open traces left to close!")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self._DROPPED
+
+
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM and SIGHUP (a closed terminal, `timeout`, an ssh drop) end a command as Ctrl-C
+    does: a scan is paused and its run closed as aborted, children are stopped."""
+    signal.raise_signal(signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stxm`` command."""
     args = build_parser().parse_args(argv)
@@ -250,14 +324,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Everything the command writes in the data directory is for its owner only (the key,
+    # the catalog, the spool, logs); this is the command's process, not a library's.
+    os.umask(0o077)
+    if not args.verbose:
+        logging.getLogger("bluesky").addFilter(_RunEndReportedByUs())
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _stop_like_ctrl_c)
     try:
         return args.func(args)
-    except (ConfigError, ProcessStartError, ConnectionError, TimeoutError) as exc:
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        if not isinstance(exc, _runtime_errors()):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from bluesky import RunEngine
+from bluesky import preprocessors as bpp
 from bluesky.run_engine import RunEngineResult
 from bluesky.utils import Msg
 
@@ -42,14 +44,17 @@ from stxm_ctrl.data.images import StxmImage, image_from_documents, image_from_ru
 from stxm_ctrl.data.writers import (
     CatalogWriter,
     DocumentSpool,
+    estimate_spool_bytes,
     read_spool_file,
     spool_file_for,
 )
+from stxm_ctrl.disk import check_free_space
 from stxm_ctrl.epics_env import apply_ca_client_environment
 from stxm_ctrl.progress import ScanProgress
 from stxm_ctrl.scan_ids import ScanIdFile
 
 __all__ = [
+    "AbortReason",
     "DataPath",
     "Session",
     "build_session",
@@ -113,6 +118,29 @@ def session_metadata(config: BeamlineConfig) -> dict[str, Any]:
     return md
 
 
+class AbortReason:
+    """RunEngine preprocessor that puts why a run was aborted into its stop document.
+
+    bluesky's ``RE.abort(reason)`` does not reach the stop document when the plan closes its
+    own run (``run_wrapper`` closes it with no reason), so a run aborted by Ctrl-C reads
+    ``reason: ""``. :meth:`Session.abort` (or :meth:`DataPath.abort`) records the reason
+    here first; an aborted run whose close has no reason gets it.
+    """
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def __call__(self, plan: Iterable[Msg]) -> Any:
+        return bpp.msg_mutator(plan, self._fill)
+
+    def _fill(self, msg: Msg) -> Msg:
+        kwargs = msg.kwargs
+        if msg.command == "close_run" and kwargs.get("exit_status") == "abort":
+            if not kwargs.get("reason"):
+                return msg._replace(kwargs={**kwargs, "reason": self.reason or "aborted"})
+        return msg
+
+
 @dataclass
 class DataPath:
     """Where a RunEngine's documents go: the spool, the catalog, and its scan numbers.
@@ -137,6 +165,12 @@ class DataPath:
     catalog: Any | None = None
     catalog_writer: CatalogWriter | None = None
     tokens: list[int] = field(default_factory=list)
+    abort_reason: AbortReason = field(default_factory=AbortReason)
+
+    def abort(self, reason: str) -> tuple[str, ...]:
+        """Abort the paused or running plan; its stop document records ``reason``."""
+        self.abort_reason.reason = reason
+        return tuple(self.RE.abort(reason=reason))
 
     def image(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmImage:
         """Read a ``sample_image`` run back, from the catalog or else from the spool.
@@ -182,6 +216,8 @@ class DataPath:
         for token in self.tokens:
             self.RE.unsubscribe(token)
         self.tokens.clear()
+        if self.abort_reason in self.RE.preprocessors:
+            self.RE.preprocessors.remove(self.abort_reason)
         writer, self.catalog_writer = self.catalog_writer, None
         if writer is not None:
             self._finish_catalog_writes(writer, catalog_timeout_s)
@@ -199,6 +235,24 @@ class DataPath:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _with_free_space_check(validator: Any, spool_dir: Path) -> Any:
+    """``md_validator`` that also refuses a run the spool's disk cannot hold.
+
+    bluesky calls it with the start metadata before the run opens, so a refused run has no
+    start document and nothing of it was measured.
+    """
+
+    def validate(md: dict[str, Any]) -> None:
+        validator(md)
+        points = md.get("num_points")
+        if isinstance(points, int) and points > 0:
+            check_free_space(
+                spool_dir, estimate_spool_bytes(points), what=f"a run of {points} points"
+            )
+
+    return validate
 
 
 def wire_data_path(RE: RunEngine, config: BeamlineConfig, *, catalog: bool = True) -> DataPath:
@@ -229,7 +283,9 @@ def wire_data_path(RE: RunEngine, config: BeamlineConfig, *, catalog: bool = Tru
     """
     RE.scan_id_source = ScanIdFile(config.data_dir / SCAN_ID_FILE)
     spool = DocumentSpool(config.data_dir / "spool")
+    RE.md_validator = _with_free_space_check(RE.md_validator, spool.spool_dir)
     data = DataPath(RE=RE, spool=spool)
+    RE.preprocessors.append(data.abort_reason)
     data.tokens.append(RE.subscribe(spool))
     if catalog:
         client = connect_catalog(config)
@@ -291,6 +347,10 @@ class Session:
         if len(uids) != 1:
             raise RuntimeError(f"the plan made {len(uids)} runs, not one: {list(uids)}")
         return uids[0]
+
+    def abort(self, reason: str) -> tuple[str, ...]:
+        """Abort the paused plan (after Ctrl-C); the stop document records ``reason``."""
+        return self.data.abort(reason)
 
     def image(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmImage:
         """Read a ``sample_image`` run back (see :meth:`DataPath.image`)."""

@@ -36,7 +36,7 @@ def outage_config(sim_config, sim_fleet, tmp_path):
 
 
 def test_catalog_killed_mid_scan_loses_nothing(
-    outage_config, tmp_path, caplog, capsys, monkeypatch
+    outage_config, tmp_path, caplog, capsys, monkeypatch, reliability
 ):
     # The Tiled client retries a dead server for about a minute (in the writer's thread,
     # so the scan does not wait); a short retry window keeps this test short.
@@ -67,6 +67,13 @@ def test_catalog_killed_mid_scan_loses_nothing(
         assert len(warnings) == 1
         assert str(spool_file) in warnings[0]
         assert "stxm import-spool" in warnings[0]
+        reliability(
+            fault="catalog server killed (SIGKILL) mid-scan",
+            seen=warnings[0].split(";")[0] + "; the scan goes on ... `stxm import-spool FILE`",
+            ended_s=None,
+            kept="the scan runs to its end; every point in the spool; the image is read from "
+            "the spool; import-spool later replaces the partial copy in the catalog",
+        )
 
         # The spool has every point.
         docs = list(read_spool_file(spool_file))

@@ -38,7 +38,7 @@ def fresh_config(sim_config, tmp_path):
     )
 
 
-def test_the_api_key_is_in_no_file_but_its_own_and_files_are_owner_only(fresh_config):
+def test_the_api_key_is_in_no_file_but_its_own_and_files_are_owner_only(fresh_config, reliability):
     data_dir = fresh_config.data_dir
     server = start_catalog_server(fresh_config)
     try:
@@ -100,6 +100,13 @@ def test_the_api_key_is_in_no_file_but_its_own_and_files_are_owner_only(fresh_co
         for name in dirs + names:
             path = os.path.join(root, name)
             assert not stat.S_IMODE(os.lstat(path).st_mode) & 0o077, path
+    reliability(
+        fault="another local user looks for the catalog's API key",
+        seen="the key is in no log, command line or file but data_dir/tiled_api_key (0600); "
+        "every file of the data directory is owner-only",
+        ended_s=None,
+        kept="the catalog's read and write access, for its owner only",
+    )
 
 
 def test_a_taken_catalog_port_is_refused_naming_the_holder(fresh_config):

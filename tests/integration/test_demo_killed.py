@@ -39,7 +39,9 @@ def _wait_for_spool(process: subprocess.Popen, spool_dir, lines: int, timeout_s:
     pytest.fail(f"the scan did not spool {lines} documents within {timeout_s} s")
 
 
-def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(tmp_path):
+def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
+    tmp_path, reliability
+):
     config_file = tmp_path / "beamline.toml"
     config_file.write_text(config_toml(free_port_overrides(tmp_path / "data")))
     config = load_config(config_file)
@@ -62,19 +64,21 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
             demo.kill()
 
     # The fleet, its IOCs and repeater, and the catalog server all die with the demo.
-    deadline = time.monotonic() + 15
+    killed = time.monotonic()
+    deadline = killed + 15
     while time.monotonic() < deadline and not all(port_is_free("127.0.0.1", p) for p in ports):
         time.sleep(0.1)
     held = {p: port_holders("127.0.0.1", p) for p in ports if not port_is_free("127.0.0.1", p)}
     for pid in {pid for holders in held.values() for pid, _ in holders}:
         os.kill(pid, signal.SIGKILL)  # orphans of the demo started here: leave none behind
     assert held == {}, f"still held after the demo was killed: {held}"
+    freed_s = time.monotonic() - killed
 
     # The run was cut off: no stop document. Import puts exactly its points in the catalog.
     documents = read_spool_file(spool_file)
     assert documents[-1][0] != "stop" and not documents.torn
     spooled = spool_event_counts(documents)
-    assert spooled["primary"] >= KILL_AFTER_LINES - 10
+    assert spooled["primary"] >= KILL_AFTER_LINES // 2  # the rest: start, descriptors, monitor
     server = start_catalog_server(config)
     try:
         with catalog_client(config) as client:
@@ -87,3 +91,11 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
             assert client[uid]["primary"].read().sizes["time"] == spooled["primary"]
     finally:
         server.stop()
+    reliability(
+        fault="`stxm demo` killed with SIGKILL mid-scan (no chance to clean up)",
+        seen="nothing from the demo; every child (fleet, IOCs, repeater, catalog) ends by the "
+        "parent-death signal, every port is free again",
+        ended_s=freed_s,
+        kept="every spooled point; `stxm import-spool FILE` puts exactly those points in the "
+        "catalog (the run has no stop document)",
+    )

@@ -45,7 +45,7 @@ def test_config_write_then_check(tmp_path, capsys):
 def test_invalid_configuration_is_an_error_not_a_traceback(tmp_path, capsys):
     path = tmp_path / "bad.toml"
     path.write_text("[sim.apd]\ndead_time_ns = -3\n")
-    assert main(["config", "--config", str(path)]) == 1
+    assert main(["config", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: invalid configuration in")
     assert "sim.apd.dead_time_ns = -3 is out of range" in err
@@ -84,3 +84,61 @@ def test_foreground_command_reports_a_child_that_dies(tmp_path, capsys):
     assert "simulated IOC fleet exited unexpectedly with code 4" in err
     assert "IOC crashed: segfault in the driver" in err
     assert stopped == [True]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--dwell-ms", "1e9"],
+            "--dwell-ms = 1e+09 ms is out of range; the APD counts for 0.1 to",
+        ),
+        (["--dwell-ms", "0.01"], "--dwell-ms = 0.01 ms is out of range"),
+        (["--points", "100000"], "--points = 100000 is out of range; allowed 1 to 4096"),
+        (["--range-um", "5000"], "--range-um = 5000 um: the image from -2500 to 2500 um leaves"),
+    ],
+)
+def test_demo_refuses_bad_arguments_before_starting_anything(
+    tmp_path, capsys, options, message, reliability
+):
+    config = tmp_path / "beamline.toml"
+    config.write_text(f'[beamline]\ndata_dir = "{tmp_path / "data"}"\n')
+    assert main(["demo", "--config", str(config), *options]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err  # one line
+    assert not (tmp_path / "data" / "sim").exists()  # no IOC was started
+    reliability(
+        fault=f"`stxm demo {' '.join(options)}`",
+        seen=err.strip() + "; exit status 2",
+        ended_s=None,
+        kept="nothing was started or moved",
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_demo_refuses_non_finite_numbers(value, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--dwell-ms", value])
+    assert info.value.code == 2
+    assert f"--dwell-ms must be a finite number, got {value}" in capsys.readouterr().err
+
+
+def test_unusable_config_files_and_data_dirs_get_one_line(tmp_path, capsys):
+    binary = tmp_path / "image.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe\x00")
+    assert main(["config", "--config", str(tmp_path)]) == 2
+    assert "is a directory; give the path of a TOML file" in capsys.readouterr().err
+    assert main(["config", "--config", str(binary)]) == 2
+    assert "is not text" in capsys.readouterr().err
+
+    a_file = tmp_path / "not_a_dir"
+    a_file.write_text("x")
+    config = tmp_path / "beamline.toml"
+    config.write_text(f'[beamline]\ndata_dir = "{a_file}"\n')
+    assert main(["demo", "--config", str(config)]) == 2
+    assert f"data directory {a_file} is a file" in capsys.readouterr().err
+
+    assert main(["config", "--write", str(tmp_path / "missing" / "b.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "the directory" in err and "does not exist; create it first" in err

@@ -175,3 +175,20 @@ def test_shipped_default_file_and_reference_page_are_generated_and_current():
     reference = REFERENCE_PATH.read_text()
     for key in ("`photon_flux_per_mA_Hz`", "## `[sim.apd]`", "### `[sim.iocs.<name>]`"):
         assert key in reference
+
+
+@pytest.mark.parametrize("section", ["sim", "catalog"])
+def test_listening_beyond_loopback_needs_allow_remote(section, reliability):
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides={section: {"host": "0.0.0.0"}})
+    message = str(info.value)
+    assert f"[{section}] host = '0.0.0.0' would let" in message
+    assert f"set [{section}] allow_remote = true to do it on purpose" in message
+    allowed = load_config(overrides={section: {"host": "0.0.0.0", "allow_remote": True}})
+    assert getattr(allowed, section).host == "0.0.0.0"
+    reliability(
+        fault=f'`[{section}] host = "0.0.0.0"` in the configuration',
+        seen=message.splitlines()[-1].strip("- ") + "; exit status 2",
+        ended_s=None,
+        kept="nothing starts; with allow_remote = true it listens there, as documented",
+    )

@@ -30,3 +30,23 @@ def test_unreadable_file_starts_again_rather_than_failing_a_scan(tmp_path):
     path = tmp_path / "last_scan_id"
     path.write_text("not a number")
     assert ScanIdFile(path)({}) == 1
+
+
+def _allocate(path: str, n: int, out) -> None:
+    source = ScanIdFile(__import__("pathlib").Path(path))
+    out.put([source({}) for _ in range(n)])
+
+
+def test_two_processes_never_get_the_same_scan_number(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    path = str(tmp_path / "last_scan_id")
+    workers = [context.Process(target=_allocate, args=(path, 200, out)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    ids = out.get(timeout=60) + out.get(timeout=60)
+    for worker in workers:
+        worker.join(30)
+    assert sorted(ids) == list(range(1, 401))  # each number handed out exactly once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from bluesky import RunEngine
 
 from stxm_ctrl.app.session import DataPath, Session
@@ -47,3 +48,26 @@ def test_close_with_a_hanging_catalog_warns_and_still_disconnects(tmp_path, capl
     assert all(device.destroyed for device in devices.devices)
     assert RE.loop.is_closed()
     writer.writer.release.set()  # let the worker thread finish
+
+
+def test_a_run_the_disk_cannot_hold_is_refused_before_it_opens(
+    tmp_path, make_run_engine, monkeypatch
+):
+    from bluesky.plans import count
+    from ophyd.sim import det
+
+    from stxm_ctrl.app.session import wire_data_path
+    from stxm_ctrl.disk import DiskSpaceError
+
+    config = load_config(overrides={"beamline": {"data_dir": str(tmp_path)}})
+    RE = make_run_engine({})
+    data = wire_data_path(RE, config, catalog=False)
+    monkeypatch.setattr("stxm_ctrl.disk.free_bytes", lambda directory: 200_000)
+    documents: list[str] = []
+    RE.subscribe(lambda name, doc: documents.append(name))
+    with pytest.raises(DiskSpaceError, match=r"not enough free space for a run of 1000 points"):
+        RE(count([det], num=1000))
+    assert documents == []  # no start document: nothing was measured, nothing moved
+    RE(count([det], num=1))  # small enough
+    assert documents[0] == "start"
+    data.close()

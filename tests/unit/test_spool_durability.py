@@ -301,7 +301,7 @@ def test_a_real_64k_filesystem_fills_up_cleanly(tmp_path):
 
 
 def test_a_full_disk_stops_the_scan_with_one_clear_error(
-    tmp_path, monkeypatch, caplog, make_run_engine
+    tmp_path, monkeypatch, caplog, make_run_engine, reliability
 ):
     from bluesky.plans import count
     from ophyd.sim import det
@@ -324,3 +324,10 @@ def test_a_full_disk_stops_the_scan_with_one_clear_error(
     assert not [m for m in messages if "Failed to close run" in m]
     assert not [r for r in caplog.records if r.name.startswith("stxm_ctrl")]
     assert len(read_spool_file(spool_file_for(tmp_path / "spool", uid))) == info.value.documents
+    reliability(
+        fault="disk full while a run is being spooled",
+        seen=str(info.value)[:200] + "...",
+        ended_s=None,
+        kept=f"every whole document before the disk filled ({info.value.documents}), readable; "
+        "no half line; run closed with exit_status fail",
+    )
