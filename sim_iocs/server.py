@@ -120,7 +120,9 @@ def run_ioc(
     os.environ["EPICS_CAS_INTF_ADDR_LIST"] = host
     os.environ["EPICS_CA_SERVER_PORT"] = str(port)
     os.environ["EPICS_CAS_SERVER_PORT"] = str(port)
-    context_class = low_latency_context_class()
+    from sim_iocs.put_order import ordered_context_class
+
+    context_class = ordered_context_class(low_latency_context_class())
 
     async def serve() -> None:
         context = context_class(pvdb, interfaces=[host])
