@@ -208,13 +208,65 @@ class SimIocConfig(_Section):
 
 
 class StageMotionConfig(_Section):
-    """How a simulated motor-record stage moves (a real motor record has its own)."""
+    """How a simulated motor-record stage moves (a real motor record has its own).
 
-    low_limit_um: float = Field(-2000.0, ge=-100_000, le=100_000, description="Soft low limit.")
-    high_limit_um: float = Field(2000.0, ge=-100_000, le=100_000, description="Soft high limit.")
-    velocity_um_per_s: float = Field(2000.0, gt=0, le=100_000, description="Cruise velocity.")
+    Positions are dial positions, which in the simulator are the physical positions of the
+    stage; the user offset (OFF, DIR, SET) starts at zero and lives only in the running IOC.
+    """
+
+    low_limit_um: float = Field(
+        -2000.0, ge=-100_000, le=100_000, description="Soft low limit (DLLM) at start."
+    )
+    high_limit_um: float = Field(
+        2000.0, ge=-100_000, le=100_000, description="Soft high limit (DHLM) at start."
+    )
+    low_limit_switch_um: float = Field(
+        -2100.0,
+        ge=-100_000,
+        le=100_000,
+        description="Where the stage hits its low limit switch (LLS): the end of its travel. "
+        "Moves past it stop there.",
+    )
+    high_limit_switch_um: float = Field(
+        2100.0, ge=-100_000, le=100_000, description="High limit switch (HLS): end of travel."
+    )
+    home_switch_um: float = Field(
+        0.0,
+        ge=-100_000,
+        le=100_000,
+        description="Position of the home switch that HOMF/HOMR search for.",
+    )
+    velocity_um_per_s: float = Field(
+        2000.0, gt=0, le=100_000, description="Cruise velocity (VELO) at start."
+    )
+    base_velocity_um_per_s: float = Field(
+        0.0,
+        ge=0,
+        le=100_000,
+        description="Base velocity (VBAS): the slowest speed the record accepts for VELO, "
+        "JVEL and HVEL.",
+    )
+    max_velocity_um_per_s: float = Field(
+        10000.0,
+        gt=0,
+        le=100_000,
+        description="Maximum velocity (VMAX): faster VELO, JVEL and HVEL are clamped to it.",
+    )
+    jog_velocity_um_per_s: float = Field(
+        200.0, gt=0, le=100_000, description="Jog velocity (JVEL) at start."
+    )
+    home_velocity_um_per_s: float = Field(
+        500.0, gt=0, le=100_000, description="Home search velocity (HVEL) at start."
+    )
     acceleration_time_s: float = Field(
         0.005, ge=0, le=10, description="Time to reach cruise velocity (ACCL)."
+    )
+    resolution_um: float = Field(
+        0.0001,
+        gt=0,
+        le=10,
+        description="Motor step size (MRES): targets are rounded to whole steps, RVAL and "
+        "RRBV count them. Fixed by the simulated controller.",
     )
     precision_digits: int = Field(4, ge=0, le=9, description="Display precision (PREC).")
 
@@ -225,6 +277,29 @@ class StageMotionConfig(_Section):
                 f"low_limit_um ({self.low_limit_um}) must be below high_limit_um "
                 f"({self.high_limit_um})"
             )
+        if self.low_limit_switch_um >= self.high_limit_switch_um:
+            raise ValueError(
+                f"low_limit_switch_um ({self.low_limit_switch_um}) must be below "
+                f"high_limit_switch_um ({self.high_limit_switch_um})"
+            )
+        if not self.low_limit_switch_um < self.home_switch_um < self.high_limit_switch_um:
+            raise ValueError(
+                f"home_switch_um ({self.home_switch_um}) must lie between the limit switches "
+                f"({self.low_limit_switch_um} to {self.high_limit_switch_um}); move it inside "
+                "the travel"
+            )
+        speeds = {
+            "velocity_um_per_s": self.velocity_um_per_s,
+            "jog_velocity_um_per_s": self.jog_velocity_um_per_s,
+            "home_velocity_um_per_s": self.home_velocity_um_per_s,
+        }
+        for key, speed in speeds.items():
+            if not self.base_velocity_um_per_s <= speed <= self.max_velocity_um_per_s:
+                raise ValueError(
+                    f"{key} ({speed}) must lie between base_velocity_um_per_s "
+                    f"({self.base_velocity_um_per_s}) and max_velocity_um_per_s "
+                    f"({self.max_velocity_um_per_s})"
+                )
         return self
 
 
@@ -243,6 +318,30 @@ class RingFillConfig(_Section):
     topup_interval_s: float = Field(
         120.0, gt=0, le=86_400, description="Time between top-up injections."
     )
+    low_alarm_mA: float = Field(
+        280.0,
+        gt=0,
+        le=1000,
+        description="Ring current below which CURRENT is in MINOR alarm (LOW), e.g. a missed "
+        "top-up.",
+    )
+    lolo_alarm_mA: float = Field(
+        50.0,
+        gt=0,
+        le=1000,
+        description="Ring current below which CURRENT is in MAJOR alarm (LOLO); a dumped "
+        "beam (0 mA) is always below it.",
+    )
+
+    @model_validator(mode="after")
+    def _alarm_limits_ordered(self) -> RingFillConfig:
+        if not self.lolo_alarm_mA < self.low_alarm_mA < self.fill_current_mA:
+            raise ValueError(
+                f"the ring current alarm limits must satisfy lolo_alarm_mA "
+                f"({self.lolo_alarm_mA}) < low_alarm_mA ({self.low_alarm_mA}) < "
+                f"fill_current_mA ({self.fill_current_mA}); lower the alarm limits"
+            )
+        return self
 
 
 class BeamConfig(_Section):
@@ -295,8 +394,19 @@ class ApdPhysicsConfig(_Section):
     dead_time_ns: float = Field(
         6.0, ge=0, le=1000, description="Non-paralysable dead time of the counter chain."
     )
-    min_dwell_s: float = Field(0.0001, gt=0, le=1, description="Shortest dwell it accepts.")
-    max_dwell_s: float = Field(10.0, gt=0, le=3600, description="Longest dwell it accepts.")
+    min_dwell_s: float = Field(
+        0.0001, gt=0, le=1, description="Shortest preset time (TP) the counter accepts."
+    )
+    max_dwell_s: float = Field(
+        10.0, gt=0, le=3600, description="Longest preset time (TP) the counter accepts."
+    )
+    clock_frequency_Hz: float = Field(
+        1e7,
+        ge=1e3,
+        le=1e9,
+        description="Scaler time base (FREQ): channel 1 counts this clock, so S1 / FREQ is "
+        "the counting time.",
+    )
 
     @model_validator(mode="after")
     def _dwell_range(self) -> ApdPhysicsConfig:
@@ -339,6 +449,12 @@ class SimConfig(_Section):
     )
     repeater_port: Port = Field(
         5073, description="The fleet's Channel Access repeater (its clients use it)."
+    )
+    control_prefix: str = Field(
+        "STXM:SIM:",
+        pattern=r"^[A-Za-z0-9_:\-]+:$",
+        description="PV prefix of the simulator's own controls (fault injection: beam dump, "
+        "stalled motors), kept apart from the beamline's PVs; ends in ':'.",
     )
     random_seed: int = Field(
         0, ge=0, le=2**32 - 1, description="Seed for the photon noise; 0 draws a fresh seed."
