@@ -1,4 +1,4 @@
-"""Avalanche-photodiode point counter."""
+"""Avalanche-photodiode point counter on an EPICS scaler record."""
 
 from __future__ import annotations
 
@@ -14,20 +14,32 @@ _TRIGGER_MARGIN_S = 5.0
 class ApdPointCounter(Device):
     """APD counter that counts photons for ``dwell`` seconds on each trigger.
 
+    The counter is a scaler record ``<prefix>SCALER`` (the synApps scaler record, as ophyd's
+    ``ScalerCH`` drives it) whose channel 2 counts the APD's photons; channel 1 counts the
+    time base.
+
     Components
     ----------
     dwell
-        Counting time per point, s (configuration, monitored; its control limits are the
-        allowed range).
+        ``.TP``, the preset counting time per point, s (configuration, monitored; its
+        control limits are the allowed range).
     acquire
-        Put 1 with put-completion to count; completes when counting has finished.
+        ``.CNT``: put 1 with put-completion to count; completes when counting has finished.
     counts
-        Photons counted in the last acquisition (read with a CA get, never a stale monitor).
+        ``.S2``, photons counted in the last count (read with a CA get, never a stale
+        monitor).
+    count_mode
+        ``.CONT``, staged to ``OneShot`` (no auto-counting between triggers).
     """
 
-    dwell = Cpt(EpicsSignal, "DWELL", kind="config", auto_monitor=True)
-    acquire = Cpt(EpicsSignal, "ACQUIRE", put_complete=True, kind="omitted")
-    counts = Cpt(EpicsSignalRO, "COUNTS", kind="hinted")
+    dwell = Cpt(EpicsSignal, "SCALER.TP", kind="config", auto_monitor=True)
+    acquire = Cpt(EpicsSignal, "SCALER.CNT", put_complete=True, kind="omitted")
+    counts = Cpt(EpicsSignalRO, "SCALER.S2", kind="hinted")
+    count_mode = Cpt(EpicsSignal, "SCALER.CONT", string=True, kind="omitted")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage_sigs["count_mode"] = "OneShot"
 
     def trigger(self) -> StatusBase:
         """Count for one dwell; the status finishes when the IOC reports completion."""
