@@ -208,11 +208,7 @@ class SimIocConfig(_Section):
 
 
 class StageMotionConfig(_Section):
-    """How a simulated motor-record stage moves (a real motor record has its own).
-
-    Positions are dial positions, which in the simulator are the physical positions of the
-    stage; the user offset (OFF, DIR, SET) starts at zero and lives only in the running IOC.
-    """
+    """How a simulated motor-record stage moves (positions: dial = physical, OFF starts at 0)."""
 
     low_limit_um: float = Field(
         -2000.0, ge=-100_000, le=100_000, description="Soft low limit (DLLM) at start."
