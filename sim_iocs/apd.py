@@ -139,7 +139,7 @@ class ApdCounter(PVGroup):
             "dead_time_ns": sim.apd.dead_time_ns,
         }
         self.rng = np.random.default_rng(sim.random_seed or None)
-        self._count_task: asyncio.Task | None = None  # the count in progress
+        self._counting: asyncio.Future[None] | None = None  # done when the count ends
         self._auto_task: asyncio.Task | None = None  # the auto-count loop
         self._abort = asyncio.Event()
 
@@ -195,17 +195,29 @@ class ApdCounter(PVGroup):
     async def _put_count(self, instance: Any, value: Any) -> Any:
         count = value in ("Count", 1)
         if not count:
-            if self._count_task is not None:
+            if self._counting is not None:
                 self._abort.set()
-                await asyncio.shield(self._count_task)
+                await asyncio.shield(self._counting)
             return "Done"
-        if self._count_task is None:
-            await self._stop_auto_count()
-            await instance.write("Count", verify_value=False)
+        if self._counting is not None:
+            # A second Count while counting completes with the count in progress.
+            await asyncio.shield(self._counting)
+            return SkipWrite
+        # The count starts now (its gate is a span of world time), whatever the posting
+        # below costs: nothing adds to the time a client waits for it.
+        requested = time.monotonic()
+        await self._stop_auto_count()
+        await instance.write("Count", verify_value=False)
+        self._abort.clear()
+        self._counting = asyncio.get_running_loop().create_future()
+        try:
+            await self._count(requested)  # in the put itself: no task hop per count
+        finally:
+            counting, self._counting = self._counting, None
+            counting.set_result(None)
             self._abort.clear()
-            self._count_task = asyncio.get_running_loop().create_task(self._count())
-        # A second Count while counting completes with the count in progress.
-        await asyncio.shield(self._count_task)
+        if self._fields.count_mode.value == "AutoCount":
+            self._start_auto_count()
         return SkipWrite
 
     async def _put_count_mode(self, instance: Any, value: Any) -> Any:
@@ -286,7 +298,7 @@ class ApdCounter(PVGroup):
 
     # -- counting ---------------------------------------------------------------------
     def _start_auto_count(self) -> None:
-        if self._auto_task is None and self._count_task is None:
+        if self._auto_task is None and self._counting is None:
             self._auto_task = asyncio.get_running_loop().create_task(self._auto_count())
 
     async def _stop_auto_count(self) -> None:
@@ -304,39 +316,43 @@ class ApdCounter(PVGroup):
         while fields.count_mode.value == "AutoCount":
             await asyncio.sleep(float(fields.auto_count_delay.value))
             await self._run(
+                start=time.monotonic(),
                 preset_s=float(fields.auto_count_time.value),
                 rate_Hz=float(fields.auto_count_update_rate.value),
                 presets={},
             )
 
-    async def _count(self) -> None:
+    async def _count(self, requested: float) -> None:
         fields = self._fields
         try:
-            delay = float(fields.delay.value)
-            if delay > 0:
-                await asyncio.sleep(delay)
+            start = requested + float(fields.delay.value)
+            if start > time.monotonic():
+                await asyncio.sleep(start - time.monotonic())
             presets = {
                 n: int(self._channel(f"PR{n}").value)
                 for n in range(2, _INPUTS + 1)
                 if self._channel(f"G{n}").value == "Y" and int(self._channel(f"PR{n}").value)
             }
             preset_s = float(fields.preset_time.value) if fields.g1.value == "Y" else None
-            await self._run(preset_s=preset_s, rate_Hz=float(fields.update_rate.value),
-                            presets=presets)  # fmt: skip
-            await fields.count.write("Done", verify_value=False)
-        finally:
-            self._count_task = None
-            self._abort.clear()
-        if fields.count_mode.value == "AutoCount":
-            self._start_auto_count()
+            await self._run(
+                start=start,
+                preset_s=preset_s,
+                rate_Hz=float(fields.update_rate.value),
+                presets=presets,
+            )
+        except asyncio.CancelledError:
+            # The put went away (its client disconnected): the count ends here.
+            asyncio.ensure_future(fields.count.write("Done", verify_value=False))
+            raise
+        await fields.count.write("Done", verify_value=False)
 
     async def _run(
-        self, *, preset_s: float | None, rate_Hz: float, presets: dict[int, int]
+        self, *, start: float, preset_s: float | None, rate_Hz: float, presets: dict[int, int]
     ) -> None:
-        """Count until the time preset, a photon preset, or an abort; post the results."""
+        """Count from ``start`` (monotonic) until the time preset, a photon preset, or an
+        abort; post the results."""
         fields = self._fields
         freq = float(fields.freq.value)
-        start = time.monotonic()
         end = start + preset_s if preset_s is not None else None
         photons = 0
         t = start
@@ -388,7 +404,7 @@ class ApdCounter(PVGroup):
         await set_value(self._channel(f"S{CLOCK_CHANNEL}"), ticks)
         await set_value(self._channel(f"S{APD_CHANNEL}"), photons)
         # The timer reads the clock channel, as the scaler record's T = S1 / FREQ.
-        await self._fields.elapsed_time.write(ticks / freq, verify_value=False)
+        await set_value(self._fields.elapsed_time, ticks / freq)
 
     def mean_rate_Hz(self, t_start_s: float, t_end_s: float) -> float:
         """Mean detected rate over a gate from ``t_start_s`` to ``t_end_s`` (monotonic)."""

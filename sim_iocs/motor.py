@@ -372,10 +372,10 @@ class MotorAxis(PVGroup):
             self._problem = True
             await self._post_status()
             return reject_value if reject_value is not None else SkipWrite
-        await self._post_setpoint(dial)
         if fields.stop_pause_move_go.value in ("Stop", "Pause"):
+            await self._post_setpoint(dial)
             return SkipWrite  # the new target waits for Go (or Move)
-        await self._start(self._motion_to(dial))
+        await self._start(self._motion_to(dial), setpoint=dial)
         if fields.stop_pause_move_go.value == "Move":
             await fields.stop_pause_move_go.write("Pause", verify_value=False)
         await self._at_rest()
@@ -776,8 +776,12 @@ class MotorAxis(PVGroup):
         return SkipWrite
 
     # -- motion -----------------------------------------------------------------------
-    async def _start(self, motion: _Motion) -> None:
-        """Begin ``motion`` from where the stage is (replacing any motion in progress)."""
+    async def _start(self, motion: _Motion, *, setpoint: float | None = None) -> None:
+        """Begin ``motion`` from where the stage is (replacing any motion in progress).
+
+        ``setpoint`` (dial) is posted as the new target (VAL, DVAL, RVAL) once the motion
+        has begun: the move's clock starts before any of this record's posts.
+        """
         fields = self._fields
         stage = self.stage
         self._cancel_follower()
@@ -788,22 +792,23 @@ class MotorAxis(PVGroup):
         # Whole steps; the limit switches end the travel.
         end = self._steps(motion.target_dial) * self._mres()
         end = min(max(end, stage.low_limit_switch_um), stage.high_limit_switch_um)
-        if end != here:
-            self._positive = end > here
         self._motion = motion
-        await set_value(fields.direction_of_travel, 1 if end >= here else 0)
-        await fields.done_moving_to_value.write(0, verify_value=False)
-        await set_value(fields.motor_is_moving, 1)
         if self._stalled:
-            self._rest_at(here)  # a stalled stage does not move; the motion waits
-            await self._post_status()
-            return
+            end = here  # a stalled stage does not move; the motion waits
         move = Move(here, end, now, max(motion.velocity, 1e-9), motion.acceleration_time)
         self._publish_move(move)
+        await fields.done_moving_to_value.write(0, verify_value=False)
+        await set_value(fields.motor_is_moving, 1)
+        if setpoint is not None:
+            await self._post_setpoint(setpoint)
         if end != here:
+            # TDIR, like MSTA's direction bit, is the raw direction of the latest motion.
+            self._positive = end > here
+            await set_value(fields.direction_of_travel, int(self._positive))
             await self._post_switches(here, leaving=True)
         await self._post_status()
-        self._task = asyncio.get_running_loop().create_task(self._follow(move))
+        if not self._stalled:
+            self._task = asyncio.get_running_loop().create_task(self._follow(move))
 
     async def _follow(self, move: Move) -> None:
         fields = self._fields
@@ -875,10 +880,11 @@ class MotorAxis(PVGroup):
         from then on the new motion owns DMOV, MOVN, the readback and the switches.
         """
         fields = self._fields
-        # Readback, switches and alarm before DMOV: a client that sees DMOV = 1 reads them
-        # (ophyd reads HLS/LLS and the readback's severity when a move ends).
+        # RBV, switches and alarm before DMOV: a client that sees DMOV = 1 reads them
+        # (ophyd reads HLS/LLS and the readback's severity when a move ends); the other
+        # readbacks right after (every write before DMOV delays each step of a scan).
         if generation == self._generation:
-            await self._post_readback(here)
+            await set_value(fields.user_readback_value, self._user(here))
         if generation == self._generation:
             await self._post_switches(here)
         if generation == self._generation:
@@ -886,6 +892,7 @@ class MotorAxis(PVGroup):
         if generation == self._generation:
             await fields.done_moving_to_value.write(1, verify_value=False)
             await set_value(fields.motor_is_moving, 0)
+            await self._post_readback(here)
             await self._post_status()
         for waiter in waiters:
             if not waiter.done():

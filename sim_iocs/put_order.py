@@ -19,6 +19,15 @@ to that client's socket. It counts, without changing caproto's code paths:
   takes a batch, sends it, and only then blocks on an empty queue).
 
 Nothing else waits: monitor traffic and plain puts (ophyd's motor moves) are unchanged.
+
+The same records keep a put open for as long as their action lasts (a motor move, a count),
+which meets a second caproto behaviour: a read waits until the circuit's writes have
+finished, for up to ``CAPROTO_SERVER_WRITE_LOCK_TIMEOUT_SEC`` (1 ms), so that a read after
+a put sees the put. With a move in progress every read on that client's circuit (ophyd
+reads ``.HLS``/``.LLS`` at the end of each move) would wait the full millisecond. The
+ordered circuit considers a write finished for reads once its putter has run up to its
+first real wait, which is where these records have already posted the new target; a put
+that completes at once is unaffected.
 """
 
 from __future__ import annotations
@@ -83,7 +92,8 @@ def ordered_context_class(base: type) -> type:
     -------
     type
         The subclass; its circuits send a put's completion only after every monitor update
-        queued before it has reached the client.
+        queued before it has reached the client, and let reads through once a put's putter
+        has reached its first wait.
     """
     from caproto import WriteNotifyResponse
 
@@ -105,6 +115,12 @@ def ordered_context_class(base: type) -> type:
             if ref is not None:
                 self._taken += 1
             return ref
+
+        async def _start_write_task(self, handle_write: Any) -> None:
+            await super()._start_write_task(handle_write)
+            # The write's task was scheduled first, so this runs once its putter has reached
+            # its first wait; reads from then on need not wait for the write to end.
+            asyncio.get_running_loop().call_soon(self.write_event.set)
 
         async def send(self, *commands: Any) -> None:
             if self._sub_task is not None and asyncio.current_task() is self._sub_task:
