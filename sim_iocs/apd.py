@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 import numpy as np
@@ -38,7 +37,7 @@ from caproto import SkipWrite
 from caproto.server import PVGroup, pvproperty
 
 from sim_iocs.motor import axis_positions_um
-from sim_iocs.records import describe, refuse, set_value
+from sim_iocs.records import describe, forward_put, refuse, set_value
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
 from sim_iocs.sample_stage import SAMPLE_STAGE
@@ -87,13 +86,6 @@ def build(context: IocContext) -> list[ApdCounter]:
     ]
 
 
-def _field_putter(name: str) -> Callable:
-    async def putter(fields, instance, value):
-        return await fields.parent.group._put_field(name, instance, value)
-
-    return putter
-
-
 _Fields = scaler_fields(CHANNELS)
 _HANDLED = ["count", "count_mode", "preset_time", "auto_count_time", "freq", "delay"]
 _HANDLED += ["auto_count_delay", "update_rate", "auto_count_update_rate", "display_precision"]
@@ -116,7 +108,7 @@ class ApdCounter(PVGroup):
 
     scaler = pvproperty(name="", value=0.0, record=_Fields, doc="APD photon counter")
     for _name in _HANDLED:
-        getattr(scaler.fields, _name).putter(_field_putter(_name))
+        getattr(scaler.fields, _name).putter(forward_put(_name))
     del _name
 
     def __init__(self, record_name: str, *, config: BeamlineConfig, world: World, **kwargs):

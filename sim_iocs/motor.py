@@ -50,26 +50,25 @@ where it is), ``.VBAS`` as a start speed (it only bounds the others), servo gain
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
 import numpy as np
 from caproto import AlarmSeverity, AlarmStatus, ChannelType, SkipWrite
 from caproto.server import PVGroup, pvproperty
-from caproto.server.records import MotorFields
 from numpy.typing import ArrayLike, NDArray
 
+from sim_iocs.motor_fields import FIELD_ATTRS, MOTOR_FIELD_UNITS, SPEEDS, Msta
+from sim_iocs.motor_settings import MotorSettings
 from sim_iocs.records import (
     BO_FIELD_UNITS,
     RecordDouble,
     describe,
+    forward_put,
     post_alarm,
-    refuse,
     set_value,
     severity_of,
 )
@@ -111,42 +110,6 @@ def axis_positions_um(record: np.void, axis: str, t_s: ArrayLike) -> NDArray[np.
     return positions_um(*(fields[name] for name in MOVE_FIELDS), t_s)
 
 
-class Msta(enum.IntFlag):
-    """Bits of the motor record's ``.MSTA`` (motor.h ``msta_field``)."""
-
-    DIRECTION = 1 << 0  # RA_DIRECTION: last raw direction was positive
-    DONE = 1 << 1  # RA_DONE: motion is complete
-    PLUS_LS = 1 << 2  # RA_PLUS_LS: plus limit switch hit
-    HOME = 1 << 3  # RA_HOME: home switch on
-    POSITION = 1 << 5  # EA_POSITION: position maintenance (closed loop) enabled
-    PROBLEM = 1 << 9  # RA_PROBLEM: driver reports a problem
-    MOVING = 1 << 10  # RA_MOVING: non-zero velocity
-    GAIN_SUPPORT = 1 << 11  # GAIN_SUPPORT: closed-loop control (CNEN) supported
-    MINUS_LS = 1 << 13  # RA_MINUS_LS: minus limit switch hit
-    HOMED = 1 << 14  # RA_HOMED: the axis has been homed
-
-
-_USER_POSITIONS = ("", "RBV", "HLM", "LLM", "OFF", "RLV", "LRLV", "LVAL")
-_DIAL_POSITIONS = ("DVAL", "DRBV", "DHLM", "DLLM", "LDVL")
-_LENGTHS = ("TWV", "DIFF", "RDBD", "SPDB", "BDST", "MRES", "ERES", "RRES", "ADEL", "MDEL")
-_ALARM_POSITIONS = ("HOPR", "LOPR", "HIHI", "HIGH", "LOW", "LOLO", "ALST", "MLST")
-_SPEEDS = {"VELO": "S", "VBAS": "SBAS", "VMAX": "SMAX", "BVEL": "SBAK"}
-_OTHER_SPEEDS = ("JVEL", "HVEL")
-_RAW = ("RVAL", "RRBV", "RMP", "REP", "RDIF", "LRVL")
-
-
-def MOTOR_FIELD_UNITS(egu: str) -> dict[str, str]:  # noqa: N802 (a table, by unit)
-    """Units of the motor record's numeric fields when positions are in ``egu``."""
-    units = {name: egu for name in (*_USER_POSITIONS, *_DIAL_POSITIONS, *_LENGTHS)}
-    units |= {name: egu for name in _ALARM_POSITIONS}
-    units |= {name: f"{egu}/s" for name in (*_SPEEDS, *_OTHER_SPEEDS)}
-    units |= {name: "rev/s" for name in _SPEEDS.values()}
-    units |= {"ACCL": "s", "BACC": "s", "DLY": "s", "JAR": f"{egu}/s/s"}
-    units |= {"UREV": f"{egu}/rev", "SREV": "steps/rev", "RVEL": "steps/s"}
-    units |= {name: "steps" for name in _RAW}
-    return units
-
-
 _READBACK_PERIOD_S = 0.02
 # Longest blocking sleep at the end of a move (the other axis waits at most this long).
 _PRECISE_SLEEP_S = 0.0015
@@ -163,17 +126,6 @@ class _Motion:
     acceleration_time: float
 
 
-def _field_putter(name: str) -> Callable:
-    """A caproto field putter that hands the put to :meth:`MotorAxis._put_field`."""
-
-    async def putter(fields, instance, value):
-        return await fields.parent.group._put_field(name, instance, value)
-
-    return putter
-
-
-_FIELD_ATTRS = {prop.pvspec.name: attr for attr, prop in MotorFields._pvs_.items()}
-
 # Fields whose puts the axis handles (by field name).
 _HANDLED = (
     "DVAL RVAL RLV OFF DIR FOFF SET SSET SUSE FOF VOF SYNC HLM LLM DHLM DLLM VELO VBAS VMAX "
@@ -182,7 +134,7 @@ _HANDLED = (
 ).split()
 
 
-class MotorAxis(PVGroup):
+class MotorAxis(MotorSettings, PVGroup):
     """One simulated stage axis: an EPICS motor record (see the module docstring).
 
     Parameters
@@ -203,7 +155,7 @@ class MotorAxis(PVGroup):
         value=0.0, name="", record="motor", dtype=RecordDouble, precision=4, doc="Stage"
     )
     for _name in _HANDLED:
-        getattr(motor.fields, _FIELD_ATTRS[_name]).putter(_field_putter(_name))
+        getattr(motor.fields, FIELD_ATTRS[_name]).putter(forward_put(_name))
     del _name
 
     def __init__(
@@ -253,10 +205,6 @@ class MotorAxis(PVGroup):
         self._publish_move(Move(dial, dial, time.monotonic(), 1.0, 0.0))
 
     # -- coordinates ------------------------------------------------------------------
-    @property
-    def _fields(self) -> MotorFields:
-        return self.motor.field_inst
-
     def _sign(self) -> float:
         return -1.0 if self._fields.user_direction.value == "Neg" else 1.0
 
@@ -315,7 +263,7 @@ class MotorAxis(PVGroup):
             (fields.enable_control, "Enable"),
         ):
             await channel.write(value, verify_value=False)
-        for speed, revs in _SPEEDS.items():
+        for speed, revs in SPEEDS.items():
             await self._post_revs(speed, revs)
         await describe(
             self.motor,
@@ -403,11 +351,6 @@ class MotorAxis(PVGroup):
         await set_value(fields.dial_desired_value, here)
         await self._coordinates_changed(here)
         return SkipWrite
-
-    def _refuse(self, field: str, message: str) -> NoReturn:
-        """Fail a put to ``field`` (``""`` for VAL) with ``message`` (see :func:`refuse`)."""
-        name = f"{self.motor.pvname}.{field or 'VAL'}"
-        refuse(self.motor.get_field(field), f"{name}: {message}")
 
     def _refuse_dial_redefinition(self, field: str) -> NoReturn:
         self._refuse(
@@ -548,132 +491,6 @@ class MotorAxis(PVGroup):
         await describe(value, display_limits=user | dial | self._speed_range(), publish=False)
         await set_value(fields.user_low_limit, low)
         await set_value(fields.user_high_limit, high)
-
-    # -- speeds -----------------------------------------------------------------------
-    def _speed_range(self) -> dict[str, tuple[float, float]]:
-        """Display limits of the speeds: VBAS..VMAX."""
-        fields = self._fields
-        base, top = float(fields.base_velocity.value), float(fields.max_velocity.value)
-        return {name: (base, top) for name in ("VELO", "JVEL", "HVEL", "VBAS", "VMAX")}
-
-    def _clamp_speed(self, name: str, speed: float) -> float:
-        if not speed > 0 or not math.isfinite(speed):
-            self._refuse(
-                name,
-                f"{speed} is not a speed the stage can move at (it must be > 0); give one "
-                "between .VBAS and .VMAX",
-            )
-        fields = self._fields
-        base, top = float(fields.base_velocity.value), float(fields.max_velocity.value)
-        speed = max(speed, base)
-        return min(speed, top) if top > 0 else speed
-
-    async def _put_VELO(self, instance, value):
-        return await self._set_speed("VELO", self._clamp_speed("VELO", float(value)))
-
-    async def _put_JVEL(self, instance, value):
-        return self._clamp_speed("JVEL", float(value))
-
-    async def _put_HVEL(self, instance, value):
-        return self._clamp_speed("HVEL", float(value))
-
-    async def _put_BVEL(self, instance, value):
-        return await self._set_speed("BVEL", float(value))
-
-    async def _set_speed(self, name: str, speed: float):
-        await self.motor.get_field(name).write(speed, verify_value=False)
-        if name in _SPEEDS:
-            await self._post_revs(name, _SPEEDS[name])
-        return SkipWrite
-
-    async def _post_revs(self, speed: str, revs: str) -> None:
-        urev = float(self._fields.egu_s_per_revolution.value) or 1.0
-        await set_value(
-            self.motor.get_field(revs), float(self.motor.get_field(speed).value) / urev
-        )
-
-    async def _put_VBAS(self, instance, value):
-        if float(value) < 0:
-            self._refuse("VBAS", f"{value} < 0; give a base speed >= 0")
-        await self._set_speed("VBAS", float(value))
-        await self._reclamp_speeds()
-        return SkipWrite
-
-    async def _put_VMAX(self, instance, value):
-        if float(value) < 0:
-            self._refuse("VMAX", f"{value} < 0; give a maximum speed >= 0 (0: none)")
-        await self._set_speed("VMAX", float(value))
-        await self._reclamp_speeds()
-        return SkipWrite
-
-    async def _reclamp_speeds(self) -> None:
-        await describe(self.motor, display_limits=self._speed_range(), publish=False)
-        for name in ("VELO", "JVEL", "HVEL"):
-            channel = self.motor.get_field(name)
-            clamped = self._clamp_speed(name, float(channel.value))
-            if clamped != channel.value:
-                await self._set_speed(name, clamped)
-
-    async def _put_S(self, instance, value):
-        return await self._put_revs("VELO", float(value))
-
-    async def _put_SBAS(self, instance, value):
-        return await self._put_revs("VBAS", float(value))
-
-    async def _put_SMAX(self, instance, value):
-        return await self._put_revs("VMAX", float(value))
-
-    async def _put_SBAK(self, instance, value):
-        return await self._put_revs("BVEL", float(value))
-
-    async def _put_revs(self, speed: str, revs: float):
-        urev = float(self._fields.egu_s_per_revolution.value) or 1.0
-        channel = self.motor.get_field(speed)
-        await getattr(self, f"_put_{speed}")(channel, revs * urev)
-        return SkipWrite
-
-    async def _put_UREV(self, instance, value):
-        if not float(value) > 0:
-            self._refuse("UREV", f"{value}; give the distance per revolution, > 0")
-        await instance.write(float(value), verify_value=False)
-        for speed, revs in _SPEEDS.items():
-            await self._post_revs(speed, revs)
-        return SkipWrite
-
-    async def _put_ACCL(self, instance, value):
-        if not float(value) >= 0:
-            self._refuse("ACCL", f"{value} s < 0; give an acceleration time >= 0 s")
-        return float(value)
-
-    async def _put_JAR(self, instance, value):
-        if not float(value) >= 0:
-            self._refuse("JAR", f"{value} < 0; give a jog acceleration >= 0 (0: use ACCL)")
-        return float(value)
-
-    async def _put_DLY(self, instance, value):
-        if not float(value) >= 0:
-            self._refuse("DLY", f"{value} s < 0; give a settle time >= 0 s")
-        return float(value)
-
-    async def _put_MRES(self, instance, value):
-        if float(value) != self._mres():
-            self._refuse(
-                "MRES",
-                f"the simulated controller's step size is fixed at {self._mres()}; configure "
-                f"[sim.stages.{self.axis}] resolution_um instead",
-            )
-        return value
-
-    # -- display ----------------------------------------------------------------------
-    async def _put_EGU(self, instance, value):
-        await describe(self.motor, units=str(value), field_units=MOTOR_FIELD_UNITS(str(value)))
-        return SkipWrite
-
-    async def _put_PREC(self, instance, value):
-        if not 0 <= int(value) <= 17:
-            self._refuse("PREC", f"{value} digits; give 0 to 17")
-        await describe(self.motor, precision=int(value))
-        return SkipWrite
 
     async def _put_HLSV(self, instance, value):
         await instance.write(value, verify_value=False)

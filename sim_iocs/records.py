@@ -23,7 +23,7 @@ tests (``tests/integration/conformance``) check what clients see against the sam
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 from caproto import AlarmSeverity, AlarmStatus, ChannelType
@@ -37,6 +37,7 @@ __all__ = [
     "RecordDouble",
     "analog_alarm",
     "describe",
+    "forward_put",
     "post_alarm",
     "refuse",
     "severity_of",
@@ -82,6 +83,20 @@ class RecordDouble(PvpropertyDouble):
         if self.putter is not None:
             return await self.putter(self, value)
         return value
+
+
+def forward_put(name: str) -> Callable[..., Any]:
+    """A caproto field putter that hands a put to its group: ``_put_field(name, channel, value)``.
+
+    Registered for each field a record handles (``pvproperty.fields.<attr>.putter``), so
+    that one method of the record's PVGroup dispatches them, instead of one decorated
+    function per field.
+    """
+
+    async def putter(fields: Any, instance: Any, value: Any) -> Any:
+        return await fields.parent.group._put_field(name, instance, value)
+
+    return putter
 
 
 def refuse(channel: Any, message: str) -> NoReturn:
