@@ -199,7 +199,7 @@ class ApdCounter(PVGroup):
         # below costs: nothing adds to the time a client waits for it.
         requested = time.monotonic()
         await self._stop_auto_count()
-        await instance.write("Count", verify_value=False)
+        await set_value(instance, "Count")
         self._abort.clear()
         self._counting = asyncio.get_running_loop().create_future()
         try:
@@ -336,7 +336,7 @@ class ApdCounter(PVGroup):
             # The put went away (its client disconnected): the count ends here.
             asyncio.ensure_future(fields.count.write("Done", verify_value=False))
             raise
-        await fields.count.write("Done", verify_value=False)
+        await set_value(fields.count, "Done")
 
     async def _run(
         self, *, start: float, preset_s: float | None, rate_Hz: float, presets: dict[int, int]

@@ -26,7 +26,8 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
-from caproto import AlarmSeverity, AlarmStatus, ChannelType
+from caproto import AlarmSeverity, AlarmStatus, ChannelEnum, ChannelNumeric, ChannelType
+from caproto._dbr import TimeStamp
 from caproto.server.server import PvpropertyDouble
 
 __all__ = [
@@ -187,9 +188,34 @@ async def post_alarm(channel: Any, status: AlarmStatus, severity: AlarmSeverity)
 
 
 async def set_value(channel: Any, value: Any) -> None:
-    """Write ``value`` to ``channel`` as the IOC (no putter), only if it changed."""
-    if channel.value != value:
-        await channel.write(value, verify_value=False)
+    """Write ``value`` to ``channel`` as the IOC (no putter), only if it changed.
+
+    A numeric or menu field that no client monitors only has its value and timestamp stored: a
+    caproto write (~20 us of metadata and publishing bookkeeping) would send nothing, and a
+    motor record updates a dozen such fields per move. A read, or a subscription made later,
+    gets the stored value as from any write.
+    """
+    if channel.value == value:
+        return
+    plain = (isinstance(value, int | float) and isinstance(channel, ChannelNumeric)) or (
+        isinstance(channel, ChannelEnum) and value in channel.enum_strings
+    )
+    if plain:
+        if not channel._fill_at_next_write and not _monitored(channel):
+            channel._data["value"] = value
+            channel._data["timestamp"] = TimeStamp.now()
+            return
+    await channel.write(value, verify_value=False)
+
+
+def _monitored(channel: Any) -> bool:
+    """True if a client subscribes to ``channel`` (caproto keeps emptied entries)."""
+    return any(
+        specs
+        for by_sync in channel._queues.values()
+        for by_type in by_sync.values()
+        for specs in by_type.values()
+    )
 
 
 async def describe(
