@@ -324,6 +324,13 @@ def test_speeds_are_bounded_by_vbas_and_vmax(motor_record: ServedRecord, sim_fle
         out = _ca("caproto-put", "-c", name + ".VELO", "0")
         assert "ECA_PUTFAIL" in out and "must be > 0" in out
         assert motor.get("VELO") == before
+        # A refused put leaves no alarm behind on the field.
+        velo = epics.get_pv(name + ".VELO")
+        wait_for(
+            lambda: velo.get_with_metadata(use_monitor=False, form="time")["severity"] == 0,
+            2,
+            ".VELO out of alarm",
+        )
 
 
 def test_torque_disabled_refuses_moves(motor_record: ServedRecord, sim_fleet):
