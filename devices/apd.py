@@ -1,40 +1,69 @@
-"""Avalanche-photodiode point counter."""
+"""Avalanche-photodiode point counter on an EPICS scaler record."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO
-from ophyd.status import StatusBase
+from ophyd.status import DeviceStatus
+
+from devices.signals import BoundedEpicsSignal
 
 __all__ = ["ApdPointCounter"]
-
-_TRIGGER_MARGIN_S = 5.0
 
 
 class ApdPointCounter(Device):
     """APD counter that counts photons for ``dwell`` seconds on each trigger.
 
+    The counter is a scaler record ``<prefix>SCALER`` (the synApps scaler record, as ophyd's
+    ``ScalerCH`` drives it) whose channel 2 counts the APD's photons; channel 1 counts the
+    time base.
+
     Components
     ----------
     dwell
-        Counting time per point, s (configuration, monitored; its control limits are the
-        allowed range).
+        ``.TP``, the preset counting time per point, s (configuration, monitored; its
+        control limits are the allowed range).
     acquire
-        Put 1 with put-completion to count; completes when counting has finished.
+        ``.CNT``: put 1 with put-completion to count; completes when counting has finished.
     counts
-        Photons counted in the last acquisition (read with a CA get, never a stale monitor).
+        ``.S2``, photons counted in the last count (read with a CA get, never a stale
+        monitor).
+    count_mode
+        ``.CONT``, staged to ``OneShot`` (no auto-counting between triggers).
+
+    Parameters
+    ----------
+    count_margin_s
+        A count may take its dwell plus this before it fails (the IOC stopped answering).
+    put_timeout_s
+        A dwell change may take this before it fails.
     """
 
-    dwell = Cpt(EpicsSignal, "DWELL", kind="config", auto_monitor=True)
-    acquire = Cpt(EpicsSignal, "ACQUIRE", put_complete=True, kind="omitted")
-    counts = Cpt(EpicsSignalRO, "COUNTS", kind="hinted")
+    dwell = Cpt(BoundedEpicsSignal, "SCALER.TP", kind="config", auto_monitor=True)
+    acquire = Cpt(EpicsSignal, "SCALER.CNT", put_complete=True, kind="omitted")
+    counts = Cpt(EpicsSignalRO, "SCALER.S2", kind="hinted")
+    count_mode = Cpt(EpicsSignal, "SCALER.CONT", string=True, kind="omitted")
 
-    def trigger(self) -> StatusBase:
-        """Count for one dwell; the status finishes when the IOC reports completion."""
-        timeout = float(self.dwell.get()) + _TRIGGER_MARGIN_S  # monitored: no round trip
-        return self.acquire.set(1, timeout=timeout)
+    def __init__(
+        self, *args: Any, count_margin_s: float = 5.0, put_timeout_s: float = 10.0, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage_sigs["count_mode"] = "OneShot"
+        self.count_margin_s = count_margin_s
+        self.dwell.timeout_s = put_timeout_s
+
+    def trigger(self) -> DeviceStatus:
+        """Count for one dwell; the status finishes when the IOC reports completion, or
+        fails after the dwell plus ``count_margin_s``."""
+        timeout = float(self.dwell.get()) + self.count_margin_s  # monitored: no round trip
+        status = self.acquire.set(1, timeout=timeout)
+        assert isinstance(status, DeviceStatus)
+        return status
 
     @property
     def dwell_limits_s(self) -> tuple[float, float]:
         """Allowed dwell range (low, high) in s, as the IOC publishes it."""
-        return tuple(self.dwell.limits)
+        low, high = self.dwell.limits
+        return float(low), float(high)

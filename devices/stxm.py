@@ -65,6 +65,11 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
     return StxmDevices(
         sample_x=SampleStage(prefixes.sample_stage + axes.sample_x, name="sample_x", **motion),
         sample_y=SampleStage(prefixes.sample_stage + axes.sample_y, name="sample_y", **motion),
-        apd=ApdPointCounter(prefixes.apd, name="apd"),
+        apd=ApdPointCounter(
+            prefixes.apd,
+            name="apd",
+            count_margin_s=timeouts.count_margin_s,
+            put_timeout_s=timeouts.put_s,
+        ),
         ring=StorageRing(prefixes.ring, name="ring", put_timeout_s=timeouts.put_s),
     )

@@ -1,37 +1,48 @@
-"""Avalanche-photodiode point counter that counts photons through the simulated sample.
+"""Avalanche-photodiode counter: an EPICS scaler record counting photons through the sample.
 
-PVs (prefix ``P``, e.g. ``STXM:APD:``):
+Record ``P SCALER`` (prefix ``P`` = ``[epics.prefixes] apd``, e.g. ``STXM:APD:SCALER``), a
+scaler record (:mod:`sim_iocs.scaler`) with 32 channels, of which the hardware has two
+(``.NCH``): channel 1 (``clock``) counts the time base ``.FREQ``, channel 2 (``APD``) the
+photons. As on a real scaler:
 
-- ``P DWELL``     counting time per point, s; puts outside [min_dwell_s, max_dwell_s] are
-  refused with an error status
-- ``P ACQUIRE``   put 1 to count for DWELL; the put completes when counting has finished
-  (use put-completion / ``put(..., wait=True)``), then reads back 0
-- ``P COUNTS``    photons counted in the last acquisition (integer)
-- ``P RATE``      COUNTS / DWELL, counts per second
+- ``.TP`` preset time, s (sets ``.PR1`` = TP x FREQ and gate ``.G1`` = Y); puts outside
+  ``[sim.apd] min_dwell_s``..``max_dwell_s`` (its control limits) are refused.
+- ``.CNT`` put 1 (Count): wait ``.DLY``, count until a gated channel reaches its preset
+  (``.G1``/``.PR1``: the time; ``.G2``/``.PR2``: a number of photons), then post ``.S1``..,
+  ``.T`` and ``.CNT`` = 0 (Done); a put with completion completes after those monitors
+  (:mod:`sim_iocs.put_order`). Put 0 while counting stops the count early.
+- ``.S1`` clock ticks, ``.S2`` photons, ``.S3``..``.S32`` 0 (no input); ``.T`` elapsed s.
+- ``.RATE`` (Hz): while a count runs, S and T are posted at this rate (0: only at the end).
+- ``.CONT`` = AutoCount: while no count is requested, count ``.TP1`` every ``.DLY1`` and post
+  the results at ``.RAT1`` (a display mode; ``.CNT`` interrupts it).
 
-Counts are Poisson draws around the mean detected rate over the gate,
+Photons are Poisson draws around the mean detected rate over each stretch of the gate,
 :func:`stxm_ctrl.physics.detector.expected_rate_Hz` of the sample's optical density under
-the beam, averaged by :func:`~stxm_ctrl.physics.detector.gate_average_rate_Hz` over the
-start, middle and end of the dwell (exact in step scans, a trapezoid rule while the stage
-moves). The beam is where the ``sample_stage`` world block puts the stage at each instant,
-plus the slow beam drift; the photons per second follow the ``ring`` block (none with the
-shutter closed or the beam dumped). Both blocks are read once per count.
+the beam, averaged by :func:`~stxm_ctrl.physics.detector.gate_average_rate_Hz` over its
+start, middle and end (exact in step scans, a trapezoid rule while the stage moves). The
+beam is where the ``sample_stage`` world block puts the stage at each instant, plus the slow
+beam drift; the photons per second follow the ``ring`` block (none with the shutter closed
+or the beam dumped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from typing import Any, NoReturn
 
 import numpy as np
-from caproto import ChannelType
+from caproto import SkipWrite
 from caproto.server import PVGroup, pvproperty
 
 from sim_iocs.motor import axis_positions_um
+from sim_iocs.records import describe, forward_put, refuse, set_value
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
 from sim_iocs.sample_stage import SAMPLE_STAGE
-from sim_iocs.world import World
+from sim_iocs.scaler import CONT, SCALER_FIELD_UNITS, scaler_fields
+from sim_iocs.world import BlockReader, World, WorldLayoutError
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.physics.detector import (
     expected_rate_Hz,
@@ -41,60 +52,73 @@ from stxm_ctrl.physics.detector import (
 from stxm_ctrl.physics.sample import FeatureMap, ResolutionPattern
 from stxm_ctrl.physics.zone_plate import spot_sigma_um
 
-__all__ = ["ApdCounter", "build"]
+__all__ = ["APD_CHANNEL", "CHANNELS", "CLOCK_CHANNEL", "RECORD", "ApdCounter", "build"]
+
+log = logging.getLogger(__name__)
+
+RECORD = "SCALER"
+"""Record name after the ``apd`` prefix."""
+CHANNELS = 32
+"""Channels of the record (ophyd's ScalerCH connects to 32)."""
+CLOCK_CHANNEL = 1
+APD_CHANNEL = 2
+_INPUTS = 2  # channels with a signal: the clock and the APD
 
 # asyncio sleeps wake on a millisecond grid (the selector rounds its timeout up), so the
-# last part of a dwell is slept with time.sleep, blocking this IOC's loop for at most this.
+# last part of a count is slept with time.sleep, blocking this IOC's loop for at most this.
 _PRECISE_SLEEP_S = 0.0015
+# With a photon preset armed, the counter looks at its counts at least this often.
+_PRESET_CHECK_S = 0.01
+# Without any preset, a count runs until CNT = 0; it is looked at this often.
+_OPEN_COUNT_CHECK_S = 0.1
+# Waiting for a block of the world that another IOC creates at its start.
+_BLOCK_WAIT_S = 30.0
 
 
 def build(context: IocContext) -> list[ApdCounter]:
     """The APD IOC: one :class:`ApdCounter` reading the stage and ring blocks."""
     return [
-        ApdCounter(context.config.epics.prefixes.apd, config=context.config, world=context.world)
+        ApdCounter(
+            context.config.epics.prefixes.apd + RECORD,
+            config=context.config,
+            world=context.world,
+        )
     ]
 
 
+_Fields = scaler_fields(CHANNELS)
+_HANDLED = ["count", "count_mode", "preset_time", "auto_count_time", "freq", "delay"]
+_HANDLED += ["auto_count_delay", "update_rate", "auto_count_update_rate", "display_precision"]
+_HANDLED += [f"pr{n}" for n in range(1, CHANNELS + 1)]
+_HANDLED += [f"d{n}" for n in range(1, CHANNELS + 1)]
+
+
 class ApdCounter(PVGroup):
-    """Simulated APD point counter (see the module docstring for its PVs).
+    """Simulated APD counter, a scaler record (see the module docstring).
 
     Parameters
     ----------
-    prefix
-        PV prefix, e.g. ``STXM:APD:``.
+    record_name
+        Full record name, e.g. ``STXM:APD:SCALER``.
     config
         Configuration: ``[sim]`` detector, beam, zone plate and sample.
     world
         The fleet's world (the ``sample_stage`` and ``ring`` blocks are read).
     """
 
-    dwell = pvproperty(
-        name="DWELL",
-        value=0.001,
-        dtype=ChannelType.DOUBLE,
-        precision=5,
-        units="s",
-        doc="Counting time per point, s",
-    )
-    acquire = pvproperty(name="ACQUIRE", value=0, dtype=ChannelType.INT, doc="Put 1 to count")
-    counts = pvproperty(
-        name="COUNTS", value=0, dtype=ChannelType.LONG, read_only=True, units="counts"
-    )
-    rate = pvproperty(
-        name="RATE",
-        value=0.0,
-        dtype=ChannelType.DOUBLE,
-        read_only=True,
-        units="counts/s",
-        precision=1,
-    )
+    scaler = pvproperty(name="", value=0.0, record=_Fields, doc="APD photon counter")
+    for _name in _HANDLED:
+        getattr(scaler.fields, _name).putter(forward_put(_name))
+    del _name
 
-    def __init__(self, prefix: str, *, config: BeamlineConfig, world: World, **kwargs):
-        super().__init__(prefix, **kwargs)
+    def __init__(self, record_name: str, *, config: BeamlineConfig, world: World, **kwargs):
+        super().__init__(record_name, **kwargs)
         sim = config.sim
         self.sim = sim
-        self.stage_block = world.reader(SAMPLE_STAGE)
-        self.ring_block = world.reader(RING)
+        self.scaler.reported_record_type = "scaler"
+        self.world = world
+        self.stage_block: BlockReader | None = None
+        self.ring_block: BlockReader | None = None
         self.epoch_s = world.epoch_s
         self.pattern = ResolutionPattern.from_config(sim.sample)
         self.feature_map = FeatureMap(
@@ -106,41 +130,277 @@ class ApdCounter(PVGroup):
             "dark_count_rate_Hz": sim.apd.dark_count_rate_Hz,
             "dead_time_ns": sim.apd.dead_time_ns,
         }
-        seed = sim.random_seed or None
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(sim.random_seed or None)
+        self._counting: asyncio.Future[None] | None = None  # done when the count ends
+        self._auto_task: asyncio.Task | None = None  # the auto-count loop
+        self._abort = asyncio.Event()
 
+    @property
+    def _fields(self) -> Any:
+        return self.scaler.field_inst
+
+    def _channel(self, name: str) -> Any:
+        return self.scaler.get_field(name)
+
+    # -- start-up ---------------------------------------------------------------------
     async def initialise(self) -> None:
-        """Publish the dwell limits; run once at start."""
+        """Open the world blocks and publish the configuration; run once at start."""
+        # The ring IOC creates its block when it starts, maybe after this one.
+        self.stage_block = await self._reader(SAMPLE_STAGE)
+        self.ring_block = await self._reader(RING)
         apd = self.sim.apd
-        await self.dwell.write_metadata(
-            lower_ctrl_limit=apd.min_dwell_s, upper_ctrl_limit=apd.max_dwell_s
+        fields = self._fields
+        await describe(
+            self.scaler,
+            description="APD photon counter",
+            units="counts",
+            precision=5,
+            field_units=SCALER_FIELD_UNITS(CHANNELS),
         )
+        await fields.freq.write(apd.clock_frequency_Hz, verify_value=False)
+        await self._set_preset_time(0.001)
+        tp = fields.preset_time
+        await tp.write_metadata(lower_ctrl_limit=apd.min_dwell_s, upper_ctrl_limit=apd.max_dwell_s)
+        await tp.write_metadata(lower_disp_limit=apd.min_dwell_s, upper_disp_limit=apd.max_dwell_s)
+        await self._channel(f"NM{CLOCK_CHANNEL}").write("clock", verify_value=False)
+        await self._channel(f"NM{APD_CHANNEL}").write("APD", verify_value=False)
+        await fields.channel_count.write(_INPUTS, verify_value=False)
 
-    @dwell.putter
-    async def dwell(self, instance, value: float) -> float:
+    async def _reader(self, layout: Any) -> BlockReader:
+        deadline = time.monotonic() + _BLOCK_WAIT_S
+        while True:
+            try:
+                return self.world.reader(layout)
+            except WorldLayoutError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)  # polls for the file, not a fixed delay
+
+    # -- puts -------------------------------------------------------------------------
+    async def _put_field(self, name: str, instance: Any, value: Any) -> Any:
+        return await getattr(self, f"_put_{name.rstrip('0123456789')}")(instance, value)
+
+    def _refuse(self, instance: Any, message: str) -> NoReturn:
+        field = next(name for name, channel in self.scaler.fields.items() if channel is instance)
+        refuse(instance, f"{self.scaler.pvname}.{field}: {message}")
+
+    async def _put_count(self, instance: Any, value: Any) -> Any:
+        count = value in ("Count", 1)
+        if not count:
+            if self._counting is not None:
+                self._abort.set()
+                await asyncio.shield(self._counting)
+            return "Done"
+        if self._counting is not None:
+            # A second Count while counting completes with the count in progress.
+            await asyncio.shield(self._counting)
+            return SkipWrite
+        # The count starts now (its gate is a span of world time), whatever the posting
+        # below costs: nothing adds to the time a client waits for it.
+        requested = time.monotonic()
+        await self._stop_auto_count()
+        await set_value(instance, "Count")
+        self._abort.clear()
+        self._counting = asyncio.get_running_loop().create_future()
+        try:
+            await self._count(requested)  # in the put itself: no task hop per count
+        finally:
+            counting, self._counting = self._counting, None
+            counting.set_result(None)
+            self._abort.clear()
+        if self._fields.count_mode.value == "AutoCount":
+            self._start_auto_count()
+        return SkipWrite
+
+    async def _put_count_mode(self, instance: Any, value: Any) -> Any:
+        mode = value if isinstance(value, str) else CONT[value]
+        await instance.write(mode, verify_value=False)
+        if mode == "AutoCount":
+            self._start_auto_count()
+        else:
+            await self._stop_auto_count()
+        return SkipWrite
+
+    async def _put_preset_time(self, instance: Any, value: Any) -> Any:
         apd = self.sim.apd
-        if not apd.min_dwell_s <= value <= apd.max_dwell_s:
-            raise ValueError(f"DWELL {value} s outside [{apd.min_dwell_s}, {apd.max_dwell_s}] s")
-        return value
+        if not apd.min_dwell_s <= float(value) <= apd.max_dwell_s:
+            self._refuse(
+                instance,
+                f"preset time {value} s is outside {apd.min_dwell_s}..{apd.max_dwell_s} s; "
+                "give a counting time in that range",
+            )
+        await self._set_preset_time(float(value))
+        return SkipWrite
 
-    @acquire.putter
-    async def acquire(self, instance, value: int) -> int:
-        if not value:
-            return 0
-        dwell_s = float(self.dwell.value)
-        t0 = time.monotonic()
-        t_end = t0 + dwell_s
-        if dwell_s > _PRECISE_SLEEP_S:
-            await asyncio.sleep(dwell_s - _PRECISE_SLEEP_S)
-        time.sleep(max(t_end - time.monotonic(), 0.0))
-        mean_rate = self.mean_rate_Hz(t0, t0 + dwell_s)
-        counts = int(self.rng.poisson(mean_rate * dwell_s))
-        await self.counts.write(counts)
-        await self.rate.write(counts / dwell_s)
-        return 0
+    async def _set_preset_time(self, seconds: float) -> None:
+        fields = self._fields
+        await fields.preset_time.write(seconds, verify_value=False)
+        await set_value(fields.pr1, round(seconds * float(fields.freq.value)))
+        await set_value(fields.g1, "Y")
+
+    async def _put_pr(self, instance: Any, value: Any) -> Any:
+        if int(value) < 0:
+            self._refuse(instance, f"preset {value} < 0; give a number of counts >= 0")
+        if instance is self._fields.pr1:
+            seconds = int(value) / float(self._fields.freq.value)
+            return await self._put_preset_time(self._fields.preset_time, seconds)
+        return int(value)
+
+    async def _put_auto_count_time(self, instance: Any, value: Any) -> Any:
+        apd = self.sim.apd
+        if not apd.min_dwell_s <= float(value) <= apd.max_dwell_s:
+            self._refuse(
+                instance,
+                f"auto-count time {value} s is outside {apd.min_dwell_s}..{apd.max_dwell_s} "
+                "s; give a counting time in that range",
+            )
+        return float(value)
+
+    async def _put_freq(self, instance: Any, value: Any) -> Any:
+        if not float(value) > 0:
+            self._refuse(instance, f"time base {value} Hz; give a frequency > 0 Hz")
+        await instance.write(float(value), verify_value=False)
+        await self._set_preset_time(float(self._fields.preset_time.value))
+        return SkipWrite
+
+    async def _put_delay(self, instance: Any, value: Any) -> Any:
+        if not 0 <= float(value) <= 3600:
+            self._refuse(instance, f"delay {value} s; give 0 to 3600 s")
+        return float(value)
+
+    _put_auto_count_delay = _put_delay
+
+    async def _put_update_rate(self, instance: Any, value: Any) -> Any:
+        if not 0 <= float(value) <= 60:
+            self._refuse(instance, f"display rate {value} Hz; give 0 (at the end only) to 60 Hz")
+        return float(value)
+
+    _put_auto_count_update_rate = _put_update_rate
+
+    async def _put_display_precision(self, instance: Any, value: Any) -> Any:
+        if not 0 <= int(value) <= 17:
+            self._refuse(instance, f"precision {value}; give 0 to 17 digits")
+        await describe(self.scaler, precision=int(value))
+        return SkipWrite
+
+    async def _put_d(self, instance: Any, value: Any) -> Any:
+        if value not in ("Up", 0):
+            self._refuse(instance, "this counter counts up only; leave the direction at Up")
+        return "Up"
+
+    # -- counting ---------------------------------------------------------------------
+    def _start_auto_count(self) -> None:
+        if self._auto_task is None and self._counting is None:
+            self._auto_task = asyncio.get_running_loop().create_task(self._auto_count())
+
+    async def _stop_auto_count(self) -> None:
+        task, self._auto_task = self._auto_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _auto_count(self) -> None:
+        fields = self._fields
+        self._abort.clear()
+        while fields.count_mode.value == "AutoCount":
+            await asyncio.sleep(float(fields.auto_count_delay.value))
+            await self._run(
+                start=time.monotonic(),
+                preset_s=float(fields.auto_count_time.value),
+                rate_Hz=float(fields.auto_count_update_rate.value),
+                presets={},
+            )
+
+    async def _count(self, requested: float) -> None:
+        fields = self._fields
+        try:
+            start = requested + float(fields.delay.value)
+            if start > time.monotonic():
+                await asyncio.sleep(start - time.monotonic())
+            presets = {
+                n: int(self._channel(f"PR{n}").value)
+                for n in range(2, _INPUTS + 1)
+                if self._channel(f"G{n}").value == "Y" and int(self._channel(f"PR{n}").value)
+            }
+            preset_s = float(fields.preset_time.value) if fields.g1.value == "Y" else None
+            await self._run(
+                start=start,
+                preset_s=preset_s,
+                rate_Hz=float(fields.update_rate.value),
+                presets=presets,
+            )
+        except asyncio.CancelledError:
+            # The put went away (its client disconnected): the count ends here.
+            asyncio.ensure_future(fields.count.write("Done", verify_value=False))
+            raise
+        await set_value(fields.count, "Done")
+
+    async def _run(
+        self, *, start: float, preset_s: float | None, rate_Hz: float, presets: dict[int, int]
+    ) -> None:
+        """Count from ``start`` (monotonic) until the time preset, a photon preset, or an
+        abort; post the results."""
+        fields = self._fields
+        freq = float(fields.freq.value)
+        end = start + preset_s if preset_s is not None else None
+        photons = 0
+        t = start
+        next_post = start + 1.0 / rate_Hz if rate_Hz > 0 else None
+        while True:
+            stops = [s for s in (end, next_post) if s is not None]
+            if presets:
+                stops.append(t + _PRESET_CHECK_S)
+            if not stops:
+                stops.append(t + _OPEN_COUNT_CHECK_S)
+            stretch_end = min(stops)
+            aborted = await self._wait_until(stretch_end)
+            t1 = min(time.monotonic(), stretch_end) if not aborted else time.monotonic()
+            got = int(self.rng.poisson(self.mean_rate_Hz(t, t1) * (t1 - t))) if t1 > t else 0
+            preset = presets.get(APD_CHANNEL)
+            if preset is not None and photons + got >= preset:
+                # The preset-th photon arrives like the k-th of `got` uniform arrivals.
+                k = preset - photons
+                t1 = t + (t1 - t) * float(self.rng.beta(k, got - k + 1))
+                photons = preset
+                await self._post(t1 - start, photons, freq)
+                return
+            photons += got
+            t = t1
+            if aborted or (end is not None and t >= end):
+                await self._post(t - start, photons, freq)
+                return
+            if next_post is not None and t >= next_post:
+                await self._post(t - start, photons, freq)
+                next_post += 1.0 / rate_Hz
+
+    async def _wait_until(self, deadline: float) -> bool:
+        """Sleep until ``deadline`` (monotonic) or an abort; True if aborted."""
+        remaining = deadline - time.monotonic()
+        if remaining > 0.005:
+            try:
+                await asyncio.wait_for(self._abort.wait(), remaining - _PRECISE_SLEEP_S)
+                return True
+            except TimeoutError:
+                pass
+        elif remaining > _PRECISE_SLEEP_S:
+            await asyncio.sleep(remaining - _PRECISE_SLEEP_S)
+        # asyncio wakes on a millisecond grid; the last stretch is slept precisely.
+        time.sleep(max(deadline - time.monotonic(), 0.0))
+        return self._abort.is_set()
+
+    async def _post(self, elapsed_s: float, photons: int, freq: float) -> None:
+        ticks = round(elapsed_s * freq)
+        await set_value(self._channel(f"S{CLOCK_CHANNEL}"), ticks)
+        await set_value(self._channel(f"S{APD_CHANNEL}"), photons)
+        # The timer reads the clock channel, as the scaler record's T = S1 / FREQ.
+        await set_value(self._fields.elapsed_time, ticks / freq)
 
     def mean_rate_Hz(self, t_start_s: float, t_end_s: float) -> float:
         """Mean detected rate over a gate from ``t_start_s`` to ``t_end_s`` (monotonic)."""
+        assert self.ring_block is not None and self.stage_block is not None
         ring = RingState.from_record(self.ring_block.read())
         stage = self.stage_block.read()
         times = gate_sample_times_s(t_start_s, t_end_s)

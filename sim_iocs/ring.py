@@ -1,12 +1,19 @@
-"""Storage ring in top-up operation, with the beamline shutter.
+"""Storage ring in top-up operation, with the beamline shutter; records, with alarms.
 
-PVs (prefix ``P``, e.g. ``STXM:RING:``):
+Records (prefix ``P`` = ``[epics.prefixes] ring``, e.g. ``STXM:RING:``):
 
-- ``P CURRENT``         ring current, mA, updated at 2 Hz: decays with the beam lifetime
-  and is topped up every ``topup_interval_s``
-- ``P TOPUP_COUNTDOWN`` seconds to the next injection
-- ``P SHUTTER``         "Closed" / "Open"; a put completes when the shutter has moved (0.1 s)
-- ``P SIM:BEAM_DUMP``   simulator control: put 1 to dump the beam (current 0), 0 to refill
+- ``P CURRENT`` (ai, mA, PREC 2) ring current, processed at 2 Hz: decays with the beam
+  lifetime and is topped up every ``topup_interval_s``. Alarm limits ``.LOW`` (MINOR) and
+  ``.LOLO`` (MAJOR) from ``[sim.ring] low_alarm_mA`` / ``lolo_alarm_mA``, writable; a dumped
+  beam reads 0 mA, a MAJOR LOLO alarm.
+- ``P TOPUP_COUNTDOWN`` (ai, s, PREC 1) seconds to the next injection.
+- ``P SHUTTER`` (bo ``Closed``/``Open``) beamline shutter; a put completes when the shutter
+  has moved (0.1 s).
+
+Simulator control (prefix ``[sim] control_prefix`` + ``RING:``, e.g. ``STXM:SIM:RING:``):
+
+- ``BEAM_DUMP`` (bo ``Stored``/``Dumped``): put 1 to dump the beam (current 0), 0 to
+  refill (the current is back on the top-up curve at once).
 
 World block ``ring`` (owned): ring current, shutter and beam-dump state, which the
 detector reads to know how many photons arrive.
@@ -23,12 +30,19 @@ import numpy as np
 from caproto import ChannelType
 from caproto.server import PVGroup, pvproperty
 
+from sim_iocs.records import (
+    AI_FIELD_UNITS,
+    BO_FIELD_UNITS,
+    analog_alarm,
+    describe,
+    write_with_alarm,
+)
 from sim_iocs.registry import IocContext
 from sim_iocs.world import BlockLayout, BlockWriter
 from stxm_ctrl.config import RingFillConfig
 from stxm_ctrl.physics.ring import topup_current_mA
 
-__all__ = ["RING", "RingState", "StorageRing", "build"]
+__all__ = ["RING", "RingFaults", "RingState", "StorageRing", "build"]
 
 RING = BlockLayout(
     "ring",
@@ -58,17 +72,16 @@ class RingState:
         return self.current_mA if self.shutter_open and not self.beam_dumped else 0.0
 
 
-def build(context: IocContext) -> list[StorageRing]:
-    """The ring IOC: one :class:`StorageRing`, publishing to the ``ring`` block."""
+def build(context: IocContext) -> list[PVGroup]:
+    """The ring IOC: a :class:`StorageRing` publishing to the ``ring`` block, and its faults."""
     world = context.world
-    return [
-        StorageRing(
-            context.config.epics.prefixes.ring,
-            fill=context.config.sim.ring,
-            block=world.own(RING),
-            epoch_s=world.epoch_s,
-        )
-    ]
+    ring = StorageRing(
+        context.config.epics.prefixes.ring,
+        fill=context.config.sim.ring,
+        block=world.own(RING),
+        epoch_s=world.epoch_s,
+    )
+    return [ring, RingFaults(context.config.sim.control_prefix + "RING:", ring=ring)]
 
 
 _UPDATE_PERIOD_S = 0.5
@@ -76,14 +89,14 @@ _SHUTTER_MOVE_S = 0.1
 
 
 class StorageRing(PVGroup):
-    """Simulated storage ring and shutter (see the module docstring for its PVs).
+    """Simulated storage ring and shutter (see the module docstring for its records).
 
     Parameters
     ----------
     prefix
         PV prefix, e.g. ``STXM:RING:``.
     fill
-        Top-up parameters from the configuration.
+        Top-up parameters and alarm limits from the configuration.
     block
         The ``ring`` world block this IOC publishes to.
     epoch_s
@@ -92,32 +105,30 @@ class StorageRing(PVGroup):
 
     current = pvproperty(
         name="CURRENT",
+        alarm_group="current",  # each record has its own alarm
         value=0.0,
         dtype=ChannelType.DOUBLE,
+        record="ai",
         read_only=True,
-        units="mA",
-        precision=2,
+        doc="Storage ring current",
     )
     topup_countdown = pvproperty(
         name="TOPUP_COUNTDOWN",
+        alarm_group="topup_countdown",  # each record has its own alarm
         value=0.0,
         dtype=ChannelType.DOUBLE,
+        record="ai",
         read_only=True,
-        units="s",
-        precision=1,
+        doc="Time to the next top-up",
     )
     shutter = pvproperty(
         name="SHUTTER",
+        alarm_group="shutter",  # each record has its own alarm
         value="Open",
         dtype=ChannelType.ENUM,
         enum_strings=["Closed", "Open"],
+        record="bo",
         doc="Beamline shutter",
-    )
-    beam_dump = pvproperty(
-        name="SIM:BEAM_DUMP",
-        value=0,
-        dtype=ChannelType.INT,
-        doc="Simulator control: 1 dumps the beam, 0 refills",
     )
 
     def __init__(
@@ -131,9 +142,43 @@ class StorageRing(PVGroup):
         self._dumped = False
 
     async def initialise(self) -> None:
-        """Start publishing the ring current; run once at start."""
+        """Describe the records, start publishing the ring current; run once at start."""
+        fill = self.fill
+        await describe(self.current, units="mA", precision=2, field_units=AI_FIELD_UNITS("mA"))
+        await describe(
+            self.topup_countdown, units="s", precision=1, field_units=AI_FIELD_UNITS("s")
+        )
+        await describe(self.shutter, precision=3, field_units=BO_FIELD_UNITS)
+        await self.current.write_metadata(
+            lower_disp_limit=0.0,
+            upper_disp_limit=fill.fill_current_mA * 1.1,
+            lower_warning_limit=fill.low_alarm_mA,
+            lower_alarm_limit=fill.lolo_alarm_mA,
+        )
+        await self.topup_countdown.write_metadata(
+            lower_disp_limit=0.0, upper_disp_limit=fill.topup_interval_s
+        )
+        # Only LOW and LOLO are limits of this record (EPICS: a limit is live when its
+        # severity is not NO_ALARM; caproto's defaults would make HIHI = 0 trip at once).
+        for record in (self.current, self.topup_countdown):
+            fields = record.field_inst
+            await fields.hihi_severity.write("NO_ALARM", verify_value=False)
+            await fields.high_severity.write("NO_ALARM", verify_value=False)
+        countdown = self.topup_countdown.field_inst
+        await countdown.lolo_severity.write("NO_ALARM", verify_value=False)
+        await countdown.low_severity.write("NO_ALARM", verify_value=False)
         await self._publish()
         self._updates = asyncio.get_running_loop().create_task(self._update_forever())
+
+    @property
+    def dumped(self) -> bool:
+        """True while the beam is dumped (fault injection)."""
+        return self._dumped
+
+    async def set_dumped(self, dumped: bool) -> None:
+        """Dump the beam (the current drops to 0) or refill it (back on the top-up curve)."""
+        self._dumped = dumped
+        await self._publish()
 
     def current_mA(self, now_s: float) -> float:
         """Ring current at monotonic time ``now_s``."""
@@ -155,16 +200,20 @@ class StorageRing(PVGroup):
         now = time.monotonic()
         current = self.current_mA(now)
         if shutter_open is None:
-            shutter_open = self.shutter.value == "Open"
+            shutter_open = bool(self.shutter.value == "Open")
         self.block.write(
             current_mA=current,
             shutter_open=float(shutter_open),
             beam_dumped=float(self._dumped),
         )
-        await self.current.write(current)
+        # The value and its alarm in one update.
+        await write_with_alarm(self.current, current, *analog_alarm(self.current, current))
         since = now - self.epoch_s
         interval = self.fill.topup_interval_s
-        await self.topup_countdown.write(interval - math.fmod(since, interval))
+        countdown = interval - math.fmod(since, interval)
+        await write_with_alarm(
+            self.topup_countdown, countdown, *analog_alarm(self.topup_countdown, countdown)
+        )
 
     @shutter.putter
     async def shutter(self, instance, value: str) -> str:
@@ -173,8 +222,36 @@ class StorageRing(PVGroup):
         await self._publish(shutter_open=(value == "Open"))
         return value
 
+
+class RingFaults(PVGroup):
+    """Simulator control of the ring, under the simulator's own prefix (not the beamline's).
+
+    Parameters
+    ----------
+    prefix
+        ``[sim] control_prefix`` + ``RING:``.
+    ring
+        The :class:`StorageRing` it acts on.
+    """
+
+    beam_dump = pvproperty(
+        name="BEAM_DUMP",
+        value="Stored",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Stored", "Dumped"],
+        record="bo",
+        doc="Simulator: beam dumped",
+    )
+
+    def __init__(self, prefix: str, *, ring: StorageRing, **kwargs):
+        super().__init__(prefix, **kwargs)
+        self.ring = ring
+
+    async def initialise(self) -> None:
+        """Describe the record; run once at start."""
+        await describe(self.beam_dump, precision=3, field_units=BO_FIELD_UNITS)
+
     @beam_dump.putter
-    async def beam_dump(self, instance, value: int) -> int:
-        self._dumped = bool(value)
-        await self._publish()
-        return int(self._dumped)
+    async def beam_dump(self, instance, value: str) -> str:
+        await self.ring.set_dumped(value == "Dumped")
+        return value

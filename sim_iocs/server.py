@@ -1,6 +1,6 @@
 """Entry point shared by the simulated IOCs, with the caproto 1.3 server problems handled.
 
-Three measured problems of the caproto asyncio server are handled here, and only here:
+Three measured problems of the caproto asyncio server are handled here:
 
 1. Accepted TCP sockets never get ``TCP_NODELAY``, so Nagle's algorithm holds back small
    monitor updates behind unacknowledged ones (~40 ms stalls per motor move).
@@ -19,7 +19,9 @@ Three measured problems of the caproto asyncio server are handled here, and only
    circuit has gone.
 
 No caproto module is patched: the fixes are a subclass of its asyncio ``Context`` and an
-environment variable it documents.
+environment variable it documents. Two more, about puts that stay open while a record acts
+(put completion after the monitors it caused, reads that need not wait for such a put),
+are a further subclass in :mod:`sim_iocs.put_order`, which :func:`run_ioc` serves with.
 """
 
 from __future__ import annotations
@@ -120,7 +122,9 @@ def run_ioc(
     os.environ["EPICS_CAS_INTF_ADDR_LIST"] = host
     os.environ["EPICS_CA_SERVER_PORT"] = str(port)
     os.environ["EPICS_CAS_SERVER_PORT"] = str(port)
-    context_class = low_latency_context_class()
+    from sim_iocs.put_order import ordered_context_class
+
+    context_class = ordered_context_class(low_latency_context_class())
 
     async def serve() -> None:
         context = context_class(pvdb, interfaces=[host])

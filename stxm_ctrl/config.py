@@ -277,19 +277,64 @@ class SimIocConfig(_Section):
 
 
 class StageMotionConfig(_Section):
-    """How a simulated motor-record stage moves (a real motor record has its own)."""
+    """How a simulated motor-record stage moves (positions: dial = physical, OFF starts at 0)."""
 
     low_limit_um: float = Field(
-        default=-2000.0, ge=-100_000, le=100_000, description="Soft low limit."
+        default=-2000.0, ge=-100_000, le=100_000, description="Soft low limit (DLLM) at start."
     )
     high_limit_um: float = Field(
-        default=2000.0, ge=-100_000, le=100_000, description="Soft high limit."
+        default=2000.0, ge=-100_000, le=100_000, description="Soft high limit (DHLM) at start."
+    )
+    low_limit_switch_um: float = Field(
+        default=-2100.0,
+        ge=-100_000,
+        le=100_000,
+        description="Where the stage hits its low limit switch (LLS): the end of its travel. "
+        "Moves past it stop there.",
+    )
+    high_limit_switch_um: float = Field(
+        default=2100.0,
+        ge=-100_000,
+        le=100_000,
+        description="High limit switch (HLS): end of travel.",
+    )
+    home_switch_um: float = Field(
+        default=0.0,
+        ge=-100_000,
+        le=100_000,
+        description="Position of the home switch that HOMF/HOMR search for.",
     )
     velocity_um_per_s: float = Field(
-        default=2000.0, gt=0, le=100_000, description="Cruise velocity."
+        default=2000.0, gt=0, le=100_000, description="Cruise velocity (VELO) at start."
+    )
+    base_velocity_um_per_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=100_000,
+        description="Base velocity (VBAS): the slowest speed the record accepts for VELO, "
+        "JVEL and HVEL.",
+    )
+    max_velocity_um_per_s: float = Field(
+        default=10000.0,
+        gt=0,
+        le=100_000,
+        description="Maximum velocity (VMAX): faster VELO, JVEL and HVEL are clamped to it.",
+    )
+    jog_velocity_um_per_s: float = Field(
+        default=200.0, gt=0, le=100_000, description="Jog velocity (JVEL) at start."
+    )
+    home_velocity_um_per_s: float = Field(
+        default=500.0, gt=0, le=100_000, description="Home search velocity (HVEL) at start."
     )
     acceleration_time_s: float = Field(
         default=0.005, ge=0, le=10, description="Time to reach cruise velocity (ACCL)."
+    )
+    resolution_um: float = Field(
+        default=0.0001,
+        gt=0,
+        le=10,
+        description="Motor step size (MRES): targets are rounded to whole steps, RVAL and "
+        "RRBV count them. Fixed by the simulated controller.",
     )
     precision_digits: int = Field(default=4, ge=0, le=9, description="Display precision (PREC).")
 
@@ -300,6 +345,29 @@ class StageMotionConfig(_Section):
                 f"low_limit_um ({self.low_limit_um}) must be below high_limit_um "
                 f"({self.high_limit_um})"
             )
+        if self.low_limit_switch_um >= self.high_limit_switch_um:
+            raise ValueError(
+                f"low_limit_switch_um ({self.low_limit_switch_um}) must be below "
+                f"high_limit_switch_um ({self.high_limit_switch_um})"
+            )
+        if not self.low_limit_switch_um < self.home_switch_um < self.high_limit_switch_um:
+            raise ValueError(
+                f"home_switch_um ({self.home_switch_um}) must lie between the limit switches "
+                f"({self.low_limit_switch_um} to {self.high_limit_switch_um}); move it inside "
+                "the travel"
+            )
+        speeds = {
+            "velocity_um_per_s": self.velocity_um_per_s,
+            "jog_velocity_um_per_s": self.jog_velocity_um_per_s,
+            "home_velocity_um_per_s": self.home_velocity_um_per_s,
+        }
+        for key, speed in speeds.items():
+            if not self.base_velocity_um_per_s <= speed <= self.max_velocity_um_per_s:
+                raise ValueError(
+                    f"{key} ({speed}) must lie between base_velocity_um_per_s "
+                    f"({self.base_velocity_um_per_s}) and max_velocity_um_per_s "
+                    f"({self.max_velocity_um_per_s})"
+                )
         return self
 
 
@@ -320,6 +388,30 @@ class RingFillConfig(_Section):
     topup_interval_s: float = Field(
         default=120.0, gt=0, le=86_400, description="Time between top-up injections."
     )
+    low_alarm_mA: float = Field(
+        default=280.0,
+        gt=0,
+        le=1000,
+        description="Ring current below which CURRENT is in MINOR alarm (LOW), e.g. a missed "
+        "top-up.",
+    )
+    lolo_alarm_mA: float = Field(
+        default=50.0,
+        gt=0,
+        le=1000,
+        description="Ring current below which CURRENT is in MAJOR alarm (LOLO); a dumped "
+        "beam (0 mA) is always below it.",
+    )
+
+    @model_validator(mode="after")
+    def _alarm_limits_ordered(self) -> RingFillConfig:
+        if not self.lolo_alarm_mA < self.low_alarm_mA < self.fill_current_mA:
+            raise ValueError(
+                f"the ring current alarm limits must satisfy lolo_alarm_mA "
+                f"({self.lolo_alarm_mA}) < low_alarm_mA ({self.low_alarm_mA}) < "
+                f"fill_current_mA ({self.fill_current_mA}); lower the alarm limits"
+            )
+        return self
 
 
 class BeamConfig(_Section):
@@ -378,10 +470,17 @@ class ApdPhysicsConfig(_Section):
         default=6.0, ge=0, le=1000, description="Non-paralysable dead time of the counter chain."
     )
     min_dwell_s: float = Field(
-        default=0.0001, gt=0, le=1, description="Shortest dwell it accepts."
+        default=0.0001, gt=0, le=1, description="Shortest preset time (TP) the counter accepts."
     )
     max_dwell_s: float = Field(
-        default=10.0, gt=0, le=3600, description="Longest dwell it accepts."
+        default=10.0, gt=0, le=3600, description="Longest preset time (TP) the counter accepts."
+    )
+    clock_frequency_Hz: float = Field(
+        default=1e7,
+        ge=1e3,
+        le=1e9,
+        description="Scaler time base (FREQ): channel 1 counts this clock, so S1 / FREQ is "
+        "the counting time.",
     )
 
     @model_validator(mode="after")
@@ -441,6 +540,12 @@ class SimConfig(_Section):
     )
     repeater_port: Port = Field(
         default=5073, description="The fleet's Channel Access repeater (its clients use it)."
+    )
+    control_prefix: str = Field(
+        default="STXM:SIM:",
+        pattern=r"^[A-Za-z0-9_:\-]+:$",
+        description="PV prefix of the simulator's own controls (fault injection: beam dump, "
+        "stalled motors), kept apart from the beamline's PVs; ends in ':'.",
     )
     random_seed: int = Field(
         default=0,

@@ -64,7 +64,7 @@ def test_features_absorb_as_the_ground_truth_says(devices, sim_config):
 
 
 def test_dwell_outside_the_counter_limits_is_refused_by_the_ioc(devices, sim_config):
-    pv = sim_config.epics.prefixes.apd + "DWELL"
+    pv = sim_config.epics.prefixes.apd + "SCALER.TP"
     devices.apd.dwell.put(0.001, wait=True)
     epics.caput(pv, 50.0, wait=True, timeout=2)
     assert epics.caget(pv, use_monitor=False) == pytest.approx(0.001)
@@ -96,7 +96,7 @@ def test_ring_current_decays_between_topups_and_drops_on_a_beam_dump(devices, si
         <= current
         <= ring.fill_current_mA
     )
-    dump = sim_config.epics.prefixes.ring + "SIM:BEAM_DUMP"
+    dump = sim_config.sim.control_prefix + "RING:BEAM_DUMP"
     devices.apd.dwell.put(0.001, wait=True)
     epics.caput(dump, 1, wait=True)
     try:

@@ -59,9 +59,9 @@ def test_ophyd_refuses_a_move_past_the_limits(devices):
 def test_ioc_enforces_limits_against_raw_puts(devices, sim_config):
     pv = sim_config.epics.prefixes.sample_stage + sim_config.epics.axes.sample_y
     before = epics.caget(pv + ".RBV", use_monitor=False)
-    # A raw put outside HLM is refused by the IOC itself and nothing moves.
+    # A raw put outside HLM: the record keeps its target, flags LVIO and nothing moves.
     epics.caput(pv + ".VAL", 5000.0, wait=True, timeout=2)
-    time.sleep(0.2)
+    assert epics.caget(pv + ".LVIO", use_monitor=False) == 1
     assert epics.caget(pv + ".RBV", use_monitor=False) == pytest.approx(before)
     assert epics.caget(pv + ".VAL", use_monitor=False) == pytest.approx(before)
     assert epics.caget(pv + ".DMOV", use_monitor=False) == 1

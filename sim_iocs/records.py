@@ -1,0 +1,286 @@
+"""EPICS record conventions shared by the simulated IOCs: values, alarms, units, precision.
+
+caproto's ``pvproperty(record="ai")`` gives a PV the fields of an EPICS record (``.DESC``,
+``.EGU``, ``.PREC``, ``.STAT``, ``.SEVR``, alarm limits, ...), but not all of a record's
+behaviour: the field values are not tied to the metadata a Channel Access client reads with
+the value (units, precision, limits), caproto refuses puts outside the control limits with
+an error (a record decides itself what a bad put does), and its own alarm check treats an
+unset limit (0) as a live one. The helpers here fill those gaps once for every IOC:
+
+- :class:`RecordDouble` -- a record value whose putter decides about every put;
+- :func:`describe` -- DESC, EGU, PREC and display limits, on the field and in the metadata
+  of the value, as a stock client (ophyd ``describe()``, Phoebus, ``caget -d CTRL``) sees it;
+- :func:`analog_alarm`, :func:`write_with_alarm` and :func:`post_alarm` -- the ai record's
+  HIHI/HIGH/LOW/LOLO check, and posting STAT/SEVR only when they change (each alarm post
+  is a monitor update);
+- :func:`set_value` -- write a field only if its value changed (each write costs ~20 us in
+  the IOC and a monitor update per subscribed client).
+
+The records of each IOC declare which of their fields carry which unit; the conformance
+tests (``tests/integration/conformance``) check what clients see against the same tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn
+
+from caproto import AlarmSeverity, AlarmStatus, ChannelEnum, ChannelNumeric, ChannelType
+from caproto._dbr import TimeStamp
+from caproto.server.server import PvpropertyDouble
+
+__all__ = [
+    "AI_FIELD_UNITS",
+    "BO_FIELD_UNITS",
+    "DIMENSIONLESS_FIELDS",
+    "SEVERITY_NAMES",
+    "RecordDouble",
+    "analog_alarm",
+    "describe",
+    "forward_put",
+    "post_alarm",
+    "refuse",
+    "severity_of",
+    "set_value",
+    "write_with_alarm",
+]
+
+SEVERITY_NAMES = ("NO_ALARM", "MINOR", "MAJOR", "INVALID")
+"""The menuAlarmSevr strings, indexed by :class:`caproto.AlarmSeverity`."""
+
+_FLOAT_TYPES = (ChannelType.DOUBLE, ChannelType.FLOAT)
+
+DIMENSIONLESS_FIELDS: dict[str, frozenset[str]] = {
+    "motor": frozenset({"PCOF", "ICOF", "DCOF", "FRAC", "VERS"}),  # gains, a fraction
+    "ai": frozenset({"ASLO", "ESLO", "SMOO"}),  # conversion slopes, smoothing factor
+}
+"""Floating-point fields without a unit, by record type; every other one has units."""
+
+
+def AI_FIELD_UNITS(egu: str) -> dict[str, str]:  # noqa: N802 (a table, by unit)
+    """Units of the ai record's floating-point fields when its value is in ``egu``."""
+    like_value = "HIHI HIGH LOW LOLO HOPR LOPR MLST LALM ALST SVAL HYST AOFF EGUF EGUL EOFF"
+    units = {name: egu for name in ("", *like_value.split(), "ADEL", "MDEL", "AFVL")}
+    return units | {"AFTC": "s", "SDLY": "s"}
+
+
+BO_FIELD_UNITS = {"HIGH": "s", "SDLY": "s"}
+"""Units of the bo record's floating-point fields (HIGH: seconds to hold high)."""
+
+
+class RecordDouble(PvpropertyDouble):
+    """A double record value (or field) whose putter decides about every put.
+
+    caproto's numeric channels refuse a put outside the control limits with an error and
+    compute an alarm from their alarm limits before the putter runs. A record does neither
+    by itself: the motor record accepts a target outside its soft limits and answers with
+    ``.LVIO`` (the put succeeds, nothing moves), a record posts its own alarm. Puts from
+    clients go straight to the putter; writes by the IOC itself bypass it as usual
+    (``write(..., verify_value=False)``).
+    """
+
+    async def verify_value(self, value: Any) -> Any:
+        if self.putter is not None:
+            return await self.putter(self, value)
+        return value
+
+
+def forward_put(name: str) -> Callable[..., Any]:
+    """A caproto field putter that hands a put to its group: ``_put_field(name, channel, value)``.
+
+    Registered for each field a record handles (``pvproperty.fields.<attr>.putter``), so
+    that one method of the record's PVGroup dispatches them, instead of one decorated
+    function per field.
+    """
+
+    async def putter(fields: Any, instance: Any, value: Any) -> Any:
+        return await fields.parent.group._put_field(name, instance, value)
+
+    return putter
+
+
+def refuse(channel: Any, message: str) -> NoReturn:
+    """Refuse a put to ``channel``: the client's put fails with ``message``.
+
+    caproto answers an exception from a putter with a failed put (``ECA_PUTFAIL`` and the
+    message), and also leaves the channel in WRITE/MAJOR alarm for good. A record that
+    refuses a put is not in alarm afterwards, so the alarm the channel had is restored
+    once caproto has posted its own (the client sees a transient WRITE alarm).
+
+    Raises
+    ------
+    ValueError
+        Always, with ``message``.
+    """
+    alarm = channel.alarm
+    status, severity = alarm.status, alarm.severity
+
+    def restore() -> None:
+        asyncio.ensure_future(alarm.write(status=status, severity=severity))
+
+    asyncio.get_running_loop().call_soon(restore)
+    raise ValueError(message)
+
+
+def severity_of(field: Any) -> AlarmSeverity:
+    """The severity a menuAlarmSevr field (``.HSV``, ``.HLSV``, ...) selects."""
+    value = field.value
+    if isinstance(value, str):
+        return AlarmSeverity(SEVERITY_NAMES.index(value))
+    return AlarmSeverity(int(value))
+
+
+def analog_alarm(record: Any, value: float) -> tuple[AlarmStatus, AlarmSeverity]:
+    """Alarm of an analog record's value, as the EPICS ai record's ``checkAlarms`` does.
+
+    A limit is live when its severity field is not NO_ALARM; the checks run HIHI, LOLO,
+    HIGH, LOW and the first that trips wins. The limits are the record's alarm limits
+    (``.HIHI`` and the others are caproto views of the value's alarm metadata).
+
+    Parameters
+    ----------
+    record
+        The record's value (a ``pvproperty(record="ai")`` instance).
+    value
+        The record's new value.
+    """
+    fields = record.field_inst
+    checks = (
+        (record.upper_alarm_limit, fields.hihi_severity, AlarmStatus.HIHI, value.__ge__),
+        (record.lower_alarm_limit, fields.lolo_severity, AlarmStatus.LOLO, value.__le__),
+        (record.upper_warning_limit, fields.high_severity, AlarmStatus.HIGH, value.__ge__),
+        (record.lower_warning_limit, fields.low_severity, AlarmStatus.LOW, value.__le__),
+    )
+    for limit, severity_field, status, trips in checks:
+        severity = severity_of(severity_field)
+        if severity != AlarmSeverity.NO_ALARM and trips(float(limit)):
+            return status, severity
+    return AlarmStatus.NO_ALARM, AlarmSeverity.NO_ALARM
+
+
+async def write_with_alarm(
+    record: Any, value: Any, status: AlarmStatus, severity: AlarmSeverity
+) -> None:
+    """Write a record's new value with its alarm, in one monitor update.
+
+    The alarm goes with the value only when it changed (STAT/SEVR are posted then too).
+    """
+    alarm = record.alarm
+    changed = alarm.status != status or alarm.severity != severity
+    extra = {"status": status, "severity": severity} if changed else {}
+    await record.write(value, verify_value=False, **extra)
+
+
+async def post_alarm(channel: Any, status: AlarmStatus, severity: AlarmSeverity) -> bool:
+    """Set a record's alarm (STAT, SEVR, and every channel sharing it) if it changed.
+
+    Returns
+    -------
+    bool
+        True if the alarm changed (and was posted).
+    """
+    alarm = channel.alarm
+    if alarm.status == status and alarm.severity == severity:
+        return False
+    await alarm.write(status=status, severity=severity)
+    return True
+
+
+async def set_value(channel: Any, value: Any) -> None:
+    """Write ``value`` to ``channel`` as the IOC (no putter), only if it changed.
+
+    A numeric or menu field that no client monitors only has its value and timestamp stored: a
+    caproto write (~20 us of metadata and publishing bookkeeping) would send nothing, and a
+    motor record updates a dozen such fields per move. A read, or a subscription made later,
+    gets the stored value as from any write.
+    """
+    if channel.value == value:
+        return
+    plain = (isinstance(value, int | float) and isinstance(channel, ChannelNumeric)) or (
+        isinstance(channel, ChannelEnum) and value in channel.enum_strings
+    )
+    if plain:
+        if not channel._fill_at_next_write and not _monitored(channel):
+            channel._data["value"] = value
+            channel._data["timestamp"] = TimeStamp.now()
+            return
+    await channel.write(value, verify_value=False)
+
+
+def _monitored(channel: Any) -> bool:
+    """True if a client subscribes to ``channel`` (caproto keeps emptied entries)."""
+    return any(
+        specs
+        for by_sync in channel._queues.values()
+        for by_type in by_sync.values()
+        for specs in by_type.values()
+    )
+
+
+async def describe(
+    record: Any,
+    *,
+    description: str | None = None,
+    units: str | None = None,
+    precision: int | None = None,
+    field_units: Mapping[str, str] | None = None,
+    display_limits: Mapping[str, tuple[float, float]] | None = None,
+    publish: bool = True,
+) -> None:
+    """Give a record and its fields what a stock client reads with their values.
+
+    Parameters
+    ----------
+    record
+        The record's value (a ``pvproperty(record=...)`` instance).
+    description
+        ``.DESC`` (default: the value's docstring, from ``pvproperty(doc=...)``).
+    units
+        The record's engineering units: ``.EGU`` and the units of the value.
+    precision
+        ``.PREC``: the precision of the value and of every floating-point field (a record
+        reports its PREC for all of them, as the motor record does); for a record without
+        PREC (bo), the precision of its floating-point fields.
+    field_units
+        Units of fields by field name (``{"VELO": "um/s"}``).
+    display_limits
+        Display limits (low, high) by field name; ``""`` is the value itself.
+    publish
+        Post metadata changes to clients. caproto 1.3 sends a metadata change to every
+        subscriber of the channel as a value update (it ignores the subscription's event
+        mask), so changes that only screens care about can be left unposted.
+    """
+    fields = record.field_inst
+    # caproto serves .DESC from the value's __doc__ on a read, but sends the field's own
+    # value to a new subscriber (pyepics' caget subscribes first): keep both.
+    if description is not None:
+        record.__doc__ = description
+    if record.__doc__:
+        await set_value(fields.description, record.__doc__)
+    if units is not None:
+        await fields.engineering_units.write(units, verify_value=False)
+        await record.write_metadata(units=units)
+    if precision is not None:
+        prec = getattr(fields, "display_precision", None)  # a bo record has no PREC
+        if prec is not None:
+            await prec.write(precision, verify_value=False)
+        for channel in _float_channels(record):
+            if channel.precision != precision:
+                await channel.write_metadata(precision=precision, publish=publish)
+    for name, unit in (field_units or {}).items():
+        channel = record.get_field(name)
+        if channel.units != unit:
+            await channel.write_metadata(units=unit, publish=publish)
+    for name, (low, high) in (display_limits or {}).items():
+        channel = record.get_field(name)
+        if (channel.lower_disp_limit, channel.upper_disp_limit) != (low, high):
+            await channel.write_metadata(
+                lower_disp_limit=low, upper_disp_limit=high, publish=publish
+            )
+
+
+def _float_channels(record: Any) -> Iterable[Any]:
+    for channel in (record, *record.fields.values()):
+        if channel.data_type in _FLOAT_TYPES:
+            yield channel

@@ -1,0 +1,405 @@
+"""Every simulated motor record behaves as an EPICS motor record, for stock clients.
+
+Runs for every motor record any IOC of the registry serves, with pyepics ``Motor``, ophyd
+``EpicsMotor``, raw pyepics puts and the caproto command-line tools (subprocesses with the
+fleet's environment). Each test leaves the record as it found it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import epics
+import pytest
+from bluesky import RunEngine
+from bluesky.callbacks import LiveTable
+from bluesky.plans import scan
+from conformance_records import (  # noqa: F401 (pytest_generate_tests is a pytest hook)
+    ServedRecord,
+    pytest_generate_tests,
+    wait_for,
+)
+from ophyd import EpicsMotor
+
+from sim_iocs.motor import Msta
+from stxm_ctrl.physics.motion import move_duration_s
+
+_SAVED = ("VELO", "ACCL", "DHLM", "DLLM", "OFF", "DIR", "FOFF", "SET", "SPMG", "TWV", "JVEL")
+
+
+class _Motor(epics.Motor):
+    """pyepics' Motor reading fresh values (a CA get), never a monitor that may lag."""
+
+    def get(self, attr, as_string=False, count=None, timeout=None):
+        attr = self._alias.get(attr, attr)
+        pv = self.PV(attr)
+        return pv.get(as_string=as_string, count=count, timeout=timeout, use_monitor=False)
+
+
+@contextlib.contextmanager
+def _restored(name: str) -> Iterator[epics.Motor]:
+    """A pyepics Motor on record ``name``; its settings and position restored afterwards."""
+    motor = _Motor(name)
+    saved = {f: motor.get(f, as_string=f in ("DIR", "FOFF", "SET", "SPMG")) for f in _SAVED}
+    position = motor.get("DRBV")
+    try:
+        yield motor
+    finally:
+        motor.put("STOP", 1, wait=True)
+        for field, value in saved.items():
+            motor.put(field, value, wait=True)
+        motor.put("DVAL", position, wait=True, timeout=30)
+
+
+_OPHYD_MOTORS: dict[str, EpicsMotor] = {}
+
+
+@contextlib.contextmanager
+def _ophyd_motor(name: str) -> Iterator[EpicsMotor]:
+    """A connected stock ophyd EpicsMotor on record ``name`` (one per record, kept: ophyd
+    shares pyepics' PV objects, so destroying one would disconnect every client of them)."""
+    if name not in _OPHYD_MOTORS:
+        _OPHYD_MOTORS[name] = EpicsMotor(name, name="m")
+    motor = _OPHYD_MOTORS[name]
+    motor.wait_for_connection(10)
+    yield motor
+
+
+def _move_time_s(motor: epics.Motor, distance: float) -> float:
+    return move_duration_s(distance, motor.get("VELO"), motor.get("ACCL"))
+
+
+def _ca(*argv: str) -> str:
+    """Run a caproto command-line tool with this process's (the fleet's) CA environment."""
+    tool = os.path.join(os.path.dirname(sys.executable), argv[0])
+    done = subprocess.run(
+        [tool, *argv[1:]], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+# -- put completion --------------------------------------------------------------------------
+def test_pyepics_motor_move_with_wait_returns_at_the_end_of_the_move(
+    motor_record: ServedRecord, sim_fleet
+):
+    with _restored(motor_record.name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("VELO", 500.0, wait=True)
+        expected = _move_time_s(motor, 100.0)
+        started = time.monotonic()
+        assert motor.move(100.0, wait=True) == 0  # pyepics: "move-with-wait finish OK"
+        elapsed = time.monotonic() - started
+        assert elapsed >= expected
+        assert motor.get("DMOV") == 1
+        assert motor.get("RBV") == pytest.approx(100.0, abs=motor.get("MRES"))
+
+
+def test_raw_put_with_completion_completes_at_the_end_of_the_move(
+    motor_record: ServedRecord, sim_fleet
+):
+    name = motor_record.name
+    with _restored(name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("VELO", 400.0, wait=True)
+        started = time.monotonic()
+        epics.caput(name + ".VAL", 60.0, wait=True, timeout=10)
+        elapsed = time.monotonic() - started
+        # Fresh reads (a monitor may lag under CA flow control, on any IOC).
+        done = epics.caget(name + ".DMOV", use_monitor=False)
+        readback = epics.caget(name + ".RBV", use_monitor=False)
+        assert elapsed >= _move_time_s(motor, 60.0)
+        assert done == 1
+        assert readback == pytest.approx(60.0, abs=1e-3)
+
+
+def test_caproto_put_with_notify_completes_at_the_end_of_the_move(
+    motor_record: ServedRecord, sim_fleet
+):
+    name = motor_record.name
+    with _restored(name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("VELO", 200.0, wait=True)
+        started = time.monotonic()
+        _ca("caproto-put", "-c", name + ".VAL", "40")
+        elapsed = time.monotonic() - started
+        assert elapsed >= _move_time_s(motor, 40.0)
+        out = _ca("caproto-get", "-t", name + ".RBV", name + ".DMOV")
+        readback, done = (float(v.strip("[]")) for v in out.split())
+        assert readback == pytest.approx(40.0, abs=1e-3) and done == 1
+
+
+# -- coordinates and calibration -------------------------------------------------------------
+def test_set_current_position_redefines_the_position_without_moving(
+    motor_record: ServedRecord, sim_fleet
+):
+    name = motor_record.name
+    with _restored(name) as pm, _ophyd_motor(name) as motor:
+        motor.move(10.0, wait=True)  # ophyd's own move: its DMOV callbacks are all in
+        dial = pm.get("DRBV")
+        moved: list[int] = []
+        token = motor.motor_done_move.subscribe(lambda value, **_: moved.append(value), run=False)
+        try:
+            motor.set_current_position(123.0)
+            time.sleep(0.2)  # any motion would show in DMOV within this
+        finally:
+            motor.motor_done_move.unsubscribe(token)
+        assert 0 not in moved  # DMOV never dropped: nothing moved
+        assert pm.get("DRBV") == dial
+        wait_for(lambda: motor.position == pytest.approx(123.0), 2, "RBV = 123")
+        assert motor.user_setpoint.get() == pytest.approx(123.0)
+        assert motor.user_offset.get() == pytest.approx(123.0 - dial)
+        # The user limits moved with the offset (the dial limits stay).
+        assert motor.limits == pytest.approx((pm.get("DLLM") + 113.0, pm.get("DHLM") + 113.0))
+
+
+def test_dir_and_off_give_user_coordinates(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        motor.move(5.0, wait=True)
+        motor.put("DIR", "Neg", wait=True)
+        motor.put("OFF", 100.0, wait=True)
+        dial_low, dial_high = motor.get("DLLM"), motor.get("DHLM")
+        assert motor.get("RBV") == pytest.approx(100.0 - 5.0)
+        assert (motor.get("LLM"), motor.get("HLM")) == pytest.approx(
+            (100.0 - dial_high, 100.0 - dial_low)
+        )
+        assert motor.move(90.0, wait=True) == 0  # user 90 is dial +10
+        assert motor.get("DRBV") == pytest.approx(10.0, abs=1e-3)
+        assert motor.get("RRBV") == round(10.0 / motor.get("MRES"))
+
+
+# -- limits ----------------------------------------------------------------------------------
+def test_target_beyond_a_soft_limit_is_refused_with_lvio(motor_record: ServedRecord, sim_fleet):
+    name = motor_record.name
+    with _restored(name) as motor:
+        motor.move(1.0, wait=True)
+        high = motor.get("HLM")
+        assert motor.move(high + 10.0, wait=True, ignore_limits=True) == -4  # soft limit
+        assert motor.get("LVIO") == 1
+        assert motor.get("VAL") == pytest.approx(1.0)  # the record kept its target
+        assert motor.get("RBV") == pytest.approx(1.0)
+        assert motor.move(2.0, wait=True) == 0
+        assert motor.get("LVIO") == 0
+
+
+def test_a_move_past_the_travel_stops_on_the_limit_switch(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        motor.put("VELO", motor.get("VMAX"), wait=True)
+        motor.put("DHLM", 0.0, wait=True)  # equal dial limits: no soft limits
+        motor.put("DLLM", 0.0, wait=True)
+        assert motor.move(1e6, wait=True, timeout=60, ignore_limits=True) == -3  # hard limit
+        switch = motor.get("RBV")
+        assert switch < 1e6
+        assert motor.get("HLS") == 1 and motor.get("LLS") == 0
+        assert Msta.PLUS_LS in Msta(motor.get("MSTA"))
+        assert epics.caget(motor_record.name + ".STAT", as_string=True) == "HWLIMIT"
+        assert epics.caget(motor_record.name + ".SEVR", as_string=True) == "MAJOR"
+        # Further out stays on the switch; back off clears it and the alarm.
+        # (pyepics checks HLM/LLM itself, and equal limits fail its check: ignore_limits)
+        motor.move(switch + 50.0, wait=True, ignore_limits=True)
+        assert motor.get("RBV") == pytest.approx(switch)
+        assert motor.move(switch - 10.0, wait=True, ignore_limits=True) == 0
+        assert motor.get("HLS") == 0
+        assert epics.caget(motor_record.name + ".SEVR", as_string=True) == "NO_ALARM"
+
+
+# -- stop, pause, go -------------------------------------------------------------------------
+def test_spmg_stop_ends_a_move_and_blocks_new_ones(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("VELO", 100.0, wait=True)
+        motor.move(200.0)
+        wait_for(lambda: motor.get("RBV") > 5.0, 5, "the stage moving")
+        motor.put("SPMG", "Stop", wait=True)
+        wait_for(lambda: motor.get("DMOV") == 1, 1, "DMOV after Stop")
+        stopped = motor.get("RBV")
+        assert 5.0 < stopped < 100.0
+        assert motor.get("VAL") == pytest.approx(stopped)  # Stop: the target is where it is
+        assert motor.move(stopped + 20.0, wait=True, timeout=2) == 0  # accepted, no motion
+        assert motor.get("RBV") == pytest.approx(stopped)
+        motor.put("SPMG", "Go", wait=True)  # completes when the pending target is reached
+        assert motor.get("RBV") == pytest.approx(stopped + 20.0, abs=1e-3)
+
+
+def test_spmg_pause_keeps_the_target_and_go_resumes(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("VELO", 100.0, wait=True)
+        motor.move(50.0)
+        wait_for(lambda: motor.get("RBV") > 5.0, 5, "the stage moving")
+        motor.put("SPMG", "Pause", wait=True)
+        wait_for(lambda: motor.get("DMOV") == 1, 1, "DMOV after Pause")
+        paused = motor.get("RBV")
+        time.sleep(0.1)
+        assert motor.get("RBV") == paused
+        assert motor.get("VAL") == pytest.approx(50.0)
+        motor.put("SPMG", "Go", wait=True)
+        assert motor.get("RBV") == pytest.approx(50.0, abs=1e-3)
+
+
+def test_stop_field_ends_a_move_where_it_is(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("VELO", 100.0, wait=True)
+        motor.move(100.0)
+        wait_for(lambda: motor.get("RBV") > 5.0, 5, "the stage moving")
+        motor.put("STOP", 1, wait=True)
+        wait_for(lambda: motor.get("DMOV") == 1, 1, "DMOV after STOP")
+        here = motor.get("RBV")
+        time.sleep(0.1)
+        assert motor.get("RBV") == here < 100.0
+        assert motor.get("VAL") == pytest.approx(here)
+
+
+# -- tweak, jog, home ------------------------------------------------------------------------
+def test_tweak_moves_by_twv(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("TWV", 7.5, wait=True)
+        assert motor.tweak("forward", wait=True) == 0
+        assert motor.get("RBV") == pytest.approx(7.5, abs=1e-3)
+        assert motor.tweak("reverse", wait=True) == 0
+        assert motor.get("RBV") == pytest.approx(0.0, abs=1e-3)
+
+
+def test_jog_runs_while_held(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("JVEL", 100.0, wait=True)
+        motor.put("JOGF", 1)
+        wait_for(lambda: motor.get("RBV") > 10.0, 5, "the jog moving forward")
+        assert motor.get("MOVN") == 1
+        motor.put("JOGF", 0, wait=True)
+        wait_for(lambda: motor.get("DMOV") == 1, 1, "DMOV after the jog")
+        assert motor.get("VAL") == pytest.approx(motor.get("RBV"))
+        assert motor.get("JOGF") == 0
+
+
+def test_ophyd_home_searches_the_home_switch_and_completes(motor_record: ServedRecord, sim_fleet):
+    home = motor_record.group.stage.home_switch_um  # where the simulated switch is
+    with _restored(motor_record.name) as pm, _ophyd_motor(motor_record.name) as motor:
+        motor.move(home - 30.0, wait=True)  # ophyd's own move: its DMOV callbacks are all in
+        started = time.monotonic()
+        status = motor.home("forward", wait=True, timeout=30)
+        assert status.success
+        assert time.monotonic() - started >= 30.0 / pm.get("HVEL")  # a search takes time
+        assert motor.position == pytest.approx(home, abs=1e-3)
+        assert pm.get("ATHM") == 1
+        msta = Msta(pm.get("MSTA"))
+        assert Msta.HOMED in msta and Msta.HOME in msta and Msta.DONE in msta
+        assert pm.get("HOMF") == 0
+
+
+# -- status, speeds, display -----------------------------------------------------------------
+def test_msta_and_movn_follow_the_motion(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        motor.move(0.0, wait=True)
+        msta = Msta(motor.get("MSTA"))
+        assert Msta.DONE in msta and Msta.MOVING not in msta
+        assert Msta.POSITION in msta  # CNEN enabled: closed loop
+        motor.put("VELO", 100.0, wait=True)
+        motor.move(-30.0)
+        wait_for(lambda: motor.get("MOVN") == 1, 2, "MOVN = 1")
+        msta = Msta(motor.get("MSTA"))
+        assert Msta.MOVING in msta and Msta.DONE not in msta
+        assert Msta.DIRECTION not in msta  # towards lower positions
+        wait_for(lambda: motor.get("DMOV") == 1, 5, "the end of the move")
+        assert Msta.DONE in Msta(motor.get("MSTA"))
+
+
+def test_speeds_are_bounded_by_vbas_and_vmax(motor_record: ServedRecord, sim_fleet):
+    name = motor_record.name
+    with _restored(name) as motor:
+        vmax = motor.get("VMAX")
+        motor.put("VELO", vmax * 10, wait=True)
+        assert motor.get("VELO") == vmax
+        assert motor.get("S") == pytest.approx(vmax / motor.get("UREV"))
+        before = motor.get("VELO")
+        out = _ca("caproto-put", "-c", name + ".VELO", "0")
+        assert "ECA_PUTFAIL" in out and "must be > 0" in out
+        assert motor.get("VELO") == before
+        # A refused put leaves no alarm behind on the field.
+        velo = epics.get_pv(name + ".VELO")
+        wait_for(
+            lambda: velo.get_with_metadata(use_monitor=False, form="time")["severity"] == 0,
+            2,
+            ".VELO out of alarm",
+        )
+
+
+def test_torque_disabled_refuses_moves(motor_record: ServedRecord, sim_fleet):
+    name = motor_record.name
+    with _restored(name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("CNEN", "Disable", wait=True)
+        try:
+            assert Msta.POSITION not in Msta(motor.get("MSTA"))
+            motor.move(10.0, wait=True, timeout=2)
+            assert motor.get("RBV") == pytest.approx(0.0)
+            assert Msta.PROBLEM in Msta(motor.get("MSTA"))
+            assert epics.caget(name + ".SEVR", as_string=True) == "MAJOR"
+        finally:
+            motor.put("CNEN", "Enable", wait=True)
+        assert epics.caget(name + ".SEVR", as_string=True) == "NO_ALARM"
+        assert motor.move(10.0, wait=True) == 0
+
+
+def test_clients_get_the_record_precision_and_units(motor_record: ServedRecord, sim_fleet):
+    name = motor_record.name
+    prec = epics.caget(name + ".PREC")
+    egu = epics.caget(name + ".EGU", as_string=True)
+    with _ophyd_motor(name) as motor:
+        description = motor.describe()["m"]
+    assert description["precision"] == prec > 0
+    assert description["units"] == egu != ""
+    for field in ("DRBV", "DVAL", "HLM", "DHLM", "OFF", "TWV"):
+        pv = epics.get_pv(f"{name}.{field}")
+        assert pv.wait_for_connection(5)
+        ctrl = pv.get_ctrlvars()
+        assert (ctrl["precision"], ctrl["units"]) == (prec, egu), field
+    for field in ("RBV", "DRBV"):
+        ctrl = epics.get_pv(f"{name}.{field}").get_ctrlvars()
+        assert ctrl["lower_disp_limit"] < ctrl["upper_disp_limit"], field
+
+
+def test_live_table_prints_readbacks_with_the_record_precision(
+    motor_record: ServedRecord, sim_fleet
+):
+    with _restored(motor_record.name) as pm, _ophyd_motor(motor_record.name) as motor:
+        prec = pm.get("PREC")
+        assert prec >= 4
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            RunEngine({})(scan([], motor, 0.1234, 0.5678, 3), LiveTable([motor]))
+        table = out.getvalue()
+        for readback in ("0.1234", "0.3456", "0.5678"):
+            assert f" {readback} |" in table, table
+
+
+# -- simulator faults ------------------------------------------------------------------------
+def test_a_stalled_stage_neither_moves_nor_completes(
+    motor_record: ServedRecord, sim_config, sim_fleet
+):
+    stall = f"{sim_config.sim.control_prefix}{motor_record.group.axis.upper()}:STALL"
+    with _restored(motor_record.name) as motor:
+        motor.move(0.0, wait=True)
+        motor.put("VELO", 100.0, wait=True)
+        motor.move(50.0)
+        wait_for(lambda: motor.get("RBV") > 5.0, 5, "the stage moving")
+        epics.caput(stall, "Stalled", wait=True)
+        try:
+            stuck = motor.get("RBV")
+            pv = epics.get_pv(motor_record.name + ".VAL")
+            assert pv.put(60.0, wait=True, timeout=0.5) == -1  # no completion: timed out
+            assert motor.get("RBV") == stuck and motor.get("DMOV") == 0
+        finally:
+            epics.caput(stall, "Free", wait=True)
+        # Free again: the stage goes on to its target.
+        wait_for(lambda: motor.get("DMOV") == 1, 5, "the move after the stall")
+        assert motor.get("RBV") == pytest.approx(60.0, abs=1e-3)
