@@ -236,16 +236,15 @@ def cmd_import_spool(args: argparse.Namespace) -> int:
     except SpoolImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    replaced = (
-        " (replaced the incomplete copy in the catalog)" if result.replaced_partial_copy else ""
-    )
-    print(f"imported run {result.uid} ({result.documents} documents) from {args.file}{replaced}")
-    if not result.complete:
+    # Counted by reading the catalog back, so the line is true, not hoped for.
+    print(result.summary())
+    if not result.all_in_catalog:
         print(
-            f"note: the spool of run {result.uid} ends without a stop document (the process "
-            "ended mid-run); the catalog has every point measured until then",
+            f"error: the catalog does not hold every event of {args.file}; the spool file "
+            "keeps them all, try the import again",
             file=sys.stderr,
         )
+        return 1
     return 0
 
 

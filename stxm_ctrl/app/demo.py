@@ -341,11 +341,11 @@ def run_demo(
             uid = session.run(plan)
         except RunEngineInterrupted:
             session.abort(_INTERRUPTED)
-            raise _ended(session, record, points) from None
+            raise _ended(session, record, points, _INTERRUPTED) from None
         except Exception as exc:
             if record.uid is None or record.stop is None:
                 raise
-            raise _ended(session, record, points) from exc
+            raise _ended(session, record, points, str(exc) or type(exc).__name__) from exc
         finally:
             session.RE.unsubscribe(token)
         elapsed = time.monotonic() - started
@@ -369,11 +369,11 @@ _CATALOG_FLUSH_S = 60.0
 _INTERRUPTED = "interrupted by the user (Ctrl-C, SIGTERM or SIGHUP) during stxm demo"
 
 
-def _ended(session: Session, record: _RunRecord, points: int) -> ScanEndedError:
+def _ended(session: Session, record: _RunRecord, points: int, why: str) -> ScanEndedError:
     """The exception for a run that ended early, after its documents are written."""
     stop = record.stop or {}
     status = stop.get("exit_status", "abort")
-    reason = stop.get("reason") or _INTERRUPTED
+    reason = stop.get("reason") or why
     spool = spool_file_for(session.spool.spool_dir, record.uid) if record.uid else None
     total = points * points
     what = "aborted" if status == "abort" else "failed"

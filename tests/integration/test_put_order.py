@@ -133,6 +133,7 @@ def _run_client(context_class, script: str, *args: str) -> str:
         time.sleep(0.1)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
+        loop.close()
         for key, value in old.items():
             if value is None:
                 os.environ.pop(key, None)
