@@ -40,6 +40,18 @@ def free_port_overrides(data_dir: Path, instruments=None) -> dict:
     }
 
 
+def wait_for(condition, timeout_s: float, what: str) -> None:
+    """Poll ``condition()`` every 50 ms; fail the test with ``what`` after ``timeout_s``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{what} within {timeout_s} s")
+
+
 def ioc_ports(config: BeamlineConfig) -> list[int]:
     """The configured port of every simulated IOC."""
     return [ioc.port for ioc in config.sim.iocs.values()]

@@ -5,15 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-
-
-def _wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"{what} within {timeout_s} s")
+from conftest import wait_for
 
 
 def test_killed_ring_ioc_restarts_and_ophyd_reconnects(sim_fleet, devices, reliability):
@@ -24,11 +16,11 @@ def test_killed_ring_ioc_restarts_and_ophyd_reconnects(sim_fleet, devices, relia
     try:
         killed = time.monotonic()
         sim_fleet.kill("ring")
-        _wait_for(lambda: not current.connected, 15, "ophyd did not see the ring IOC go away")
+        wait_for(lambda: not current.connected, 15, "ophyd did not see the ring IOC go away")
     finally:
         sim_fleet.restart("ring")
     assert sim_fleet.pids()["ring"] != old_pid
-    _wait_for(lambda: current.connected, 30, "ophyd did not reconnect to the restarted IOC")
+    wait_for(lambda: current.connected, 30, "ophyd did not reconnect to the restarted IOC")
     reconnected_s = time.monotonic() - killed
     # The restarted IOC serves the same world: the ring current follows the same top-up
     # cycle (within the decay of one cycle, < 0.5 %).

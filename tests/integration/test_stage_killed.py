@@ -7,18 +7,10 @@ import threading
 import time
 
 import pytest
+from conftest import wait_for
 
 from plans import sample_image
 from stxm_ctrl.data.writers import read_spool_file, spool_event_counts, spool_file_for
-
-
-def _wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"{what} within {timeout_s} s")
 
 
 def test_a_stage_ioc_killed_mid_move_ends_the_run_within_its_timeout(
@@ -73,5 +65,5 @@ def test_a_stage_ioc_killed_mid_move_ends_the_run_within_its_timeout(
         "exit_status fail and this reason",
     )
     # The restarted IOC serves again and the stage is usable.
-    _wait_for(lambda: d.sample_x.connected, 30, "sample_x did not reconnect")
+    wait_for(lambda: d.sample_x.connected, 30, "sample_x did not reconnect")
     d.sample_x.move(0.0, wait=True)
