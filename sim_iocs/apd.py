@@ -121,11 +121,11 @@ class ApdCounter(PVGroup):
         self.ring_block: BlockReader | None = None
         self.epoch_s = world.epoch_s
         self.pattern = ResolutionPattern.from_config(sim.sample)
-        self.feature_map = FeatureMap(
-            self.pattern, spot_sigma_um(sim.zone_plate.outer_zone_width_nm)
-        )
+        zone_plate = config.optics.selected_zone_plate
+        self.feature_map = FeatureMap(self.pattern, spot_sigma_um(zone_plate.outer_zone_width_nm))
         self.counter_model = {
-            "photon_flux_per_mA_Hz": sim.beam.photon_flux_per_mA_Hz,
+            "photon_flux_per_mA_Hz": sim.beam.photon_flux_per_mA_Hz
+            * zone_plate.first_order_efficiency,
             "quantum_efficiency": sim.apd.quantum_efficiency,
             "dark_count_rate_Hz": sim.apd.dark_count_rate_Hz,
             "dead_time_ns": sim.apd.dead_time_ns,

@@ -50,7 +50,11 @@ __all__ = [
     "SimIocConfig",
     "SimStagesConfig",
     "StageMotionConfig",
-    "ZonePlateConfig",
+    "OpticsConfig",
+    "OsaSpec",
+    "SimBeamlineConfig",
+    "SimOpticsConfig",
+    "ZonePlateSpec",
     "is_loopback",
     "load_config",
 ]
@@ -139,6 +143,13 @@ class EpicsPrefixes(_Section):
     )
     apd: str = Field(default="STXM:APD:", min_length=1, description="APD point counter.")
     ring: str = Field(default="STXM:RING:", min_length=1, description="Storage ring and shutter.")
+    optics: str = Field(
+        default="STXM:OPT:", min_length=1, description="Zone plate and OSA stages."
+    )
+    detector: str = Field(default="STXM:DET:", min_length=1, description="Detector stage.")
+    beamline: str = Field(
+        default="STXM:BL:", min_length=1, description="Monochromator energy and EPU."
+    )
 
 
 class EpicsAxes(_Section):
@@ -146,6 +157,14 @@ class EpicsAxes(_Section):
 
     sample_x: str = Field(default="X", min_length=1, description="Sample stage x (STXM:SMP: + X).")
     sample_y: str = Field(default="Y", min_length=1, description="Sample stage y.")
+    zp_x: str = Field(default="ZPX", min_length=1, description="Zone plate x (STXM:OPT: + ZPX).")
+    zp_y: str = Field(default="ZPY", min_length=1, description="Zone plate y.")
+    zp_z: str = Field(default="ZPZ", min_length=1, description="Zone plate z (focus).")
+    osa_x: str = Field(default="OSAX", min_length=1, description="OSA x.")
+    osa_y: str = Field(default="OSAY", min_length=1, description="OSA y.")
+    osa_z: str = Field(default="OSAZ", min_length=1, description="OSA z (sets A0).")
+    detector_x: str = Field(default="X", min_length=1, description="Detector x (STXM:DET: + X).")
+    detector_y: str = Field(default="Y", min_length=1, description="Detector y.")
 
 
 class EpicsTimeouts(_Section):
@@ -269,6 +288,131 @@ class CatalogConfig(_Section):
         return self
 
 
+# -- optics ---------------------------------------------------------------------------------
+class ZonePlateSpec(_Section):
+    """One installed zone plate, ``[optics.zone_plates.<name>]``."""
+
+    diameter_um: float = Field(ge=20, le=1000, description="Zone plate diameter D.")
+    outer_zone_width_nm: float = Field(
+        ge=5, le=200, description="Outermost zone width drN (sets resolution and focal length)."
+    )
+    central_stop_um: float = Field(ge=1, le=1000, description="Central stop diameter.")
+    first_order_efficiency: float = Field(
+        default=0.1, gt=0, le=0.5, description="Fraction of the light on the plate focused."
+    )
+    zero_order_efficiency: float = Field(
+        default=0.25, ge=0, le=1, description="Fraction that goes straight on (zero order)."
+    )
+
+    @model_validator(mode="after")
+    def _stop_inside_plate(self) -> ZonePlateSpec:
+        if self.central_stop_um >= self.diameter_um:
+            raise ValueError(
+                f"central_stop_um ({self.central_stop_um}) must be smaller than "
+                f"diameter_um ({self.diameter_um})"
+            )
+        return self
+
+
+class OsaSpec(_Section):
+    """One installed order-sorting aperture, ``[optics.osas.<name>]``."""
+
+    diameter_um: float = Field(ge=5, le=500, description="Diameter of the OSA's hole.")
+
+
+OpticsName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+
+_ZONE_PLATES = {  # D um / central stop um / drN nm of the plates at one STXM (physics.md)
+    "zp240_25": ZonePlateSpec(diameter_um=240, central_stop_um=95, outer_zone_width_nm=25),
+    "zp250_25": ZonePlateSpec(diameter_um=250, central_stop_um=100, outer_zone_width_nm=25),
+    "zp240_35": ZonePlateSpec(diameter_um=240, central_stop_um=90, outer_zone_width_nm=35),
+    "zp240_40": ZonePlateSpec(diameter_um=240, central_stop_um=90, outer_zone_width_nm=40),
+    "zp140_40": ZonePlateSpec(diameter_um=140, central_stop_um=60, outer_zone_width_nm=40),
+    "zp100_60": ZonePlateSpec(diameter_um=100, central_stop_um=45, outer_zone_width_nm=60),
+    "zp280_50": ZonePlateSpec(diameter_um=280, central_stop_um=100, outer_zone_width_nm=50),
+}
+_OSAS = {name: OsaSpec(diameter_um=float(name[3:])) for name in ("osa30", "osa50", "osa60")}
+
+
+class OpticsConfig(_Section):
+    """The focusing optics: installed zone plates and OSAs, the pair in use, the interlocks."""
+
+    zone_plate: str = Field(default="zp240_25", description="The zone plate in the beam.")
+    osa: str = Field(default="osa50", description="The OSA in the beam.")
+    z_sign: Literal[-1, 1] = Field(
+        default=-1,
+        description="ZP z and OSA z read z_sign x (distance upstream of the sample): -1 "
+        "makes them z coordinates along the beam with the sample at 0, +1 distances.",
+    )
+    a0_um: float = Field(
+        default=500.0,
+        ge=10,
+        le=20_000,
+        description="A0 (OSA to sample) a session starts with; the simulator starts there.",
+    )
+    min_a0_um: float = Field(
+        default=100.0, ge=0, le=5000, description="Closest the OSA may come to the sample."
+    )
+    min_zp_osa_gap_um: float = Field(
+        default=200.0, ge=0, le=5000, description="Closest the zone plate may come to the OSA."
+    )
+    energy_min_eV: float = Field(
+        default=250.0, ge=50, le=20_000, description="Lowest energy the beamline delivers."
+    )
+    energy_max_eV: float = Field(
+        default=1000.0, ge=50, le=20_000, description="Highest energy the beamline delivers."
+    )
+    focus_follows_energy: bool = Field(
+        default=True,
+        description="Energy moves move ZP z with it (df = A1 dE) to keep the sample in focus.",
+    )
+    zone_plates: dict[OpticsName, ZonePlateSpec] = Field(
+        default_factory=lambda: dict(_ZONE_PLATES),
+        description="Installed zone plates by name; a file that gives this table replaces "
+        "the whole list.",
+    )
+    osas: dict[OpticsName, OsaSpec] = Field(
+        default_factory=lambda: dict(_OSAS),
+        description="Installed OSAs by name; a file that gives this table replaces the list.",
+    )
+
+    @model_validator(mode="after")
+    def _selection_installed(self) -> OpticsConfig:
+        if self.zone_plate not in self.zone_plates:
+            raise ValueError(
+                f"zone_plate = {self.zone_plate!r} is not installed; installed: "
+                f"{', '.join(sorted(self.zone_plates))}"
+            )
+        if self.osa not in self.osas:
+            raise ValueError(
+                f"osa = {self.osa!r} is not installed; installed: {', '.join(sorted(self.osas))}"
+            )
+        stop = self.zone_plates[self.zone_plate].central_stop_um
+        hole = self.osas[self.osa].diameter_um
+        if hole >= stop:
+            raise ValueError(
+                f"osa = {self.osa!r} ({hole:g} um) passes the zero order around the central "
+                f"stop of {self.zone_plate!r} ({stop:g} um); select an OSA smaller than "
+                f"{stop:g} um"
+            )
+        if self.energy_min_eV >= self.energy_max_eV:
+            raise ValueError(
+                f"energy_min_eV ({self.energy_min_eV}) must be below energy_max_eV "
+                f"({self.energy_max_eV})"
+            )
+        return self
+
+    @property
+    def selected_zone_plate(self) -> ZonePlateSpec:
+        """The zone plate in the beam."""
+        return self.zone_plates[self.zone_plate]
+
+    @property
+    def selected_osa(self) -> OsaSpec:
+        """The OSA in the beam."""
+        return self.osas[self.osa]
+
+
 # -- simulator half -------------------------------------------------------------------------
 class SimIocConfig(_Section):
     """One simulated IOC (``[sim.iocs.<name>]``; names: ``python -m sim_iocs --list``)."""
@@ -371,11 +515,49 @@ class StageMotionConfig(_Section):
         return self
 
 
+def _stage(**values: float) -> StageMotionConfig:
+    return StageMotionConfig.model_validate(values)
+
+
 class SimStagesConfig(_Section):
-    """The simulated sample stage axes."""
+    """The simulated motor-record stages (defaults for the default ``[optics] z_sign = -1``)."""
 
     sample_x: StageMotionConfig = StageMotionConfig()
     sample_y: StageMotionConfig = StageMotionConfig()
+    zp_x: StageMotionConfig = _stage(
+        low_limit_um=-1000, high_limit_um=1000, low_limit_switch_um=-1100,
+        high_limit_switch_um=1100, velocity_um_per_s=1000, acceleration_time_s=0.02,
+    )  # fmt: skip
+    zp_y: StageMotionConfig = _stage(
+        low_limit_um=-1000, high_limit_um=1000, low_limit_switch_um=-1100,
+        high_limit_switch_um=1100, velocity_um_per_s=1000, acceleration_time_s=0.02,
+    )  # fmt: skip
+    zp_z: StageMotionConfig = _stage(
+        low_limit_um=-15_000, high_limit_um=-300, low_limit_switch_um=-15_100,
+        high_limit_switch_um=-250, home_switch_um=-5000, velocity_um_per_s=2000,
+        acceleration_time_s=0.02,
+    )  # fmt: skip
+    osa_x: StageMotionConfig = _stage(
+        low_limit_um=-3000, high_limit_um=3000, low_limit_switch_um=-3100,
+        high_limit_switch_um=3100, velocity_um_per_s=1000, acceleration_time_s=0.02,
+    )  # fmt: skip
+    osa_y: StageMotionConfig = _stage(
+        low_limit_um=-3000, high_limit_um=3000, low_limit_switch_um=-3100,
+        high_limit_switch_um=3100, velocity_um_per_s=1000, acceleration_time_s=0.02,
+    )  # fmt: skip
+    osa_z: StageMotionConfig = _stage(
+        low_limit_um=-5000, high_limit_um=-20, low_limit_switch_um=-5100,
+        high_limit_switch_um=-10, home_switch_um=-2000, velocity_um_per_s=1000,
+        acceleration_time_s=0.02,
+    )  # fmt: skip
+    detector_x: StageMotionConfig = _stage(
+        low_limit_um=-5000, high_limit_um=5000, low_limit_switch_um=-5100,
+        high_limit_switch_um=5100, velocity_um_per_s=5000, acceleration_time_s=0.02,
+    )  # fmt: skip
+    detector_y: StageMotionConfig = _stage(
+        low_limit_um=-5000, high_limit_um=5000, low_limit_switch_um=-5100,
+        high_limit_switch_um=5100, velocity_um_per_s=5000, acceleration_time_s=0.02,
+    )  # fmt: skip
 
 
 class RingFillConfig(_Section):
@@ -421,15 +603,14 @@ class BeamConfig(_Section):
         default=706.8,
         ge=100,
         le=3000,
-        description="Photon energy of the simulated monochromator (Fe L3), recorded in runs "
-        "on the simulated beamline.",
+        description="Energy of the simulated monochromator when the fleet starts (Fe L3).",
     )
     photon_flux_per_mA_Hz: float = Field(
-        default=60000.0,
+        default=600_000.0,
         gt=0,
-        le=1e9,
-        description="Photons per second on the sample per mA of ring current, after the zone "
-        "plate (first order).",
+        le=1e10,
+        description="Photons per second per mA of ring current on the zone plate's open area "
+        "with the EPU tuned to the energy (its first-order efficiency focuses a tenth of it).",
     )
     drift_x_um_per_h: float = Field(
         default=0.05,
@@ -440,25 +621,82 @@ class BeamConfig(_Section):
     drift_y_um_per_h: float = Field(default=-0.03, ge=-10, le=10, description="Beam drift, y.")
 
 
-class ZonePlateConfig(_Section):
-    """The simulated Fresnel zone plate (always in focus until the optics are devices)."""
+class SimOpticsConfig(_Section):
+    """The simulated optics' hidden truth: what the alignment scans are there to find."""
 
-    diameter_um: float = Field(default=240.0, ge=20, le=1000, description="Zone plate diameter.")
-    outer_zone_width_nm: float = Field(
-        default=25.0, ge=5, le=200, description="Outermost zone width (sets the resolution)."
+    osa_center_x_um: float = Field(
+        default=4.0,
+        ge=-500,
+        le=500,
+        description="OSA x reading at which the OSA hole is on the zone plate's axis.",
     )
-    central_stop_um: float = Field(
-        default=95.0, ge=0, le=1000, description="Central stop diameter."
+    osa_center_y_um: float = Field(
+        default=-2.5, ge=-500, le=500, description="OSA y reading with the hole on axis."
+    )
+    sample_z_offset_um: float = Field(
+        default=0.0,
+        ge=-1000,
+        le=1000,
+        description="Sample surface this far upstream of where the z stages' zero puts it: "
+        "the true focus is at ZP distance f + this (sample_focus finds it).",
+    )
+    osa_plate_half_width_um: float = Field(
+        default=1000.0,
+        ge=50,
+        le=10_000,
+        description="The OSA plate blocks light within this distance of the beam; further "
+        "off (OSA x or y) the OSA is out of the beam.",
+    )
+    detector_center_x_um: float = Field(
+        default=150.0, ge=-3000, le=3000, description="Detector x reading centred on the beam."
+    )
+    detector_center_y_um: float = Field(
+        default=-80.0, ge=-3000, le=3000, description="Detector y reading centred on the beam."
     )
 
-    @model_validator(mode="after")
-    def _stop_inside_plate(self) -> ZonePlateConfig:
-        if self.central_stop_um >= self.diameter_um:
-            raise ValueError(
-                f"central_stop_um ({self.central_stop_um}) must be smaller than "
-                f"diameter_um ({self.diameter_um})"
-            )
-        return self
+
+class SimBeamlineConfig(_Section):
+    """The simulated monochromator and elliptically polarising undulator (EPU)."""
+
+    mono_speed_eV_per_s: float = Field(
+        default=50.0, gt=0, le=10_000, description="Monochromator slew rate."
+    )
+    mono_overhead_s: float = Field(
+        default=0.3, ge=0, le=60, description="Dead time of every energy move."
+    )
+    mono_settle_s: float = Field(
+        default=0.15,
+        ge=0,
+        le=60,
+        description="Time constant with which the energy readback settles onto the target.",
+    )
+    mono_tolerance_eV: float = Field(
+        default=0.005, gt=0, le=10, description="The energy move is done within this."
+    )
+    electron_energy_GeV: float = Field(
+        default=1.7, gt=0, le=10, description="Storage ring electron energy (undulator)."
+    )
+    epu_period_mm: float = Field(default=26.0, gt=5, le=300, description="EPU magnetic period.")
+    epu_peak_field_T: float = Field(
+        default=2.0,
+        gt=0,
+        le=5,
+        description="Halbach amplitude: the on-axis field is this x exp(-pi gap / period).",
+    )
+    epu_periods: int = Field(
+        default=60, ge=5, le=1000, description="Number of periods (sets the harmonic's width)."
+    )
+    epu_min_gap_mm: float = Field(default=8.0, gt=0, le=100, description="Smallest EPU gap.")
+    epu_max_gap_mm: float = Field(default=80.0, gt=0, le=300, description="Largest EPU gap.")
+    epu_gap_speed_mm_per_s: float = Field(
+        default=2.0, gt=0, le=100, description="EPU gap motor velocity."
+    )
+    polarization_change_s: float = Field(
+        default=3.0,
+        ge=0,
+        le=600,
+        description="Time the EPU takes to change polarisation (shifting its magnet rows).",
+    )
 
 
 class ApdPhysicsConfig(_Section):
@@ -474,6 +712,12 @@ class ApdPhysicsConfig(_Section):
     )
     max_dwell_s: float = Field(
         default=10.0, gt=0, le=3600, description="Longest preset time (TP) the counter accepts."
+    )
+    active_diameter_um: float = Field(
+        default=1000.0, ge=10, le=20_000, description="Active area of the APD."
+    )
+    distance_um: float = Field(
+        default=5000.0, ge=100, le=100_000, description="APD distance downstream of the sample."
     )
     clock_frequency_Hz: float = Field(
         default=1e7,
@@ -515,6 +759,22 @@ class SampleConfig(_Section):
     feature_od: float = Field(default=0.7, ge=0, le=10, description="OD the pattern features add.")
     frame_od: float = Field(
         default=9.0, ge=0, le=20, description="OD of the frame around the window."
+    )
+    chip_size_um: float = Field(
+        default=3000.0,
+        ge=100,
+        le=50_000,
+        description="Side of the silicon chip; beyond it there is no sample (open beam).",
+    )
+    reference_energy_eV: float = Field(
+        default=706.8, ge=100, le=3000, description="Energy at which the ODs above hold."
+    )
+    absorption_exponent: float = Field(
+        default=2.64,
+        ge=0,
+        le=4,
+        description="ODs scale as (E / reference_energy_eV) ** -exponent (2.64 fits 100 nm "
+        "Si3N4 from 707 to 933 eV; no edges).",
     )
 
 
@@ -561,7 +821,8 @@ class SimConfig(_Section):
     stages: SimStagesConfig = SimStagesConfig()
     ring: RingFillConfig = RingFillConfig()
     beam: BeamConfig = BeamConfig()
-    zone_plate: ZonePlateConfig = ZonePlateConfig()
+    optics: SimOpticsConfig = SimOpticsConfig()
+    beamline: SimBeamlineConfig = SimBeamlineConfig()
     apd: ApdPhysicsConfig = ApdPhysicsConfig()
     sample: SampleConfig = SampleConfig()
 
@@ -595,6 +856,7 @@ class BeamlineConfig(_Section):
     epics: EpicsConfig = EpicsConfig()
     ring: RingConfig = RingConfig()
     catalog: CatalogConfig = CatalogConfig()
+    optics: OpticsConfig = OpticsConfig()
     sim: SimConfig = SimConfig()
 
     source: str = Field(default="<shipped default>", exclude=True)
@@ -626,6 +888,21 @@ class BeamlineConfig(_Section):
                     raise ValueError(
                         f"catalog.port = {port} is also {key}; give the catalog a port of its own"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _z_travel_matches_sign(self) -> BeamlineConfig:
+        sign = self.optics.z_sign
+        for axis in ("zp_z", "osa_z"):
+            stage = getattr(self.sim.stages, axis)
+            if sign * stage.low_limit_switch_um < 0 or sign * stage.high_limit_switch_um < 0:
+                raise ValueError(
+                    f"[sim.stages.{axis}] travel {stage.low_limit_switch_um:g} to "
+                    f"{stage.high_limit_switch_um:g} um lies on the wrong side of the sample "
+                    f"for [optics] z_sign = {sign}: with that sign z readings are "
+                    f"{'negative' if sign < 0 else 'positive'}; flip the stage's limits and "
+                    "switches"
+                )
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> BeamlineConfig:
@@ -668,7 +945,23 @@ def load_config(
         data = _read_toml(file)
     if overrides:
         data = _deep_merge(data, overrides)
-    return _validate(data, source=source)
+    return _validate(_deep_merge(_default_values(), data), source=source)
+
+
+def _default_values() -> dict[str, Any]:
+    """The defaults as plain data, to merge a file over.
+
+    Merging (rather than letting pydantic fill what a file leaves out) keeps the defaults of
+    a table that differ from its model's, e.g. ``[sim.stages.zp_z]``. The tables of installed
+    optics are left out: a file that gives them replaces the list.
+    """
+    values = BeamlineConfig().model_dump(mode="json")
+    for key in _REPLACED_TABLES:
+        values["optics"].pop(key)
+    return values
+
+
+_REPLACED_TABLES = ("zone_plates", "osas")
 
 
 def _read_toml(file: Path) -> dict[str, Any]:
@@ -729,7 +1022,9 @@ _MOVED: dict[tuple[str, ...], str] = {
     ("apd",): "[sim.apd] (same keys)",
     ("beam",): "[sim.beam] (same keys)",
     ("sample",): "[sim.sample] (same keys)",
-    ("zone_plate",): "[sim.zone_plate] (same keys)",
+    ("zone_plate",): "[optics.zone_plates.<name>] (select it with [optics] zone_plate)",
+    ("sim", "zone_plate"): "[optics.zone_plates.<name>] (same keys; select it with [optics] "
+    "zone_plate)",
     ("beamline", "energy_eV"): "[sim.beam] energy_eV",
     ("ring", "fill_current_mA"): "[sim.ring] fill_current_mA",
     ("ring", "beam_lifetime_h"): "[sim.ring] beam_lifetime_h",

@@ -48,13 +48,31 @@ _HEADER = """\
 """
 
 
-def _sections(model: type[BaseModel], path: tuple[str, ...] = ()):
-    """(path, model) of every section, depth first, parents before children."""
-    yield path, model
+def _sections(instance: BaseModel, path: tuple[str, ...] = ()):
+    """(path, model, default instance) of every section, depth first, parents first.
+
+    Tables of named entries (``dict[str, Model]``, e.g. ``[optics.zone_plates.<name>]``)
+    yield one section per default entry.
+    """
+    model = type(instance)
+    yield path, model, instance
     for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from _sections(annotation, (*path, name))
+        value = getattr(instance, name)
+        if isinstance(value, BaseModel):
+            yield from _sections(value, (*path, name))
+        elif _is_named_table(field) and value:
+            for key, entry in value.items():
+                yield from _sections(entry, (*path, name, key))
+
+
+def _is_named_table(field: FieldInfo) -> bool:
+    args = typing.get_args(field.annotation)
+    return (
+        typing.get_origin(field.annotation) is dict
+        and len(args) == 2
+        and isinstance(args[1], type)
+        and issubclass(args[1], BaseModel)
+    )
 
 
 def _scalar_fields(model: type[BaseModel]) -> list[tuple[str, FieldInfo]]:
@@ -65,7 +83,7 @@ def _scalar_fields(model: type[BaseModel]) -> list[tuple[str, FieldInfo]]:
             isinstance(annotation, type) and issubclass(annotation, BaseModel)
         ):
             continue
-        if model is SimConfig and name == "iocs":
+        if _is_named_table(field):
             continue
         out.append((name, field))
     return out
@@ -91,7 +109,7 @@ def _comment(text: str, width: int = 92) -> list[str]:
 def render_default_toml() -> str:
     """The commented default configuration as TOML text."""
     lines = [_HEADER.rstrip("\n")]
-    for path, model in _sections(BeamlineConfig):
+    for path, model, instance in _sections(BeamlineConfig()):
         fields = _scalar_fields(model)
         if not fields:
             continue  # only sub-tables: TOML needs no header for it
@@ -102,7 +120,10 @@ def render_default_toml() -> str:
         for name, field in fields:
             if field.description:
                 lines += _comment(field.description)
-            lines.append(f"{name} = {_toml_value(field.get_default(call_default_factory=True))}")
+            lines.append(f"{name} = {_toml_value(getattr(instance, name))}")
+        for name, field in model.model_fields.items():
+            if _is_named_table(field) and name != "iocs" and field.description:
+                lines += _comment(f"[{'.'.join((*path, name))}.<name>]: {field.description}")
         if model is SimConfig:
             ioc_field = SimConfig.model_fields["iocs"]
             lines += _comment(ioc_field.description or "")
@@ -140,7 +161,8 @@ def _allowed(field: FieldInfo) -> str:
 def _type_name(field: FieldInfo) -> str:
     annotation = field.annotation
     if typing.get_origin(annotation) is typing.Literal:
-        return "string"
+        values = typing.get_args(annotation)
+        return "integer" if all(isinstance(v, int) for v in values) else "string"
     if typing.get_origin(annotation) is list:
         return "list of strings"
     names = {int: "integer", float: "number", str: "string", Path: "path", bool: "boolean"}
@@ -163,15 +185,22 @@ def render_reference() -> str:
         "everything under `[sim]` is read by the simulator alone (and, while "
         "`[epics] ca_addr_list` is empty, by the session for the metadata it records).",
     ]
-    for path, model in _sections(BeamlineConfig):
+    for path, model, instance in _sections(BeamlineConfig()):
         fields = _scalar_fields(model)
         if not path or not (fields or model is SimConfig):
             continue
         out += ["", f"## `[{'.'.join(path)}]`", "", (model.__doc__ or "").strip(), ""]
+        tables = [
+            (name, field)
+            for name, field in model.model_fields.items()
+            if _is_named_table(field) and name != "iocs"
+        ]
+        for name, field in tables:
+            out += [f"`[{'.'.join((*path, name))}.<name>]`: {field.description}", ""]
         if fields:
             out += ["| key | type | default | allowed | description |", "|---|---|---|---|---|"]
             for name, field in fields:
-                default = _toml_value(field.get_default(call_default_factory=True))
+                default = _toml_value(getattr(instance, name))
                 description = (field.description or "").replace("|", "\\|")
                 out.append(
                     f"| `{name}` | {_type_name(field)} | `{default}` | {_allowed(field)} | "

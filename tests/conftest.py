@@ -143,11 +143,12 @@ def expected_rate_at(config: BeamlineConfig, x_um, y_um, ring_current_mA) -> np.
 
     sim = config.sim
     pattern = ResolutionPattern.from_config(sim.sample)
-    od = pattern.optical_density(x_um, y_um, spot_sigma_um(sim.zone_plate.outer_zone_width_nm))
+    zone_plate = config.optics.selected_zone_plate
+    od = pattern.optical_density(x_um, y_um, spot_sigma_um(zone_plate.outer_zone_width_nm))
     return expected_rate_Hz(
         od,
         ring_current_mA,
-        photon_flux_per_mA_Hz=sim.beam.photon_flux_per_mA_Hz,
+        photon_flux_per_mA_Hz=sim.beam.photon_flux_per_mA_Hz * zone_plate.first_order_efficiency,
         quantum_efficiency=sim.apd.quantum_efficiency,
         dark_count_rate_Hz=sim.apd.dark_count_rate_Hz,
         dead_time_ns=sim.apd.dead_time_ns,
