@@ -272,10 +272,20 @@ def cmd_optics(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps(table.as_dict(), indent=2))
+        _print_to_reader(json.dumps(table.as_dict(), indent=2))
     else:
-        print(table.text())
+        _print_to_reader(table.text())
     return 0
+
+
+def _print_to_reader(text: str) -> None:
+    """Print; a reader that stops early (``stxm optics --json | head``) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would report the unflushed rest again at exit: send it nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -113,6 +113,21 @@ class TestJson:
         assert round(zp["a0_max_um"]) == 940
 
 
+def test_a_reader_that_stops_early_is_not_an_error():
+    # `stxm optics --json | head`: the pipe closes before the output is written.
+    stxm = Path(sys.executable).with_name("stxm")
+    command = [str(stxm)] if stxm.exists() else [sys.executable, "-m", "stxm_ctrl.app.cli"]
+    child = subprocess.Popen(
+        [*command, "optics", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    with child.stderr:
+        err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 0
+    assert err == ""
+
+
 def write_config(tmp_path: Path, text: str) -> str:
     path = tmp_path / "beamline.toml"
     path.write_text(text)
