@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stxm_ctrl.app.cli import main
+from stxm_ctrl.config import CONFIG_ENV_VAR
 
 # physics.md, 240 um / 25 nm plate with a 50 um OSA: E, f (um), DOF (+- um), max A0 (um).
 TABLE = [(706.8, 3420, 0.71, 713), (778.1, 3766, 0.78, 784), (852.7, 4127, 0.86, 860)]
@@ -22,6 +23,12 @@ SHIPPED_PLATES = [
     "zp100_60",
     "zp280_50",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _shipped_default(monkeypatch):
+    """The shipped configuration unless a test gives --config, whatever the environment."""
+    monkeypatch.delenv(CONFIG_ENV_VAR, raising=False)
 
 
 def run_json(capsys, *argv: str) -> dict:
@@ -286,3 +293,19 @@ class TestErrors:
         err = refused(capsys, "--config", str(tmp_path / "missing.toml"))
         assert err.startswith("error: configuration file")
         assert "does not exist" in err
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "explanation" / "optics.md"
+
+
+@pytest.mark.parametrize(
+    "command", ["uv run stxm optics", "uv run stxm optics --zone-plate zp240_25 --json"]
+)
+def test_the_examples_in_the_optics_explanation_are_what_the_command_prints(capsys, command):
+    text = DOC.read_text()
+    start = text.index(f"$ {command}\n") + len(command) + 3
+    shown = text[start : text.index("\n```", start)]
+    assert main(command.split()[3:]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == shown, (
+        f"{DOC} is stale: paste the output of `{command}` into it"
+    )
