@@ -119,7 +119,6 @@ def long_string(name: str, doc: str) -> Any:
         value="",
         dtype=ChannelType.CHAR,
         max_length=512,
-        report_as_string=True,
         record="lsi",
         read_only=True,
         doc=doc,
