@@ -16,13 +16,19 @@ photons. As on a real scaler:
 - ``.CONT`` = AutoCount: while no count is requested, count ``.TP1`` every ``.DLY1`` and post
   the results at ``.RAT1`` (a display mode; ``.CNT`` interrupts it).
 
-Photons are Poisson draws around the mean detected rate over each stretch of the gate,
-:func:`stxm_ctrl.physics.detector.expected_rate_Hz` of the sample's optical density under
-the beam, averaged by :func:`~stxm_ctrl.physics.detector.gate_average_rate_Hz` over its
-start, middle and end (exact in step scans, a trapezoid rule while the stage moves). The
-beam is where the ``sample_stage`` world block puts the stage at each instant, plus the slow
-beam drift; the photons per second follow the ``ring`` block (none with the shutter closed
-or the beam dumped).
+Photons are Poisson draws around the mean detected rate over each stretch of the gate. What
+is simulated: the rate of :class:`stxm_ctrl.physics.instrument.InstrumentModel`, the 0007
+rate model, which is also the tests' ground truth: the first-order spot of the zone plate
+(blurred by defocus) and the zero order that gets past the OSA, each through the sample's
+optical density (scaled with energy; none beyond the chip), clipped by the OSA, caught by
+the APD's active area, with the EPU's flux for its gap and polarisation; then quantum
+efficiency, dark counts and dead time. It is averaged by
+:func:`~stxm_ctrl.physics.detector.gate_average_rate_Hz` over the gate's start, middle and
+end (exact in step scans, a trapezoid rule while anything moves). The state at each instant
+comes from the world: the sample stage (``sample_stage``, plus the slow beam drift), the
+zone plate and OSA (``optics_stages``), the detector (``detector_stage``), the energy, gap
+and polarisation (``beamline``), and the ring current, shutter and beam dump (``ring``: no
+photons with the shutter closed or the beam dumped).
 """
 
 from __future__ import annotations
@@ -37,20 +43,22 @@ from caproto import SkipWrite
 from caproto.server import PVGroup, pvproperty
 
 from sim_iocs.motor import axis_positions_um
+from sim_iocs.optics_world import (
+    BEAMLINE,
+    DETECTOR_AXES,
+    DETECTOR_STAGE,
+    OPTICS_STAGES,
+    BeamlineState,
+)
 from sim_iocs.records import describe, forward_put, refuse, set_value
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
 from sim_iocs.sample_stage import SAMPLE_STAGE
 from sim_iocs.scaler import CONT, SCALER_FIELD_UNITS, scaler_fields
-from sim_iocs.world import BlockReader, World, WorldLayoutError
+from sim_iocs.world import BlockReader, World, open_reader
 from stxm_ctrl.config import BeamlineConfig
-from stxm_ctrl.physics.detector import (
-    expected_rate_Hz,
-    gate_average_rate_Hz,
-    gate_sample_times_s,
-)
-from stxm_ctrl.physics.sample import FeatureMap, ResolutionPattern
-from stxm_ctrl.physics.zone_plate import spot_sigma_um
+from stxm_ctrl.physics.detector import gate_average_rate_Hz, gate_sample_times_s
+from stxm_ctrl.physics.instrument import OPTICS_AXES, InstrumentModel
 
 __all__ = ["APD_CHANNEL", "CHANNELS", "CLOCK_CHANNEL", "RECORD", "ApdCounter", "build"]
 
@@ -71,8 +79,6 @@ _PRECISE_SLEEP_S = 0.0015
 _PRESET_CHECK_S = 0.01
 # Without any preset, a count runs until CNT = 0; it is looked at this often.
 _OPEN_COUNT_CHECK_S = 0.1
-# Waiting for a block of the world that another IOC creates at its start.
-_BLOCK_WAIT_S = 30.0
 
 
 def build(context: IocContext) -> list[ApdCounter]:
@@ -119,17 +125,11 @@ class ApdCounter(PVGroup):
         self.world = world
         self.stage_block: BlockReader | None = None
         self.ring_block: BlockReader | None = None
+        self.optics_block: BlockReader | None = None
+        self.detector_block: BlockReader | None = None
+        self.beamline_block: BlockReader | None = None
         self.epoch_s = world.epoch_s
-        self.pattern = ResolutionPattern.from_config(sim.sample)
-        zone_plate = config.optics.selected_zone_plate
-        self.feature_map = FeatureMap(self.pattern, spot_sigma_um(zone_plate.outer_zone_width_nm))
-        self.counter_model = {
-            "photon_flux_per_mA_Hz": sim.beam.photon_flux_per_mA_Hz
-            * zone_plate.first_order_efficiency,
-            "quantum_efficiency": sim.apd.quantum_efficiency,
-            "dark_count_rate_Hz": sim.apd.dark_count_rate_Hz,
-            "dead_time_ns": sim.apd.dead_time_ns,
-        }
+        self.model = InstrumentModel(config)
         self.rng = np.random.default_rng(sim.random_seed or None)
         self._counting: asyncio.Future[None] | None = None  # done when the count ends
         self._auto_task: asyncio.Task | None = None  # the auto-count loop
@@ -145,9 +145,14 @@ class ApdCounter(PVGroup):
     # -- start-up ---------------------------------------------------------------------
     async def initialise(self) -> None:
         """Open the world blocks and publish the configuration; run once at start."""
-        # The ring IOC creates its block when it starts, maybe after this one.
-        self.stage_block = await self._reader(SAMPLE_STAGE)
-        self.ring_block = await self._reader(RING)
+        # The other IOCs create their blocks when they start, maybe after this one.
+        self.stage_block = await open_reader(self.world, SAMPLE_STAGE)
+        self.ring_block = await open_reader(self.world, RING)
+        self.optics_block = await open_reader(self.world, OPTICS_STAGES)
+        self.detector_block = await open_reader(self.world, DETECTOR_STAGE)
+        self.beamline_block = await open_reader(self.world, BEAMLINE)
+        now = time.monotonic()
+        self.mean_rate_Hz(now, now + 1e-3)  # builds the grids now, not in the first count
         apd = self.sim.apd
         fields = self._fields
         await describe(
@@ -165,16 +170,6 @@ class ApdCounter(PVGroup):
         await self._channel(f"NM{CLOCK_CHANNEL}").write("clock", verify_value=False)
         await self._channel(f"NM{APD_CHANNEL}").write("APD", verify_value=False)
         await fields.channel_count.write(_INPUTS, verify_value=False)
-
-    async def _reader(self, layout: Any) -> BlockReader:
-        deadline = time.monotonic() + _BLOCK_WAIT_S
-        while True:
-            try:
-                return self.world.reader(layout)
-            except WorldLayoutError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)  # polls for the file, not a fixed delay
 
     # -- puts -------------------------------------------------------------------------
     async def _put_field(self, name: str, instance: Any, value: Any) -> Any:
@@ -399,15 +394,48 @@ class ApdCounter(PVGroup):
         await set_value(self._fields.elapsed_time, ticks / freq)
 
     def mean_rate_Hz(self, t_start_s: float, t_end_s: float) -> float:
-        """Mean detected rate over a gate from ``t_start_s`` to ``t_end_s`` (monotonic)."""
+        """Mean detected rate over a gate from ``t_start_s`` to ``t_end_s`` (monotonic).
+
+        One read of each world block; the state at the gate's start, middle and end.
+        """
         assert self.ring_block is not None and self.stage_block is not None
+        assert self.optics_block is not None and self.detector_block is not None
+        assert self.beamline_block is not None
         ring = RingState.from_record(self.ring_block.read())
         stage = self.stage_block.read()
+        optics = self.optics_block.read()
+        detector = self.detector_block.read()
+        beamline = BeamlineState.from_record(self.beamline_block.read())
         times = gate_sample_times_s(t_start_s, t_end_s)
         hours = (times - self.epoch_s) / 3600.0
         beam = self.sim.beam
         beam_x = axis_positions_um(stage, "sample_x", times) + beam.drift_x_um_per_h * hours
         beam_y = axis_positions_um(stage, "sample_y", times) + beam.drift_y_um_per_h * hours
-        od = self.feature_map.optical_density(beam_x, beam_y)
-        rates = expected_rate_Hz(od, ring.current_on_sample_mA, **self.counter_model)
+        readings = {
+            axis: axis_positions_um(detector if axis in DETECTOR_AXES else optics, axis, times)
+            for axis in OPTICS_AXES
+        }
+        energies = beamline.energies_eV(times)
+        gaps = beamline.gaps_mm(times)
+        polarization = beamline.polarization(float(times[1]))
+        state = np.array([*readings.values(), energies, gaps])
+        model, current = self.model, ring.current_on_sample_mA
+        if (state == state[:, :1]).all():  # the optics stand still during the gate
+            at = model.optics_positions(
+                float(energies[0]), {a: float(r[0]) for a, r in readings.items()}
+            )
+            rates = model.detected_rate_Hz(
+                beam_x, beam_y, at, ring_current_mA=current, gap_mm=float(gaps[0]),
+                polarization=polarization,
+            )  # fmt: skip
+        else:
+            rates = np.empty(len(times))
+            for i in range(len(times)):
+                at = model.optics_positions(
+                    float(energies[i]), {a: float(r[i]) for a, r in readings.items()}
+                )
+                rates[i] = model.detected_rate_Hz(
+                    beam_x[i], beam_y[i], at, ring_current_mA=current, gap_mm=float(gaps[i]),
+                    polarization=polarization,
+                )  # fmt: skip
         return gate_average_rate_Hz(rates)

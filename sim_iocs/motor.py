@@ -23,7 +23,13 @@ screens) drive it as they drive a real motor record:
 - **Limits.** Soft limits live in dial coordinates (``.DHLM``/``.DLLM``); ``.HLM``/``.LLM`` are
   their user view and follow ``.OFF``/``.DIR``; equal dial limits disable them. A target
   beyond a soft limit (and further out than the stage) is not moved to: ``.LVIO`` = 1 and
-  ``.VAL`` returns to the previous target, the put itself succeeds. Past the soft limits the
+  ``.VAL`` returns to the previous target, the put itself succeeds. An axis may also have
+  *extra limits* imposed from outside the record (an interlock, ``limit_hook``): the
+  published soft limits are then the intersection of the user's own limits (what puts to
+  ``.DHLM``/``.DLLM``/``.HLM``/``.LLM`` set) and the extra range, re-published whenever the
+  extra range changes (:meth:`MotorAxis.refresh_limits`); the user cannot disable them
+  (with equal own limits the extra range alone applies, bounded by the limit switches),
+  and jogs and home searches stop at them too. Past the soft limits the
   stage has limit switches (``[sim.stages.<axis>]``): a move that reaches one stops there
   with ``.HLS``/``.LLS`` = 1, MSTA's limit bit, and the record in alarm (HWLIMIT, severity
   ``.HLSV``).
@@ -51,8 +57,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -163,6 +170,21 @@ class MotorAxis(MotorSettings, PVGroup):
         The owning IOC's motion block (:func:`motion_block`).
     description
         ``.DESC`` of the record.
+    units
+        Engineering units of positions (``.EGU``; speeds in units/s). The stage's
+        configuration gives its numbers in these units.
+    limit_hook
+        Extra dial limits (low, high; +-inf for none) imposed from outside the record, e.g.
+        an interlock; called whenever a target is checked, so always current.
+    on_refused
+        Awaited with the dial target when a target beyond the soft limits is refused
+        (before ``.LVIO`` is set), e.g. to say which interlock refused it.
+
+    Attributes
+    ----------
+    motion_listeners
+        Called (synchronously, no arguments) whenever the axis publishes a new move, a stop
+        or a rest position; an interlock uses it to re-check other axes.
     """
 
     motor = pvproperty(
@@ -180,6 +202,9 @@ class MotorAxis(MotorSettings, PVGroup):
         stage: StageMotionConfig,
         block: BlockWriter,
         description: str = "",
+        units: str = "um",
+        limit_hook: Callable[[], tuple[float, float]] | None = None,
+        on_refused: Callable[[float], Awaitable[None]] | None = None,
         **kwargs,
     ):
         super().__init__(prefix, **kwargs)
@@ -187,6 +212,12 @@ class MotorAxis(MotorSettings, PVGroup):
         self.stage = stage
         self.block = block
         self.description = description or axis
+        self.units = units
+        self.limit_hook = limit_hook
+        self.on_refused = on_refused
+        self.motion_listeners: list[Callable[[], None]] = []
+        # The user's own dial soft limits (low, high); equal: disabled.
+        self._own_limits = (stage.low_limit_um, stage.high_limit_um)
         self.motor.reported_record_type = "motor"
         self._task: asyncio.Task | None = None  # follows the motion in progress
         self._motion: _Motion | None = None  # what the axis is doing (or stalled on)
@@ -210,6 +241,8 @@ class MotorAxis(MotorSettings, PVGroup):
     def _publish_move(self, move: Move) -> None:
         """Publish the move this axis is making, for every IOC that reads the block."""
         self.block.write(**{self.axis: tuple(getattr(move, name) for name in MOVE_FIELDS)})
+        for listener in self.motion_listeners:
+            listener()
 
     def _here(self) -> float:
         """Physical (dial) position now."""
@@ -234,11 +267,26 @@ class MotorAxis(MotorSettings, PVGroup):
     def _steps(self, dial: float) -> int:
         return round(dial / self._mres())
 
+    @property
+    def interlocked(self) -> bool:
+        """True if limits are imposed from outside the record (``limit_hook``)."""
+        return self.limit_hook is not None
+
     def _soft_limits(self) -> tuple[float, float] | None:
-        """Dial soft limits, or None when they are disabled (DHLM == DLLM)."""
-        fields = self._fields
-        low, high = float(fields.dial_low_limit.value), float(fields.dial_high_limit.value)
-        return None if low == high else (low, high)
+        """Dial soft limits in force, or None when they are disabled (own limits equal and
+        no extra limits)."""
+        low, high = self._own_limits
+        if self.limit_hook is None:
+            return None if low == high else (low, high)
+        if low == high:
+            low, high = -math.inf, math.inf
+        extra_low, extra_high = self.limit_hook()
+        low, high = max(low, extra_low), min(high, extra_high)
+        if not math.isfinite(low):
+            low = self.stage.low_limit_switch_um
+        if not math.isfinite(high):
+            high = self.stage.high_limit_switch_um
+        return low, high
 
     def _violates_soft_limits(self, target: float, here: float) -> bool:
         """The motor record's check: beyond a limit and further out than the stage is."""
@@ -270,8 +318,6 @@ class MotorAxis(MotorSettings, PVGroup):
             (fields.jog_accel, 0.0),
             (fields.tweak_step_size, 1.0),
             (fields.egu_s_per_revolution, 1.0),
-            (fields.dial_low_limit, stage.low_limit_um),
-            (fields.dial_high_limit, stage.high_limit_um),
             (fields.hw_limit_violation_svr, "MAJOR"),
             (fields.limit_violation, 0),
             (fields.enable_control, "Enable"),
@@ -282,9 +328,9 @@ class MotorAxis(MotorSettings, PVGroup):
         await describe(
             self.motor,
             description=self.description,
-            units="um",
+            units=self.units,
             precision=stage.precision_digits,
-            field_units=MOTOR_FIELD_UNITS("um"),
+            field_units=MOTOR_FIELD_UNITS(self.units),
         )
         await self._publish_limits()
         await self._post_setpoint(here)
@@ -315,6 +361,8 @@ class MotorAxis(MotorSettings, PVGroup):
         here = self._here()
         if self._violates_soft_limits(dial, here):
             low, high = self._soft_limits() or (0.0, 0.0)
+            if self.on_refused is not None:
+                await self.on_refused(dial)
             log.warning(
                 "%s: target %.6g (dial) outside the soft limits %.6g..%.6g; not moving "
                 "(.LVIO = 1); move within the limits or widen .HLM/.LLM",
@@ -464,28 +512,33 @@ class MotorAxis(MotorSettings, PVGroup):
         return SkipWrite
 
     async def _set_user_limit(self, user: float, *, high: bool) -> None:
-        fields = self._fields
-        dial = self._dial(user)
         # With DIR = Neg the user high limit is the dial low limit.
-        channel = fields.dial_high_limit if high == (self._sign() > 0) else fields.dial_low_limit
-        await channel.write(dial, verify_value=False)
+        await self._set_own_limit(self._dial(user), high=high == (self._sign() > 0))
+
+    async def _set_own_limit(self, dial: float, *, high: bool) -> None:
+        low, top = self._own_limits
+        self._own_limits = (low, dial) if high else (dial, top)
         await self._publish_limits()
 
     async def _put_DHLM(self, instance, value):
-        await instance.write(float(value), verify_value=False)
-        await self._publish_limits()
+        await self._set_own_limit(float(value), high=True)
         return SkipWrite
 
     async def _put_DLLM(self, instance, value):
-        return await self._put_DHLM(instance, value)
+        await self._set_own_limit(float(value), high=False)
+        return SkipWrite
+
+    async def refresh_limits(self) -> None:
+        """Re-publish the soft limits (after the extra limits of ``limit_hook`` changed)."""
+        await self._publish_limits()
 
     async def _publish_limits(self) -> None:
-        """User limits and the metadata clients take limits from, after a dial-limit change."""
+        """Dial and user limits and the metadata clients take limits from, after a change of
+        the user's own limits, the extra limits, or the coordinates."""
         fields = self._fields
-        dial_low, dial_high = (
-            float(fields.dial_low_limit.value),
-            float(fields.dial_high_limit.value),
-        )
+        dial_low, dial_high = self._soft_limits() or self._own_limits
+        await set_value(fields.dial_low_limit, dial_low)
+        await set_value(fields.dial_high_limit, dial_high)
         low, high = sorted((self._user(dial_low), self._user(dial_high)))
         # A motor record reports HLM/LLM as the control (and display) limits of VAL: ophyd's
         # limits. One metadata update, before HLM/LLM change, since ophyd re-reads them
@@ -600,6 +653,9 @@ class MotorAxis(MotorSettings, PVGroup):
             end = home
         else:  # the switch is behind: the search runs into the limit switch
             end = stage.high_limit_switch_um if direction > 0 else stage.low_limit_switch_um
+        if self.limit_hook is not None:  # an interlock stops the search too
+            extra_low, extra_high = self.limit_hook()
+            end = min(max(end, extra_low), extra_high)
         await instance.write(1, verify_value=False)
         velocity = float(fields.home_velocity.value)
         await self._start(_Motion("home", end, velocity, self._acceleration_time()))

@@ -28,17 +28,22 @@ from typing import Any, NoReturn
 
 from caproto import AlarmSeverity, AlarmStatus, ChannelEnum, ChannelNumeric, ChannelType
 from caproto._dbr import TimeStamp
+from caproto.server import pvproperty
 from caproto.server.server import PvpropertyDouble
 
 __all__ = [
     "AI_FIELD_UNITS",
+    "AO_FIELD_UNITS",
     "BO_FIELD_UNITS",
+    "DELAY_FIELD_UNITS",
+    "MBBI_FIELD_UNITS",
     "DIMENSIONLESS_FIELDS",
     "SEVERITY_NAMES",
     "RecordDouble",
     "analog_alarm",
     "describe",
     "forward_put",
+    "long_string",
     "post_alarm",
     "refuse",
     "severity_of",
@@ -54,6 +59,8 @@ _FLOAT_TYPES = (ChannelType.DOUBLE, ChannelType.FLOAT)
 DIMENSIONLESS_FIELDS: dict[str, frozenset[str]] = {
     "motor": frozenset({"PCOF", "ICOF", "DCOF", "FRAC", "VERS"}),  # gains, a fraction
     "ai": frozenset({"ASLO", "ESLO", "SMOO"}),  # conversion slopes, smoothing factor
+    "ao": frozenset({"ASLO", "ESLO"}),  # conversion slopes
+    "mbbi": frozenset({"AFVL"}),  # filtered alarm value (a severity)
 }
 """Floating-point fields without a unit, by record type; every other one has units."""
 
@@ -65,8 +72,23 @@ def AI_FIELD_UNITS(egu: str) -> dict[str, str]:  # noqa: N802 (a table, by unit)
     return units | {"AFTC": "s", "SDLY": "s"}
 
 
+def AO_FIELD_UNITS(egu: str) -> dict[str, str]:  # noqa: N802 (a table, by unit)
+    """Units of the ao record's floating-point fields when its value is in ``egu``."""
+    like_value = (
+        "DRVH DRVL HOPR LOPR HIHI HIGH LOW LOLO OVAL PVAL IVOV MLST LALM ALST HYST AOFF EGUF "
+        "EGUL EOFF ADEL MDEL"
+    )
+    return {name: egu for name in ("", *like_value.split())} | {"OROC": egu, "SDLY": "s"}
+
+
 BO_FIELD_UNITS = {"HIGH": "s", "SDLY": "s"}
 """Units of the bo record's floating-point fields (HIGH: seconds to hold high)."""
+
+DELAY_FIELD_UNITS = {"SDLY": "s"}
+"""Units of the floating-point fields of bi, mbbo, lsi and stringin records."""
+
+MBBI_FIELD_UNITS = {"SDLY": "s", "AFTC": "s"}
+"""Units of the mbbi record's floating-point fields (AFVL is a severity)."""
 
 
 class RecordDouble(PvpropertyDouble):
@@ -84,6 +106,23 @@ class RecordDouble(PvpropertyDouble):
         if self.putter is not None:
             return await self.putter(self, value)
         return value
+
+
+def long_string(name: str, doc: str) -> Any:
+    """A read-only long-string (lsi) record of up to 511 characters (a message).
+
+    Longer than the 40 characters of a DBR_STRING: clients read it as a character array
+    (pyepics ``caget(..., as_string=True)``, ``caget -S``, ophyd ``EpicsSignalRO(string=True)``).
+    """
+    return pvproperty(
+        name=name,
+        value="",
+        dtype=ChannelType.CHAR,
+        max_length=512,
+        record="lsi",
+        read_only=True,
+        doc=doc,
+    )
 
 
 def forward_put(name: str) -> Callable[..., Any]:

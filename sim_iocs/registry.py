@@ -113,8 +113,8 @@ INSTRUMENTS: tuple[SimInstrument, ...] = (
         name="apd",
         factory="sim_iocs.apd:build",
         default_port=5071,
-        reads=("sample_stage", "ring"),
-        description="APD point counter: Poisson photons through the sample",
+        reads=("sample_stage", "ring", "optics_stages", "detector_stage", "beamline"),
+        description="APD point counter: Poisson photons through the optics and the sample",
     ),
     SimInstrument(
         name="ring",
@@ -122,6 +122,29 @@ INSTRUMENTS: tuple[SimInstrument, ...] = (
         default_port=5072,
         owns=("ring",),
         description="storage ring in top-up, beamline shutter",
+    ),
+    SimInstrument(
+        name="optics",
+        factory="sim_iocs.optics:build",
+        default_port=5074,
+        owns=("optics_stages",),
+        reads=("beamline",),
+        description="zone plate and OSA x/y/z motor records, their interlocks",
+    ),
+    SimInstrument(
+        name="detector",
+        factory="sim_iocs.detector:build",
+        default_port=5075,
+        owns=("detector_stage",),
+        description="detector stage x/y motor records",
+    ),
+    SimInstrument(
+        name="beamline",
+        factory="sim_iocs.beamline:build",
+        default_port=5076,
+        owns=("beamline",),
+        reads=("optics_stages",),
+        description="monochromator energy, EPU gap and polarisation",
     ),
 )
 """The simulated instruments, in start order."""

@@ -27,6 +27,7 @@ it on the machine it runs on).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -37,7 +38,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CLOCK", "BlockLayout", "BlockReader", "BlockWriter", "World", "WorldLayoutError"]
+__all__ = [
+    "CLOCK",
+    "BlockLayout",
+    "BlockReader",
+    "BlockWriter",
+    "World",
+    "WorldLayoutError",
+    "open_reader",
+]
 
 _MAGIC = 0x5354584D424C4B31  # "STXMBLK1"
 _SUFFIX = ".block"
@@ -262,6 +271,26 @@ class World:
         if self._epoch_s is None:
             self._epoch_s = float(BlockReader(self.path_of(CLOCK), CLOCK).read()["epoch_s"])
         return self._epoch_s
+
+
+async def open_reader(world: World, layout: BlockLayout, timeout_s: float = 30.0) -> BlockReader:
+    """Open a block another IOC owns, waiting (polling, not blocking) until it exists.
+
+    The IOCs of a fleet start in any order; a block appears when its owner starts.
+
+    Raises
+    ------
+    WorldLayoutError
+        If the block has not appeared within ``timeout_s``, or has another layout.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return world.reader(layout)
+        except WorldLayoutError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 def _create_block(path: Path, layout: BlockLayout, initial: Mapping[str, Any]) -> None:

@@ -547,7 +547,7 @@ class SimStagesConfig(_Section):
     )  # fmt: skip
     osa_z: StageMotionConfig = _stage(
         low_limit_um=-5000, high_limit_um=-20, low_limit_switch_um=-5100,
-        high_limit_switch_um=-10, home_switch_um=-2000, velocity_um_per_s=1000,
+        high_limit_switch_um=-10, home_switch_um=-300, velocity_um_per_s=1000,
         acceleration_time_s=0.02,
     )  # fmt: skip
     detector_x: StageMotionConfig = _stage(

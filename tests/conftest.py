@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from stxm_ctrl.config import BeamlineConfig, load_config
+from stxm_ctrl.physics.instrument import InstrumentModel
 from stxm_ctrl.processes import free_tcp_port
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -135,23 +136,42 @@ def expected_counts(config: BeamlineConfig, image, ring_current_mA) -> np.ndarra
     )
 
 
-def expected_rate_at(config: BeamlineConfig, x_um, y_um, ring_current_mA) -> np.ndarray:
-    """Mean detected count rate with the beam at stage position(s) (x, y): the ground truth."""
-    from stxm_ctrl.physics.detector import expected_rate_Hz
-    from stxm_ctrl.physics.sample import ResolutionPattern
-    from stxm_ctrl.physics.zone_plate import spot_sigma_um
+_MODELS: dict[int, tuple[BeamlineConfig, InstrumentModel]] = {}
 
-    sim = config.sim
-    pattern = ResolutionPattern.from_config(sim.sample)
-    zone_plate = config.optics.selected_zone_plate
-    od = pattern.optical_density(x_um, y_um, spot_sigma_um(zone_plate.outer_zone_width_nm))
-    return expected_rate_Hz(
-        od,
-        ring_current_mA,
-        photon_flux_per_mA_Hz=sim.beam.photon_flux_per_mA_Hz * zone_plate.first_order_efficiency,
-        quantum_efficiency=sim.apd.quantum_efficiency,
-        dark_count_rate_Hz=sim.apd.dark_count_rate_Hz,
-        dead_time_ns=sim.apd.dead_time_ns,
+
+def truth_model(config: BeamlineConfig) -> InstrumentModel:
+    """The instrument model the simulator counts with, evaluated exactly (no grids)."""
+    if id(config) not in _MODELS:  # the config is kept with it: its id stays its own
+        _MODELS[id(config)] = (config, InstrumentModel(config, feature_maps=False))
+    return _MODELS[id(config)][1]
+
+
+def expected_rate_at(
+    config: BeamlineConfig,
+    x_um,
+    y_um,
+    ring_current_mA,
+    *,
+    optics=None,
+    gap_mm: float | None = None,
+    polarization: str | None = None,
+) -> np.ndarray:
+    """Mean detected count rate with the beam at stage position(s) (x, y): the ground truth.
+
+    The optics, EPU gap and polarisation default to the simulator's start (aligned, in
+    focus, tuned, circular left); ``optics`` is a
+    :class:`stxm_ctrl.physics.beam_path.OpticsPositions` (``truth_model(config)
+    .optics_positions(energy, readings)`` from motor readings).
+    """
+    model = truth_model(config)
+    start_optics, start_gap, start_polarization = model.start_state()
+    return model.detected_rate_Hz(
+        x_um,
+        y_um,
+        optics or start_optics,
+        ring_current_mA=ring_current_mA,
+        gap_mm=start_gap if gap_mm is None else gap_mm,
+        polarization=polarization or start_polarization,
     )
 
 

@@ -16,12 +16,19 @@ Layout, relative to the sample centre (x to the right, y up, as the stage axes):
 Everything lies within +-11 um of the centre.
 
 The window (``window_size_um`` square) has ``membrane_od``; outside it the silicon frame has
-``frame_od``; features add ``feature_od`` on top of the membrane.
+``frame_od``; features add ``feature_od`` on top of the membrane. Beyond the chip
+(``chip_size_um`` square, centred on the pattern) there is no sample at all: OD 0, the open
+beam that OSA and detector alignment scans look through.
+
+The analytic evaluation skips (*culls*) every shape whose bounds lie more than
+:data:`CULL_SIGMAS` spot sigmas from every position asked for: its coverage there is below
+1e-9, and a spot blurred by defocus over a small area then costs a few shapes, not all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,9 +38,12 @@ from scipy.special import erf
 if TYPE_CHECKING:
     from stxm_ctrl.config import SampleConfig
 
-__all__ = ["Disc", "FeatureMap", "Rect", "ResolutionPattern"]
+__all__ = ["CULL_SIGMAS", "Disc", "FeatureMap", "Rect", "ResolutionPattern"]
 
 _SQRT2 = np.sqrt(2.0)
+
+CULL_SIGMAS = 6.0
+"""Shapes further than this many spot sigmas from every position are not evaluated."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,8 @@ class ResolutionPattern:
     membrane_od, feature_od, frame_od
         Optical densities of the membrane, of each feature (on top of the membrane) and of
         the frame outside the window.
+    chip_size_um
+        Side of the square chip; beyond it the OD is 0 (no sample). Infinite: no edge.
     """
 
     center_x_um: float
@@ -109,6 +121,7 @@ class ResolutionPattern:
     membrane_od: float
     feature_od: float
     frame_od: float
+    chip_size_um: float = float("inf")
 
     @classmethod
     def from_config(cls, sample: SampleConfig) -> ResolutionPattern:
@@ -120,7 +133,45 @@ class ResolutionPattern:
             membrane_od=sample.membrane_od,
             feature_od=sample.feature_od,
             frame_od=sample.frame_od,
+            chip_size_um=sample.chip_size_um,
         )
+
+    @cached_property
+    def _shapes(self) -> tuple[list[Rect | Disc], NDArray[np.float64]]:
+        """The features and their bounds (n x 4: x0, x1, y0, y1), made once."""
+        shapes = self.features()
+        return shapes, np.array([shape.bounds() for shape in shapes])
+
+    def shapes_near(self, x_um: NDArray, y_um: NDArray, reach_um: float) -> list[Rect | Disc]:
+        """Features whose bounds come within ``reach_um`` of any position (pattern frame)."""
+        shapes, bounds = self._shapes
+        if x_um.size == 0:
+            return []
+        x_low, x_high = float(x_um.min()) - reach_um, float(x_um.max()) + reach_um
+        y_low, y_high = float(y_um.min()) - reach_um, float(y_um.max()) + reach_um
+        near = (
+            (bounds[:, 1] >= x_low)
+            & (bounds[:, 0] <= x_high)
+            & (bounds[:, 3] >= y_low)
+            & (bounds[:, 2] <= y_high)
+        )
+        if x_um.size > 1 and near.any():
+            # Per position: a shape must come within reach of at least one of them.
+            idx = np.flatnonzero(near)
+            b = bounds[idx]
+            px, py = x_um.ravel()[:, None], y_um.ravel()[:, None]
+            dx = np.maximum(np.maximum(b[None, :, 0] - px, px - b[None, :, 1]), 0.0)
+            dy = np.maximum(np.maximum(b[None, :, 2] - py, py - b[None, :, 3]), 0.0)
+            close = ((dx <= reach_um) & (dy <= reach_um)).any(axis=0)
+            return [shapes[i] for i in idx[close]]
+        return [shapes[i] for i in np.flatnonzero(near)]
+
+    def chip_coverage(self, x_um: NDArray, y_um: NDArray, sigma_um: float) -> NDArray:
+        """Fraction of a spot (pattern frame) that falls on the chip (1 without a chip edge)."""
+        if not np.isfinite(self.chip_size_um):
+            return np.ones(np.shape(x_um))
+        half = self.chip_size_um / 2.0
+        return Rect(-half, half, -half, half).coverage(x_um, y_um, sigma_um)
 
     def features(self) -> list[Rect | Disc]:
         """Primitives of the pattern in pattern coordinates (centre at 0, 0)."""
@@ -177,11 +228,12 @@ class ResolutionPattern:
         half = self.window_size_um / 2.0
         in_window = Rect(-half, half, -half, half).coverage(x, y, spot_sigma_um)
         features = np.zeros(x.shape)
-        for shape in self.features():
+        for shape in self.shapes_near(x, y, CULL_SIGMAS * spot_sigma_um):
             features += shape.coverage(x, y, spot_sigma_um)
         np.clip(features, 0.0, 1.0, out=features)
         window_od = self.membrane_od + self.feature_od * features
-        return in_window * window_od + (1.0 - in_window) * self.frame_od
+        od = in_window * window_od + (1.0 - in_window) * self.frame_od
+        return od * self.chip_coverage(x, y, spot_sigma_um)
 
 
 class FeatureMap:
@@ -190,7 +242,9 @@ class FeatureMap:
     Evaluating every analytic shape costs ~0.4 ms per beam position; the simulated counter
     needs positions in microseconds. This samples the spot-convolved feature coverage on a
     grid (``pixel_um``, default 5 nm: well below the ~13 nm spot sigma, so bilinear
-    interpolation is accurate to ~1e-3 in OD) and adds the window analytically.
+    interpolation is accurate to ~1e-3 in OD) and adds the window and the chip edge
+    analytically. A wide spot (the zero order behind the OSA) takes a coarser grid: a tenth
+    of its sigma is as accurate.
 
     Parameters
     ----------
@@ -262,4 +316,5 @@ class FeatureMap:
         half = p.window_size_um / 2.0
         in_window = Rect(-half, half, -half, half).coverage(x, y, self.spot_sigma_um)
         window_od = p.membrane_od + p.feature_od * features
-        return in_window * window_od + (1.0 - in_window) * p.frame_od
+        od = in_window * window_od + (1.0 - in_window) * p.frame_od
+        return od * p.chip_coverage(x, y, self.spot_sigma_um)

@@ -3,6 +3,11 @@
 Runs for every motor record any IOC of the registry serves, with pyepics ``Motor``, ophyd
 ``EpicsMotor``, raw pyepics puts and the caproto command-line tools (subprocesses with the
 fleet's environment). Each test leaves the record as it found it.
+
+Stages differ in travel and units (the sample stage spans +-2000 um, ZP z lies at negative
+readings, the EPU gap is in mm), so each test works in the record's *frame*: positions are
+``origin + unit * d`` for the distances ``d`` below, with ``origin`` the middle of the soft
+limits in force (for ZP z and OSA z the interlock's range) and ``unit`` 1 for um, 0.1 for mm.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import epics
 import pytest
@@ -42,19 +48,41 @@ class _Motor(epics.Motor):
         return pv.get(as_string=as_string, count=count, timeout=timeout, use_monitor=False)
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """Where a record's test positions lie: ``at(d)`` = origin + unit * d."""
+
+    origin: float
+    unit: float
+
+    def at(self, d: float) -> float:
+        return self.origin + self.unit * d
+
+
+def _frame(motor: epics.Motor) -> _Frame:
+    unit = 0.1 if motor.get("EGU", as_string=True) == "mm" else 1.0
+    return _Frame(round(0.5 * (motor.get("DLLM") + motor.get("DHLM")), 1), unit)
+
+
 @contextlib.contextmanager
 def _restored(name: str) -> Iterator[epics.Motor]:
-    """A pyepics Motor on record ``name``; its settings and position restored afterwards."""
+    """A pyepics Motor on record ``name``; its settings and position restored afterwards.
+
+    Only settings that changed are put back (a put to DHLM/DLLM of an interlocked axis sets
+    the user's own part of its limits: restoring the published value would narrow it).
+    """
     motor = _Motor(name)
-    saved = {f: motor.get(f, as_string=f in ("DIR", "FOFF", "SET", "SPMG")) for f in _SAVED}
+    as_string = ("DIR", "FOFF", "SET", "SPMG")
+    saved = {f: motor.get(f, as_string=f in as_string) for f in _SAVED}
     position = motor.get("DRBV")
     try:
         yield motor
     finally:
         motor.put("STOP", 1, wait=True)
         for field, value in saved.items():
-            motor.put(field, value, wait=True)
-        motor.put("DVAL", position, wait=True, timeout=30)
+            if motor.get(field, as_string=field in as_string) != value:
+                motor.put(field, value, wait=True)
+        motor.put("DVAL", position, wait=True, timeout=60)
 
 
 _OPHYD_MOTORS: dict[str, EpicsMotor] = {}
@@ -72,6 +100,7 @@ def _ophyd_motor(name: str) -> Iterator[EpicsMotor]:
 
 
 def _move_time_s(motor: epics.Motor, distance: float) -> float:
+    """Time a move of ``distance`` (EGU) takes at the record's VELO and ACCL."""
     return move_duration_s(distance, motor.get("VELO"), motor.get("ACCL"))
 
 
@@ -90,15 +119,16 @@ def test_pyepics_motor_move_with_wait_returns_at_the_end_of_the_move(
     motor_record: ServedRecord, sim_fleet
 ):
     with _restored(motor_record.name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("VELO", 500.0, wait=True)
-        expected = _move_time_s(motor, 100.0)
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("VELO", f.unit * 500.0, wait=True)
+        expected = _move_time_s(motor, f.unit * 100.0)
         started = time.monotonic()
-        assert motor.move(100.0, wait=True) == 0  # pyepics: "move-with-wait finish OK"
+        assert motor.move(f.at(100), wait=True) == 0  # pyepics: "move-with-wait finish OK"
         elapsed = time.monotonic() - started
         assert elapsed >= expected
         assert motor.get("DMOV") == 1
-        assert motor.get("RBV") == pytest.approx(100.0, abs=motor.get("MRES"))
+        assert motor.get("RBV") == pytest.approx(f.at(100), abs=motor.get("MRES"))
 
 
 def test_raw_put_with_completion_completes_at_the_end_of_the_move(
@@ -106,17 +136,18 @@ def test_raw_put_with_completion_completes_at_the_end_of_the_move(
 ):
     name = motor_record.name
     with _restored(name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("VELO", 400.0, wait=True)
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("VELO", f.unit * 400.0, wait=True)
         started = time.monotonic()
-        epics.caput(name + ".VAL", 60.0, wait=True, timeout=10)
+        epics.caput(name + ".VAL", f.at(60), wait=True, timeout=20)
         elapsed = time.monotonic() - started
         # Fresh reads (a monitor may lag under CA flow control, on any IOC).
         done = epics.caget(name + ".DMOV", use_monitor=False)
         readback = epics.caget(name + ".RBV", use_monitor=False)
-        assert elapsed >= _move_time_s(motor, 60.0)
+        assert elapsed >= _move_time_s(motor, f.unit * 60.0)
         assert done == 1
-        assert readback == pytest.approx(60.0, abs=1e-3)
+        assert readback == pytest.approx(f.at(60), abs=1e-3)
 
 
 def test_caproto_put_with_notify_completes_at_the_end_of_the_move(
@@ -124,15 +155,16 @@ def test_caproto_put_with_notify_completes_at_the_end_of_the_move(
 ):
     name = motor_record.name
     with _restored(name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("VELO", 200.0, wait=True)
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("VELO", f.unit * 200.0, wait=True)
         started = time.monotonic()
-        _ca("caproto-put", "-c", name + ".VAL", "40")
+        _ca("caproto-put", "-c", name + ".VAL", repr(f.at(40)))
         elapsed = time.monotonic() - started
-        assert elapsed >= _move_time_s(motor, 40.0)
+        assert elapsed >= _move_time_s(motor, f.unit * 40.0)
         out = _ca("caproto-get", "-t", name + ".RBV", name + ".DMOV")
         readback, done = (float(v.strip("[]")) for v in out.split())
-        assert readback == pytest.approx(40.0, abs=1e-3) and done == 1
+        assert readback == pytest.approx(f.at(40), abs=1e-3) and done == 1
 
 
 # -- coordinates and calibration -------------------------------------------------------------
@@ -141,7 +173,8 @@ def test_set_current_position_redefines_the_position_without_moving(
 ):
     name = motor_record.name
     with _restored(name) as pm, _ophyd_motor(name) as motor:
-        motor.move(10.0, wait=True)  # ophyd's own move: its DMOV callbacks are all in
+        f = _frame(pm)
+        motor.move(f.at(10), wait=True)  # ophyd's own move: its DMOV callbacks are all in
         dial = pm.get("DRBV")
         moved: list[int] = []
         token = motor.motor_done_move.subscribe(lambda value, **_: moved.append(value), run=False)
@@ -154,42 +187,48 @@ def test_set_current_position_redefines_the_position_without_moving(
         assert pm.get("DRBV") == dial
         wait_for(lambda: motor.position == pytest.approx(123.0), 2, "RBV = 123")
         assert motor.user_setpoint.get() == pytest.approx(123.0)
-        assert motor.user_offset.get() == pytest.approx(123.0 - dial)
+        offset = 123.0 - dial
+        assert motor.user_offset.get() == pytest.approx(offset)
         # The user limits moved with the offset (the dial limits stay).
-        assert motor.limits == pytest.approx((pm.get("DLLM") + 113.0, pm.get("DHLM") + 113.0))
+        assert motor.limits == pytest.approx((pm.get("DLLM") + offset, pm.get("DHLM") + offset))
 
 
 def test_dir_and_off_give_user_coordinates(motor_record: ServedRecord, sim_fleet):
     with _restored(motor_record.name) as motor:
-        motor.move(5.0, wait=True)
+        f = _frame(motor)
+        motor.move(f.at(5), wait=True)
         motor.put("DIR", "Neg", wait=True)
         motor.put("OFF", 100.0, wait=True)
         dial_low, dial_high = motor.get("DLLM"), motor.get("DHLM")
-        assert motor.get("RBV") == pytest.approx(100.0 - 5.0)
+        assert motor.get("RBV") == pytest.approx(100.0 - f.at(5))
         assert (motor.get("LLM"), motor.get("HLM")) == pytest.approx(
             (100.0 - dial_high, 100.0 - dial_low)
         )
-        assert motor.move(90.0, wait=True) == 0  # user 90 is dial +10
-        assert motor.get("DRBV") == pytest.approx(10.0, abs=1e-3)
-        assert motor.get("RRBV") == round(10.0 / motor.get("MRES"))
+        assert motor.move(100.0 - f.at(10), wait=True) == 0  # user 100 - x is dial x
+        assert motor.get("DRBV") == pytest.approx(f.at(10), abs=1e-3)
+        assert motor.get("RRBV") == round(f.at(10) / motor.get("MRES"))
 
 
 # -- limits ----------------------------------------------------------------------------------
 def test_target_beyond_a_soft_limit_is_refused_with_lvio(motor_record: ServedRecord, sim_fleet):
     name = motor_record.name
     with _restored(name) as motor:
-        motor.move(1.0, wait=True)
+        f = _frame(motor)
+        motor.move(f.at(1), wait=True)
         high = motor.get("HLM")
-        assert motor.move(high + 10.0, wait=True, ignore_limits=True) == -4  # soft limit
+        assert motor.move(high + f.unit * 10.0, wait=True, ignore_limits=True) == -4
         assert motor.get("LVIO") == 1
-        assert motor.get("VAL") == pytest.approx(1.0)  # the record kept its target
-        assert motor.get("RBV") == pytest.approx(1.0)
-        assert motor.move(2.0, wait=True) == 0
+        assert motor.get("VAL") == pytest.approx(f.at(1))  # the record kept its target
+        assert motor.get("RBV") == pytest.approx(f.at(1))
+        assert motor.move(f.at(2), wait=True) == 0
         assert motor.get("LVIO") == 0
 
 
 def test_a_move_past_the_travel_stops_on_the_limit_switch(motor_record: ServedRecord, sim_fleet):
+    if motor_record.group.interlocked:
+        pytest.skip("an interlocked axis always has soft limits (the interlock's range)")
     with _restored(motor_record.name) as motor:
+        f = _frame(motor)
         motor.put("VELO", motor.get("VMAX"), wait=True)
         motor.put("DHLM", 0.0, wait=True)  # equal dial limits: no soft limits
         motor.put("DLLM", 0.0, wait=True)
@@ -202,9 +241,9 @@ def test_a_move_past_the_travel_stops_on_the_limit_switch(motor_record: ServedRe
         assert epics.caget(motor_record.name + ".SEVR", as_string=True) == "MAJOR"
         # Further out stays on the switch; back off clears it and the alarm.
         # (pyepics checks HLM/LLM itself, and equal limits fail its check: ignore_limits)
-        motor.move(switch + 50.0, wait=True, ignore_limits=True)
+        motor.move(switch + f.unit * 50.0, wait=True, ignore_limits=True)
         assert motor.get("RBV") == pytest.approx(switch)
-        assert motor.move(switch - 10.0, wait=True, ignore_limits=True) == 0
+        assert motor.move(switch - f.unit * 10.0, wait=True, ignore_limits=True) == 0
         assert motor.get("HLS") == 0
         assert epics.caget(motor_record.name + ".SEVR", as_string=True) == "NO_ALARM"
 
@@ -212,68 +251,74 @@ def test_a_move_past_the_travel_stops_on_the_limit_switch(motor_record: ServedRe
 # -- stop, pause, go -------------------------------------------------------------------------
 def test_spmg_stop_ends_a_move_and_blocks_new_ones(motor_record: ServedRecord, sim_fleet):
     with _restored(motor_record.name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("VELO", 100.0, wait=True)
-        motor.move(200.0)
-        wait_for(lambda: motor.get("RBV") > 5.0, 5, "the stage moving")
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("VELO", f.unit * 100.0, wait=True)
+        motor.move(f.at(200))
+        wait_for(lambda: motor.get("RBV") > f.at(5), 5, "the stage moving")
         motor.put("SPMG", "Stop", wait=True)
         wait_for(lambda: motor.get("DMOV") == 1, 1, "DMOV after Stop")
         stopped = motor.get("RBV")
-        assert 5.0 < stopped < 100.0
+        assert f.at(5) < stopped < f.at(100)
         assert motor.get("VAL") == pytest.approx(stopped)  # Stop: the target is where it is
-        assert motor.move(stopped + 20.0, wait=True, timeout=2) == 0  # accepted, no motion
+        target = stopped + f.unit * 20.0
+        assert motor.move(target, wait=True, timeout=2) == 0  # accepted, no motion
         assert motor.get("RBV") == pytest.approx(stopped)
         motor.put("SPMG", "Go", wait=True)  # completes when the pending target is reached
-        assert motor.get("RBV") == pytest.approx(stopped + 20.0, abs=1e-3)
+        assert motor.get("RBV") == pytest.approx(target, abs=1e-3)
 
 
 def test_spmg_pause_keeps_the_target_and_go_resumes(motor_record: ServedRecord, sim_fleet):
     with _restored(motor_record.name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("VELO", 100.0, wait=True)
-        motor.move(50.0)
-        wait_for(lambda: motor.get("RBV") > 5.0, 5, "the stage moving")
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("VELO", f.unit * 100.0, wait=True)
+        motor.move(f.at(50))
+        wait_for(lambda: motor.get("RBV") > f.at(5), 5, "the stage moving")
         motor.put("SPMG", "Pause", wait=True)
         wait_for(lambda: motor.get("DMOV") == 1, 1, "DMOV after Pause")
         paused = motor.get("RBV")
         time.sleep(0.1)
         assert motor.get("RBV") == paused
-        assert motor.get("VAL") == pytest.approx(50.0)
+        assert motor.get("VAL") == pytest.approx(f.at(50))
         motor.put("SPMG", "Go", wait=True)
-        assert motor.get("RBV") == pytest.approx(50.0, abs=1e-3)
+        assert motor.get("RBV") == pytest.approx(f.at(50), abs=1e-3)
 
 
 def test_stop_field_ends_a_move_where_it_is(motor_record: ServedRecord, sim_fleet):
     with _restored(motor_record.name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("VELO", 100.0, wait=True)
-        motor.move(100.0)
-        wait_for(lambda: motor.get("RBV") > 5.0, 5, "the stage moving")
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("VELO", f.unit * 100.0, wait=True)
+        motor.move(f.at(100))
+        wait_for(lambda: motor.get("RBV") > f.at(5), 5, "the stage moving")
         motor.put("STOP", 1, wait=True)
         wait_for(lambda: motor.get("DMOV") == 1, 1, "DMOV after STOP")
         here = motor.get("RBV")
         time.sleep(0.1)
-        assert motor.get("RBV") == here < 100.0
+        assert motor.get("RBV") == here < f.at(100)
         assert motor.get("VAL") == pytest.approx(here)
 
 
 # -- tweak, jog, home ------------------------------------------------------------------------
 def test_tweak_moves_by_twv(motor_record: ServedRecord, sim_fleet):
     with _restored(motor_record.name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("TWV", 7.5, wait=True)
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("TWV", f.unit * 7.5, wait=True)
         assert motor.tweak("forward", wait=True) == 0
-        assert motor.get("RBV") == pytest.approx(7.5, abs=1e-3)
+        assert motor.get("RBV") == pytest.approx(f.at(7.5), abs=1e-3)
         assert motor.tweak("reverse", wait=True) == 0
-        assert motor.get("RBV") == pytest.approx(0.0, abs=1e-3)
+        assert motor.get("RBV") == pytest.approx(f.at(0), abs=1e-3)
 
 
 def test_jog_runs_while_held(motor_record: ServedRecord, sim_fleet):
     with _restored(motor_record.name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("JVEL", 100.0, wait=True)
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("JVEL", f.unit * 100.0, wait=True)
         motor.put("JOGF", 1)
-        wait_for(lambda: motor.get("RBV") > 10.0, 5, "the jog moving forward")
+        wait_for(lambda: motor.get("RBV") > f.at(10), 5, "the jog moving forward")
         assert motor.get("MOVN") == 1
         motor.put("JOGF", 0, wait=True)
         wait_for(lambda: motor.get("DMOV") == 1, 1, "DMOV after the jog")
@@ -284,11 +329,13 @@ def test_jog_runs_while_held(motor_record: ServedRecord, sim_fleet):
 def test_ophyd_home_searches_the_home_switch_and_completes(motor_record: ServedRecord, sim_fleet):
     home = motor_record.group.stage.home_switch_um  # where the simulated switch is
     with _restored(motor_record.name) as pm, _ophyd_motor(motor_record.name) as motor:
-        motor.move(home - 30.0, wait=True)  # ophyd's own move: its DMOV callbacks are all in
+        f = _frame(pm)
+        assert pm.get("DLLM") < home - f.unit * 30.0 and home < pm.get("DHLM")
+        motor.move(home - f.unit * 30.0, wait=True)  # ophyd's own move: DMOV callbacks in
         started = time.monotonic()
-        status = motor.home("forward", wait=True, timeout=30)
+        status = motor.home("forward", wait=True, timeout=60)
         assert status.success
-        assert time.monotonic() - started >= 30.0 / pm.get("HVEL")  # a search takes time
+        assert time.monotonic() - started >= f.unit * 30.0 / pm.get("HVEL")  # takes time
         assert motor.position == pytest.approx(home, abs=1e-3)
         assert pm.get("ATHM") == 1
         msta = Msta(pm.get("MSTA"))
@@ -299,12 +346,13 @@ def test_ophyd_home_searches_the_home_switch_and_completes(motor_record: ServedR
 # -- status, speeds, display -----------------------------------------------------------------
 def test_msta_and_movn_follow_the_motion(motor_record: ServedRecord, sim_fleet):
     with _restored(motor_record.name) as motor:
-        motor.move(0.0, wait=True)
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
         msta = Msta(motor.get("MSTA"))
         assert Msta.DONE in msta and Msta.MOVING not in msta
         assert Msta.POSITION in msta  # CNEN enabled: closed loop
-        motor.put("VELO", 100.0, wait=True)
-        motor.move(-30.0)
+        motor.put("VELO", f.unit * 100.0, wait=True)
+        motor.move(f.at(-30))
         wait_for(lambda: motor.get("MOVN") == 1, 2, "MOVN = 1")
         msta = Msta(motor.get("MSTA"))
         assert Msta.MOVING in msta and Msta.DONE not in msta
@@ -336,18 +384,19 @@ def test_speeds_are_bounded_by_vbas_and_vmax(motor_record: ServedRecord, sim_fle
 def test_torque_disabled_refuses_moves(motor_record: ServedRecord, sim_fleet):
     name = motor_record.name
     with _restored(name) as motor:
-        motor.move(0.0, wait=True)
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
         motor.put("CNEN", "Disable", wait=True)
         try:
             assert Msta.POSITION not in Msta(motor.get("MSTA"))
-            motor.move(10.0, wait=True, timeout=2)
-            assert motor.get("RBV") == pytest.approx(0.0)
+            motor.move(f.at(10), wait=True, timeout=2)
+            assert motor.get("RBV") == pytest.approx(f.at(0))
             assert Msta.PROBLEM in Msta(motor.get("MSTA"))
             assert epics.caget(name + ".SEVR", as_string=True) == "MAJOR"
         finally:
             motor.put("CNEN", "Enable", wait=True)
         assert epics.caget(name + ".SEVR", as_string=True) == "NO_ALARM"
-        assert motor.move(10.0, wait=True) == 0
+        assert motor.move(f.at(10), wait=True) == 0
 
 
 def test_clients_get_the_record_precision_and_units(motor_record: ServedRecord, sim_fleet):
@@ -374,12 +423,13 @@ def test_live_table_prints_readbacks_with_the_record_precision(
     with _restored(motor_record.name) as pm, _ophyd_motor(motor_record.name) as motor:
         prec = pm.get("PREC")
         assert prec >= 4
+        origin = _frame(pm).origin
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            RunEngine({})(scan([], motor, 0.1234, 0.5678, 3), LiveTable([motor]))
+            RunEngine({})(scan([], motor, origin + 0.1234, origin + 0.5678, 3), LiveTable([motor]))
         table = out.getvalue()
-        for readback in ("0.1234", "0.3456", "0.5678"):
-            assert f" {readback} |" in table, table
+        for readback in (0.1234, 0.3456, 0.5678):
+            assert f" {origin + readback:.{prec}f} |" in table, table
 
 
 # -- simulator faults ------------------------------------------------------------------------
@@ -388,18 +438,19 @@ def test_a_stalled_stage_neither_moves_nor_completes(
 ):
     stall = f"{sim_config.sim.control_prefix}{motor_record.group.axis.upper()}:STALL"
     with _restored(motor_record.name) as motor:
-        motor.move(0.0, wait=True)
-        motor.put("VELO", 100.0, wait=True)
-        motor.move(50.0)
-        wait_for(lambda: motor.get("RBV") > 5.0, 5, "the stage moving")
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("VELO", f.unit * 100.0, wait=True)
+        motor.move(f.at(50))
+        wait_for(lambda: motor.get("RBV") > f.at(5), 5, "the stage moving")
         epics.caput(stall, "Stalled", wait=True)
         try:
             stuck = motor.get("RBV")
             pv = epics.get_pv(motor_record.name + ".VAL")
-            assert pv.put(60.0, wait=True, timeout=0.5) == -1  # no completion: timed out
+            assert pv.put(f.at(60), wait=True, timeout=0.5) == -1  # no completion: timed out
             assert motor.get("RBV") == stuck and motor.get("DMOV") == 0
         finally:
             epics.caput(stall, "Free", wait=True)
         # Free again: the stage goes on to its target.
         wait_for(lambda: motor.get("DMOV") == 1, 5, "the move after the stall")
-        assert motor.get("RBV") == pytest.approx(60.0, abs=1e-3)
+        assert motor.get("RBV") == pytest.approx(f.at(60), abs=1e-3)
