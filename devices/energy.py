@@ -37,6 +37,11 @@ __all__ = ["A0", "Energy", "Monochromator", "Polarization"]
 _MONO_SECONDS_PER_EV = 0.5  # allowed per eV of an energy move, on top of put_timeout_s
 
 
+def _number(value: Any) -> float:
+    """A signal's value as a float (ophyd's types do not say it is one)."""
+    return float(value)
+
+
 class Monochromator(PVPositionerPC):
     """The monochromator's energy, eV: a put with completion that completes once settled.
 
@@ -54,13 +59,15 @@ class Monochromator(PVPositionerPC):
     stop_value = 1
     put_timeout_s: float = 10.0
 
-    def move(self, position: Any, wait: bool = True, timeout: Any = None, **kwargs: Any) -> Any:
+    def move(
+        self, position: Any, wait: bool = True, timeout: Any = None, moved_cb: Any = None
+    ) -> Any:
         """Move to ``position`` eV; bounded by ``put_timeout_s`` plus 0.5 s per eV."""
         if timeout is None:
             here = self.readback.get()
-            distance = abs(float(position) - float(here)) if here is not None else 100.0
+            distance = abs(float(position) - _number(here)) if here is not None else 100.0
             timeout = self.put_timeout_s + _MONO_SECONDS_PER_EV * distance
-        return super().move(position, wait=wait, timeout=timeout, **kwargs)
+        return super().move(position, wait=wait, timeout=timeout, moved_cb=moved_cb)
 
 
 class Energy(PseudoPositioner):
@@ -130,7 +137,7 @@ class Energy(PseudoPositioner):
     # -- the transform ----------------------------------------------------------------
     def zp_z_for(self, energy_eV: float) -> float:
         """ZP z that focuses on the sample at ``energy_eV`` with the current focus offset."""
-        distance = self.optics.focal_length_um(energy_eV) + float(self.focus_offset_um.get())
+        distance = self.optics.focal_length_um(energy_eV) + _number(self.focus_offset_um.get())
         return self.z_sign * distance
 
     @pseudo_position_argument
@@ -142,7 +149,7 @@ class Energy(PseudoPositioner):
             zp_z = self.zp_z_for(energy)
         else:
             setpoint = self.zp_z.user_setpoint.get()
-            zp_z = float(setpoint if setpoint is not None else self.zp_z.position)
+            zp_z = _number(setpoint if setpoint is not None else self.zp_z.position)
         return self.RealPosition(mono=energy, epu_gap=gap, zp_z=zp_z)
 
     @real_position_argument
@@ -172,7 +179,7 @@ class Energy(PseudoPositioner):
             raise InterlockError(f"{exc}; choose another energy or polarisation") from None
         if self.interlock is not None:
             follows = bool(self.focus_follows_energy.get())
-            offset = float(self.focus_offset_um.get()) if follows else None
+            offset = _number(self.focus_offset_um.get()) if follows else None
             self.interlock.check_energy(energy, focus_offset_um=offset)
         super().check_value(pseudo_pos)
 

@@ -75,11 +75,11 @@ class BoundedMotor(EpicsMotor):
         self.move_factor = move_factor
         self.move_margin_s = move_margin_s
 
-    def check_value(self, value: Any) -> None:
+    def check_value(self, pos: Any) -> None:
         """Refuse a target outside the record's limits or refused by :attr:`target_check`."""
         if self.target_check is not None:
-            self.target_check(float(value))
-        super().check_value(value)
+            self.target_check(float(pos))
+        super().check_value(pos)
 
     def expected_move_time_s(self, target_um: float) -> float:
         """Time a move from the current readback to ``target_um`` takes at VELO and ACCL.

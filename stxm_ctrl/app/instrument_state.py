@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from bluesky import RunEngine
 from bluesky import preprocessors as bpp
@@ -40,7 +40,7 @@ def instrument_state(devices: StxmDevices, config: BeamlineConfig) -> dict[str, 
         "osa": {"name": optics.osa, **optics.selected_osa.model_dump()},
         "a0_um": round(interlock.a0_um(), 3),
         "zp_z_um": round(float(devices.zone_plate.z.user_readback.get()), 3),
-        "focus_offset_um": float(energy.focus_offset_um.get()),
+        "focus_offset_um": float(cast(Any, energy.focus_offset_um.get())),
         "focus_follows_energy": bool(energy.focus_follows_energy.get()),
         "z_sign": optics.z_sign,
     }
