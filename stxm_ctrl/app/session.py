@@ -352,6 +352,22 @@ class Session:
             raise RuntimeError(f"the plan made {len(uids)} runs, not one: {list(uids)}")
         return uids[0]
 
+    def execute(self, plan: Iterable[Msg]) -> Any:
+        """Run a plan and return what the plan itself returns.
+
+        The alignment plans return what they found (:class:`plans.AlignmentResult`), which
+        ``RE(plan)`` does not hand back::
+
+            found = s.execute(osa_image(d.apd, d.osa, 0, 120, 41, 0, 120, 41, 0.001))
+        """
+        returned: dict[str, Any] = {}
+
+        def keep_result() -> Any:
+            returned["value"] = yield from plan
+
+        self.RE(keep_result())
+        return returned.get("value")
+
     def abort(self, reason: str) -> tuple[str, ...]:
         """Abort the paused plan (after Ctrl-C); the stop document records ``reason``."""
         return self.data.abort(reason)
