@@ -5,6 +5,7 @@
 ``stxm serve``        run the embedded Tiled catalog server in the foreground
 ``stxm config``       show, write or check a beamline configuration
 ``stxm import-spool`` put a spooled run into the catalog (after a catalog outage)
+``stxm optics``       zone-plate optics at an energy: focal length, resolution, allowed A0
 """
 
 from __future__ import annotations
@@ -72,6 +73,19 @@ def _positive(kind: type, name: str):
             raise argparse.ArgumentTypeError(f"{name} must be a finite number, got {text}")
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _finite(name: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number, got {text}")
         return value
 
     return parse
@@ -250,6 +264,32 @@ def cmd_import_spool(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_optics(args: argparse.Namespace) -> int:
+    """Print the zone-plate optics at an energy (a calculator: nothing is connected)."""
+    from stxm_ctrl.app.optics_table import optics_table
+
+    table = optics_table(
+        _config(args), energy_eV=args.energy_eV, zone_plate=args.zone_plate, osa=args.osa
+    )
+    if args.json:
+        import json
+
+        _print_to_reader(json.dumps(table.as_dict(), indent=2))
+    else:
+        _print_to_reader(table.text())
+    return 0
+
+
+def _print_to_reader(text: str) -> None:
+    """Print; a reader that stops early (``stxm optics --json | head``) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would report the unflushed rest again at exit: send it nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``stxm`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -308,6 +348,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(spool)
     spool.add_argument("file", type=Path, help="spool file (data_dir/spool/<uid>.jsonl)")
     spool.set_defaults(func=cmd_import_spool)
+
+    optics = sub.add_parser(
+        "optics",
+        help="zone-plate optics at an energy: focal length, resolution, allowed A0, ZP z",
+        description="For each installed zone plate ([optics.zone_plates.<name>]) at one "
+        "energy: focal length, A1, zones, NA, resolution, depth of focus, the allowed A0 with "
+        "one OSA and the ZP z reading for focus. Connects to nothing.",
+    )
+    _add_config_option(optics)
+    optics.add_argument(
+        "--energy-eV",
+        dest="energy_eV",
+        type=_finite("--energy-eV"),
+        default=None,
+        help="photon energy in eV (default: the configured [sim.beam] energy_eV); within "
+        "[optics] energy_min_eV..energy_max_eV",
+    )
+    optics.add_argument(
+        "--zone-plate", default=None, help="one installed zone plate by name (default: all)"
+    )
+    optics.add_argument(
+        "--osa", default=None, help="an installed OSA by name (default: [optics] osa)"
+    )
+    optics.add_argument(
+        "--json", action="store_true", help="print one JSON object (keys carry their units)"
+    )
+    optics.set_defaults(func=cmd_optics)
     return parser
 
 

@@ -138,7 +138,11 @@ class BeamPath:
     detector_distance_um: float = 5000.0
 
     def defocus_um(self, at: OpticsPositions) -> float:
-        """Distance of the focus from the sample (positive: focus downstream of it), um."""
+        """Distance of the focus upstream of the sample, um.
+
+        Positive: the zone plate is further from the sample than its focal length, so the
+        focus lies upstream of the sample; negative: the focus lies downstream of it.
+        """
         return at.zp_distance_um - self.zone_plate.focal_length_um(at.energy_eV)
 
     def spot_sigma_um(self, at: OpticsPositions) -> float:
@@ -200,10 +204,14 @@ class BeamPath:
         return at.zp_x_um, at.zp_y_um, 0.5 * float(np.sqrt(r_out**2 + r_in**2))
 
     def detector_first_order(self, at: OpticsPositions) -> float:
-        """Fraction of the first order (diverging from the focus) the APD's active area catches."""
+        """Fraction of the first order (diverging from the focus) the APD's active area catches.
+
+        The focus lies ``defocus_um`` upstream of the sample, the detector
+        ``detector_distance_um`` downstream of it: the cone has spread over their sum.
+        """
         zp = self.zone_plate
         f = zp.focal_length_um(at.energy_eV)
-        scale = abs(self.detector_distance_um - self.defocus_um(at)) / f
+        scale = abs(self.detector_distance_um + self.defocus_um(at)) / f
         offset = np.hypot(at.detector_x_um - at.zp_x_um, at.detector_y_um - at.zp_y_um)
         return float(
             annulus_fraction_in_disc(
