@@ -104,7 +104,7 @@ def test_focus_follows_energy_across_the_fe_edge(session, optics_restored):
     assert in_focus < 2.5 * zone_plate.focused_sigma_um
 
     for energy_eV in (700.0, 706.8, 715.0):
-        session.run(bps.mv(energy, energy_eV))
+        session.RE(bps.mv(energy, energy_eV))
         zp_z = float(d.zone_plate.z.user_readback.get())
         assert zp_z == pytest.approx(_true_focus_zp_z(config, energy_eV), abs=0.01)
         assert _edge_sigma_um(session) == pytest.approx(in_focus, rel=0.35)
@@ -112,7 +112,7 @@ def test_focus_follows_energy_across_the_fe_edge(session, optics_restored):
     energy.focus_follows_energy.put(False)
     zp_z_fixed = float(d.zone_plate.z.user_readback.get())  # in focus at 715 eV
     for energy_eV in (700.0, 706.8):
-        session.run(bps.mv(energy, energy_eV))
+        session.RE(bps.mv(energy, energy_eV))
         assert float(d.zone_plate.z.user_readback.get()) == pytest.approx(zp_z_fixed, abs=1e-3)
         defocus = config.optics.z_sign * (zp_z_fixed - _true_focus_zp_z(config, energy_eV))
         predicted = float(zone_plate.spot_sigma_um(defocus, energy_eV))
@@ -242,7 +242,7 @@ def test_interlocks_refuse_before_anything_moves(session, optics_restored):
         d.a0.move(760.0, wait=True)
     # An energy at which the OSA, where it stands, would clip the first order.
     with pytest.raises(InterlockError, match="clip the first order"):
-        session.run(bps.mv(d.energy, 450.0))
+        session.RE(bps.mv(d.energy, 450.0))
     with pytest.raises(InterlockError, match="outside the beamline's range"):
         d.energy.move(1200.0, wait=True)
     with pytest.raises(ValueError, match="choose one of"):
@@ -262,9 +262,9 @@ def test_polarization_change_retunes_the_gap(session, optics_restored):
     d = optics_restored
     energy_eV = float(d.energy.mono.readback.get())
     gap_before = float(d.energy.epu_gap.user_readback.get())
-    session.run(bps.mv(d.polarization, "Linear horizontal"))
+    session.RE(bps.mv(d.polarization, "Linear horizontal"))
     assert d.polarization.position == "Linear horizontal"
     expected = d.energy.undulator.gap_mm(energy_eV, "Linear horizontal")
     assert float(d.energy.epu_gap.user_readback.get()) == pytest.approx(expected, abs=1e-3)
     assert abs(expected - gap_before) > 0.5
-    session.run(bps.mv(d.polarization, "Circular left"))
+    session.RE(bps.mv(d.polarization, "Circular left"))
