@@ -155,7 +155,7 @@ def sample_focus_from_edges(z_um: ArrayLike, line_um: ArrayLike, counts: ArrayLi
     The spot's variance grows quadratically with defocus (sigma^2 = sigma0^2 + k^2 dz^2,
     :meth:`stxm_ctrl.physics.zone_plate.ZonePlate.spot_sigma_um`), so the fitted edge
     sigma^2 against ZP z is a parabola whose vertex is the focus. Lines whose edge fit fails
-    (noise only) are left out.
+    (noise only), or whose edge is wider than a quarter of the line, are left out.
 
     Parameters
     ----------
@@ -172,17 +172,22 @@ def sample_focus_from_edges(z_um: ArrayLike, line_um: ArrayLike, counts: ArrayLi
         If fewer than 3 lines show an edge, or the widths have no minimum in the scan.
     """
     z = np.asarray(z_um, dtype=float)
+    line = np.asarray(line_um, dtype=float)
     image = np.asarray(counts, dtype=float)
     sigmas = np.full(z.size, np.nan)
     for i, row in enumerate(image):
         try:
-            sigmas[i] = edge_width_um(line_um, row)[0]
+            sigmas[i] = edge_width_um(line, row)[0]
         except AnalysisError:
             continue
+    # An edge wider than a quarter of the line is not measured by it (the fit has no
+    # plateaus to hold on to): such lines are left out.
+    sigmas[sigmas > (line.max() - line.min()) / 4.0] = np.nan
     ok = np.isfinite(sigmas)
     if ok.sum() < 3:
         raise AnalysisError(
-            "fewer than 3 lines show the edge; put the line across a sharp edge of the sample"
+            "fewer than 3 lines show the edge sharply enough to measure; put the line across "
+            "a sharp edge of the sample, lengthen it, or centre the ZP z range on the focus"
         )
     z0, variance = _vertex(z[ok], sigmas[ok] ** 2)
     if not z[ok].min() <= z0 <= z[ok].max():
