@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bluesky import plan_stubs as bps
+from conftest import expected_rate_at, truth_model
 
 from plans import (
     PlanArgumentError,
@@ -19,7 +20,6 @@ from plans import (
     sample_focus,
     sample_image,
 )
-from conftest import expected_rate_at, truth_model
 from plans.alignment_analysis import edge_width_um
 from stxm_ctrl.physics.interlocks import InterlockError
 from stxm_ctrl.physics.zone_plate import ZonePlate
