@@ -211,8 +211,9 @@ def test_osa_image_finds_the_hole(session, optics_restored):
     assert result.found["osa_y"] == pytest.approx(truth.osa_center_y_um, abs=pixel)
     assert float(d.osa.x.user_readback.get()) == pytest.approx(result.found["osa_x"], abs=1e-3)
     image = session.image(result.uid)
-    # The hole: bright in the middle, dark (the OSA plate) in the corners.
-    assert image.counts[20, 20] > 20 * max(image.counts[0, 0], 1)
+    # The hole passing the first order, bright in the middle; in the corners the hole lets
+    # only the zero order through (around the central stop's shadow), far fainter.
+    assert image.counts[20, 20] > 5 * max(image.counts[0, 0], 1)
 
 
 def test_detector_image_finds_the_beam_with_the_osa_out(session, optics_restored):
