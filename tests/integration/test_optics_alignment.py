@@ -87,29 +87,49 @@ def _edge_sigma_um(session, line=EDGE_LINE, dwell_s: float = 0.001) -> float:
     return float(np.mean(sigmas))
 
 
-def _truth_edge_sigma_um(session, line) -> float:
-    """The same edge fit on the simulator's truth for where the optics are now."""
-    d = session.devices
-    model = truth_model(session.config)
-    readings = {
+def _optics_readings(d) -> dict[str, float]:
+    axes = {
         "zp_x": d.zone_plate.x, "zp_y": d.zone_plate.y, "zp_z": d.zone_plate.z,
         "osa_x": d.osa.x, "osa_y": d.osa.y, "osa_z": d.osa.z,
         "detector_x": d.detector.x, "detector_y": d.detector.y,
     }  # fmt: skip
-    positions = {name: float(m.user_readback.get()) for name, m in readings.items()}
-    energy_eV = float(d.energy.mono.readback.get())
+    return {name: float(m.user_readback.get()) for name, m in axes.items()}
+
+
+def _measure_line(session, line) -> tuple[np.ndarray, np.ndarray, float]:
+    """Readback x, counts (mean of 3 rows) and dwell of a sample_image along the line."""
+    d = session.devices
     center, span, points = line
-    x = np.linspace(center - span / 2, center + span / 2, points)
+    uid = session.run(
+        sample_image(d.apd, d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3,
+                     0.001)
+    )  # fmt: skip
+    image = session.image(uid)
+    return image.x_readback_um.mean(axis=0), image.counts.mean(axis=0), image.dwell_s
+
+
+def _truth(session, x: np.ndarray, dwell_s: float, *, zp_z_um: float | None = None):
+    """The simulator's mean counts along ``x`` for the optics now (or ZP z at ``zp_z_um``)."""
+    d = session.devices
+    readings = _optics_readings(d)
+    if zp_z_um is not None:
+        readings["zp_z"] = zp_z_um
+    energy_eV = float(d.energy.mono.readback.get())
     rate = expected_rate_at(
         session.config,
         x,
         np.full_like(x, EDGE_Y_UM),
         float(d.ring.current.get()),
-        optics=model.optics_positions(energy_eV, positions),
+        optics=truth_model(session.config).optics_positions(energy_eV, readings),
         gap_mm=float(d.energy.epu_gap.user_readback.get()),
         polarization=d.polarization.position,
     )
-    return edge_width_um(x, rate)[0]
+    return rate * dwell_s
+
+
+def _chi2_per_point(measured: np.ndarray, expected: np.ndarray, rows: int = 3) -> float:
+    """Poisson chi-square per point of a mean over ``rows`` rows (about 1 if they agree)."""
+    return float(np.mean(rows * (measured - expected) ** 2 / expected))
 
 
 def test_focus_follows_energy_across_the_fe_edge(session, optics_restored):
@@ -118,9 +138,10 @@ def test_focus_follows_energy_across_the_fe_edge(session, optics_restored):
     Tolerance: in focus the fitted edge sigma is the spot's (13 nm for 240/25 at 707 eV)
     broadened by the 20 nm pixels and the counting noise; measured over three rows it
     stays within 35 % of the in-focus value. Without the coupling, 700 and 706.8 eV are 73
-    and 40 um out of focus, where the spot is 60 to 100 times wider: measured across a
-    longer line, the edge width agrees within 15 % with the same fit on the simulator's
-    truth for the optics where they are.
+    and 40 um out of focus, where the spot is 60 to 100 times wider: along a 12 um line the
+    counts agree with the simulator's truth for the optics where they are (Poisson
+    chi-square per point below 2) and not with the truth of a focused beam (above 20), and
+    the steepest slope of the edge falls more than fivefold.
     """
     d = optics_restored
     config = session.config
@@ -141,9 +162,12 @@ def test_focus_follows_energy_across_the_fe_edge(session, optics_restored):
     for energy_eV in (700.0, 706.8):
         session.RE(bps.mv(energy, energy_eV))
         assert float(d.zone_plate.z.user_readback.get()) == pytest.approx(zp_z_fixed, abs=1e-3)
-        measured = _edge_sigma_um(session, long_line)
-        assert measured > 20 * in_focus
-        assert measured == pytest.approx(_truth_edge_sigma_um(session, long_line), rel=0.15)
+        x, measured, dwell_s = _measure_line(session, long_line)
+        assert _chi2_per_point(measured, _truth(session, x, dwell_s)) < 2.0
+        focused = _truth(session, x, dwell_s, zp_z_um=_true_focus_zp_z(config, energy_eV))
+        assert _chi2_per_point(measured, focused) > 20.0
+        assert _chi2_per_point(measured, focused) > 20.0
+        assert np.abs(np.diff(measured)).max() < np.abs(np.diff(focused)).max() / 5
 
 
 def test_runs_record_energy_and_optics(session, optics_restored):
