@@ -1,7 +1,8 @@
-"""Sample coarse stages: stock motor records, with a bounded wait on every move."""
+"""Motor-record axes with a bounded wait on every move, and an optional check before it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ophyd import EpicsMotor
@@ -11,7 +12,7 @@ from ophyd.utils import StatusTimeoutError
 
 from stxm_ctrl.physics.motion import move_duration_s
 
-__all__ = ["SampleStage"]
+__all__ = ["BoundedMotor", "SampleStage"]
 
 _UNKNOWN_MOTION_S = 60.0  # allowed when velocity or position are not known yet
 
@@ -28,7 +29,8 @@ class BoundedMoveStatus(MoveStatus):
     def __repr__(self) -> str:
         if self.done and not self.success and isinstance(self.exception(), StatusTimeoutError):
             return (
-                f"{self.pos.name} did not reach {self.target:g} um within {self.allowed_s:.1f} s "
+                f"{self.pos.name} did not reach {self.target:g} "
+                f"{getattr(self.pos, 'units', 'um')} within {self.allowed_s:.1f} s "
                 f"(the move should take {self.expected_s:.2f} s at its velocity and "
                 "acceleration): is its IOC running? The stage was asked to stop"
             )
@@ -37,8 +39,8 @@ class BoundedMoveStatus(MoveStatus):
     __str__ = __repr__
 
 
-class SampleStage(EpicsMotor):
-    """One sample coarse-stage axis (a motor record, positions in um).
+class BoundedMotor(EpicsMotor):
+    """One motor-record axis (positions in its EGU, um for the stages).
 
     An :class:`ophyd.EpicsMotor` whose moves never wait forever: unless a caller gives a
     timeout, each move may take ``move_factor`` times the time its distance, the record's
@@ -53,7 +55,18 @@ class SampleStage(EpicsMotor):
         Allowed time as a multiple of the expected motion time (>= 1).
     move_margin_s
         Added to every move's allowed time, s.
+
+    Attributes
+    ----------
+    target_check
+        Called with the target before anything moves (and by :meth:`check_value`, so
+        bluesky's checks and pseudo-positioners see it too); raises ``ValueError`` with the
+        reason for a target the instrument must not go to (an interlock). None: no check
+        beyond the record's limits.
     """
+
+    target_check: Callable[[float], None] | None = None
+    units: str = "um"
 
     def __init__(
         self, *args: Any, move_factor: float = 2.0, move_margin_s: float = 2.0, **kwargs: Any
@@ -61,6 +74,12 @@ class SampleStage(EpicsMotor):
         super().__init__(*args, **kwargs)
         self.move_factor = move_factor
         self.move_margin_s = move_margin_s
+
+    def check_value(self, pos: Any) -> None:
+        """Refuse a target outside the record's limits or refused by :attr:`target_check`."""
+        if self.target_check is not None:
+            self.target_check(float(pos))
+        super().check_value(pos)
 
     def expected_move_time_s(self, target_um: float) -> float:
         """Time a move from the current readback to ``target_um`` takes at VELO and ACCL.
@@ -82,7 +101,15 @@ class SampleStage(EpicsMotor):
         return self.move_factor * self.expected_move_time_s(target_um) + self.move_margin_s
 
     def move(self, position: Any, wait: bool = True, **kwargs: Any) -> MoveStatus:
-        """Move to ``position``; without an explicit ``timeout`` the move is bounded."""
+        """Move to ``position``; without an explicit ``timeout`` the move is bounded.
+
+        Raises
+        ------
+        ValueError
+            Before anything moves, for a target :attr:`target_check` refuses.
+        """
+        if self.target_check is not None:
+            self.target_check(float(position))
         expected_s = self.expected_move_time_s(position)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.move_factor * expected_s + self.move_margin_s
@@ -103,3 +130,7 @@ class SampleStage(EpicsMotor):
         # ophyd's Device repr walks every component (~0.25 ms) and MoveStatus builds it on
         # every move; prefix and name identify the axis just as well.
         return f"{type(self).__name__}(prefix={self.prefix!r}, name={self.name!r})"
+
+
+class SampleStage(BoundedMotor):
+    """One sample coarse-stage axis (a :class:`BoundedMotor`, positions in um)."""

@@ -24,7 +24,7 @@ from plans.validation import (
     limits_of,
 )
 
-__all__ = ["MAX_POINTS_PER_AXIS", "sample_image", "sample_image_grid"]
+__all__ = ["MAX_POINTS_PER_AXIS", "raster_image", "sample_image", "sample_image_grid"]
 
 MAX_POINTS_PER_AXIS = 4096
 STXM_SCAN_TYPE = "sample image"
@@ -92,12 +92,18 @@ def _check_dwell(counter: Any, dwell_s: Any) -> float:
 
 
 def _count_then_read(
-    triggered: Sequence[Any], devices: Sequence[Any], name: str = "primary"
+    triggered: Sequence[Any],
+    devices: Sequence[Any],
+    name: str = "primary",
+    *,
+    collect: list[dict[str, Any]] | None = None,
 ) -> MsgGenerator[None]:
     """``take_reading`` for ``one_nd_step``: trigger the counters, read everything, save.
 
     ``bps.trigger_and_read`` minus the trigger messages for stages, which have nothing to
-    trigger; like it, a failed read drops the event instead of saving half of it.
+    trigger; like it, a failed read drops the event instead of saving half of it. With
+    ``collect``, each saved event's readings are appended to it (for plans that analyse
+    their own data).
     """
     group = "sample_image_count"
     for obj in triggered:
@@ -105,9 +111,13 @@ def _count_then_read(
     yield from bps.wait(group=group)
     yield from bps.create(name)
 
+    readings: dict[str, Any] = {}
+
     def read_all() -> MsgGenerator[None]:
         for obj in devices:
-            yield from bps.read(obj)
+            readings.update((yield from bps.read(obj)) or {})
+        if collect is not None:
+            collect.append(readings)
 
     def drop_and_raise(exc: Exception) -> MsgGenerator[None]:
         yield from bps.drop()
@@ -176,6 +186,41 @@ def sample_image(
         Before anything moves, if an argument is out of range or the raster leaves a stage's
         limits; the message names the parameter and the allowed range.
     """
+    return (
+        yield from raster_image(
+            counter, x_motor, x_center_um, x_range_um, x_points,
+            y_motor, y_center_um, y_range_um, y_points, dwell_s,
+            snake=snake, readables=readables, monitors=monitors, md=md,
+        )
+    )  # fmt: skip
+
+
+def raster_image(
+    counter: DwellCounter,
+    x_motor: Positioner,
+    x_center_um: float,
+    x_range_um: float,
+    x_points: int,
+    y_motor: Positioner,
+    y_center_um: float,
+    y_range_um: float,
+    y_points: int,
+    dwell_s: float,
+    *,
+    snake: bool = False,
+    readables: Sequence[ReadableDevice] = (),
+    monitors: Sequence[Any] = (),
+    md: dict[str, Any] | None = None,
+    plan_name: str = "sample_image",
+    scan_type: str = STXM_SCAN_TYPE,
+    collect: list[dict[str, Any]] | None = None,
+) -> MsgGenerator[str]:
+    """A point-by-point raster of any two axes, as :func:`sample_image` describes it.
+
+    The alignment plans use it for the detector and OSA stages; ``plan_name`` and
+    ``scan_type`` go into the start document, and with ``collect`` every saved event's
+    readings are appended to that list (for a plan that analyses its own data).
+    """
     check_counter("counter", counter)
     check_positioner("x_motor", x_motor)
     check_positioner("y_motor", y_motor)
@@ -199,7 +244,7 @@ def sample_image(
     detectors = [counter, *readables]
 
     _md: dict[str, Any] = {
-        "plan_name": "sample_image",
+        "plan_name": plan_name,
         "plan_args": {
             "counter": repr(counter),
             "x_motor": repr(x_motor),
@@ -223,7 +268,7 @@ def sample_image(
         "extents": [[float(ys[0]), float(ys[-1])], [float(xs[0]), float(xs[-1])]],
         "snaking": [False, snake],
         "plan_pattern": "outer_product",
-        "stxm_scan_type": STXM_SCAN_TYPE,
+        "stxm_scan_type": scan_type,
         "dwell_s": dwell_s,
         "counter": counter.name,
         "counter_field": _hinted_field(counter),
@@ -243,7 +288,7 @@ def sample_image(
     # bluesky's grid scan does the raster: the snake, staging, a checkpoint at every pixel,
     # and moves of only the axes whose position changes (one_nd_step); the counters alone
     # are triggered at each pixel, and a failed read drops that pixel's event.
-    take_reading = cast(bps.TakeReading, partial(_count_then_read, detectors))
+    take_reading = cast(bps.TakeReading, partial(_count_then_read, detectors, collect=collect))
     per_step = partial(bps.one_nd_step, take_reading=take_reading)
     grid = bp.grid_scan(
         detectors,

@@ -102,6 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             points=args.points,
             range_um=args.range_um,
             dwell_s=args.dwell_ms / 1000.0,
+            energy_eV=args.energy_eV,
             progress=not args.no_progress,
             say=lambda line: print(line, flush=True),
             names=CLI_NAMES,
@@ -115,6 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"run:   {result.uid} in the catalog at {result.catalog_uri}")
     print(
         f"image: {image.shape[1]} x {image.shape[0]} px over {result.range_um:g} um, "
+        f"at {image.start.get('energy_eV', float('nan')):.2f} eV, "
         f"dwell {result.dwell_s * 1e3:g} ms, {result.points} points in {result.elapsed_s:.1f} s "
         f"({result.ms_per_point:.1f} ms per point); counts "
         f"{int(image.counts.min())}..{int(image.counts.max())}"
@@ -315,6 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(float, "--dwell-ms"),
         default=1.0,
         help="dwell per pixel in ms (default 1)",
+    )
+    demo.add_argument(
+        "--energy-eV",
+        dest="energy_eV",
+        type=_positive(float, "--energy-eV"),
+        default=None,
+        help="photon energy to image at, eV (default: where the simulator starts, "
+        "[sim.beam] energy_eV); focus follows",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)

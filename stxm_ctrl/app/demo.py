@@ -19,6 +19,7 @@ from typing import Any
 
 from bluesky.utils import RunEngineInterrupted
 
+from devices.stxm import optics_geometry, undulator_model
 from plans import sample_image
 from plans.sample_image import MAX_POINTS_PER_AXIS
 from stxm_ctrl.app.session import Session, build_session
@@ -30,6 +31,7 @@ from stxm_ctrl.disk import check_free_space, make_private_dir
 from stxm_ctrl.errors import UsageError
 from stxm_ctrl.launch import start_sim_fleet
 from stxm_ctrl.locks import DataDirLock
+from stxm_ctrl.physics.undulator import POLARIZATIONS
 from stxm_ctrl.processes import tcp_answers
 from stxm_ctrl.views.png import save_image_png
 
@@ -43,7 +45,12 @@ __all__ = [
 ]
 
 # Names of the demo's arguments as the ``stxm demo`` command spells them.
-CLI_NAMES = {"points": "--points", "range_um": "--range-um", "dwell_s": "--dwell-ms"}
+CLI_NAMES = {
+    "points": "--points",
+    "range_um": "--range-um",
+    "dwell_s": "--dwell-ms",
+    "energy_eV": "--energy-eV",
+}
 
 
 class DemoError(UsageError):
@@ -102,6 +109,7 @@ def check_demo_arguments(
     range_um: float,
     dwell_s: float,
     *,
+    energy_eV: float | None = None,
     names: dict[str, str] | None = None,
 ) -> None:
     """Refuse demo arguments the simulated beamline cannot take, before anything starts.
@@ -115,6 +123,10 @@ def check_demo_arguments(
         The simulated beamline's configuration.
     points, range_um, dwell_s
         Pixels per axis, image width, dwell per pixel.
+    energy_eV
+        Photon energy to image at (None: where the beamline is). Checked against the
+        beamline's range, the EPU and the optics' interlocks with the OSA where the
+        simulator starts it.
     names
         How to call each argument in messages (the CLI passes its option names).
 
@@ -157,6 +169,28 @@ def check_demo_arguments(
             f"{label['dwell_s']} = {dwell_s * scale:g} {unit} is out of range; the APD counts "
             f"for {apd.min_dwell_s * scale:g} to {apd.max_dwell_s * scale:g} {unit}"
         )
+    if energy_eV is not None:
+        _check_energy(config, _finite_number(label["energy_eV"], energy_eV), label["energy_eV"])
+
+
+def _check_energy(config: BeamlineConfig, energy_eV: float, label: str) -> None:
+    optics = config.optics
+    low, high = optics.energy_min_eV, optics.energy_max_eV
+    if not low <= energy_eV <= high:
+        raise DemoError(
+            f"{label} = {energy_eV:g} eV is out of range; the beamline delivers {low:g} to "
+            f"{high:g} eV"
+        )
+    try:
+        undulator_model(config).gap_mm(energy_eV, POLARIZATIONS[0])
+        optics_geometry(config).check_energy(
+            energy_eV,
+            optics.a0_um,
+            focus_offset_um=config.sim.optics.sample_z_offset_um,
+            clip_first_order=True,
+        )
+    except ValueError as exc:
+        raise DemoError(f"{label} = {energy_eV:g} eV: {exc}") from None
 
 
 def check_data_dir(config: BeamlineConfig) -> Path:
@@ -251,6 +285,7 @@ def run_demo(
     points: int = 64,
     range_um: float = 22.0,
     dwell_s: float = 0.001,
+    energy_eV: float | None = None,
     progress: bool = True,
     say: Callable[[str], None] = print,
     names: dict[str, str] | None = None,
@@ -269,6 +304,9 @@ def run_demo(
         ca_addr_list``): the demo rasters the stages it connects to.
     points, range_um, dwell_s
         Pixels per axis, image width and height, dwell per pixel.
+    energy_eV
+        Move to this photon energy first (monochromator, EPU gap and focus together);
+        None images at the energy the simulator starts at (``[sim.beam] energy_eV``).
     progress
         Show a progress bar.
     say
@@ -297,7 +335,7 @@ def run_demo(
             f"[epics] ca_addr_list = {config.epics.ca_addr_list}; leave it empty for the demo "
             "and acquire on real IOCs from a session (see docs/how-to/real-iocs.md)"
         )
-    check_demo_arguments(config, points, range_um, dwell_s, names=names)
+    check_demo_arguments(config, points, range_um, dwell_s, energy_eV=energy_eV, names=names)
     data_dir = check_data_dir(config)
     check_free_space(
         data_dir, estimate_spool_bytes(points * points), what=f"a {points} x {points} image"
@@ -306,7 +344,10 @@ def run_demo(
     with contextlib.ExitStack() as stack:
         stack.enter_context(DataDirLock(data_dir, "stxm demo", part="sim"))
         # Start both servers first, then wait: the catalog takes longer to come up.
-        say("starting the simulated IOCs (sample stages, APD counter, storage ring) ...")
+        say(
+            "starting the simulated IOCs (sample stages, APD counter, storage ring, optics, "
+            "detector stage, monochromator and EPU) ..."
+        )
         fleet = stack.enter_context(start_sim_fleet(config))
         catalog = config.catalog
         if catalog.embedded and tcp_answers(catalog.host, catalog.port):
@@ -318,6 +359,11 @@ def run_demo(
         fleet.wait_ready()
         session = stack.enter_context(build_session(config, progress=progress))
         devices = session.devices
+        if energy_eV is not None:
+            say(f"moving to {energy_eV:g} eV (monochromator, EPU gap and zone-plate focus) ...")
+            # The simulator starts in focus: keep that focus while the energy changes.
+            devices.energy.focus_here()
+            devices.energy.move(energy_eV, wait=True)
         sample = config.sim.sample
         record = _RunRecord()
         token = session.RE.subscribe(record)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from bluesky import RunEngine
 
 import plans
+from stxm_ctrl.app.instrument_state import record_instrument_state
 from stxm_ctrl.app.session import connect_devices, session_metadata, wire_data_path
 from stxm_ctrl.config import load_config
 
@@ -25,6 +26,7 @@ config = load_config()
 devices = connect_devices(config)
 RE = RunEngine(session_metadata(config))
 data_path = wire_data_path(RE, config)
+record_instrument_state(RE, devices, config)
 
 # The queue server finds devices and plans by name in this namespace: every device of the
 # microscope and every plan the plans package exports, so a new one needs no edit here.

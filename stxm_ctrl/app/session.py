@@ -38,6 +38,7 @@ from bluesky.run_engine import RunEngineResult
 from bluesky.utils import Msg
 
 from devices import StxmDevices, build_devices
+from stxm_ctrl.app.instrument_state import record_instrument_state
 from stxm_ctrl.config import BeamlineConfig, load_config
 from stxm_ctrl.data.catalog import catalog_uri, close_catalog, connect_catalog
 from stxm_ctrl.data.images import StxmImage, image_from_documents, image_from_run
@@ -109,12 +110,15 @@ def connect_devices(config: BeamlineConfig, *, connect: bool = True) -> StxmDevi
 
 
 def session_metadata(config: BeamlineConfig) -> dict[str, Any]:
-    """Metadata every run records: the beamline, and on the simulator its sample and energy."""
+    """Metadata every run records: the beamline, and on the simulator its sample.
+
+    The instrument's state (energy, optics) is read as each run opens
+    (:mod:`stxm_ctrl.app.instrument_state`).
+    """
     md: dict[str, Any] = {"beamline_id": config.beamline.name}
     if config.simulated:
-        # Known only on the simulated beamline; real runs take the energy from the
-        # monochromator and the sample from the scientist.
-        md |= {"sample_name": config.sim.sample.name, "energy_eV": config.sim.beam.energy_eV}
+        # Known only on the simulated beamline; real runs take the sample from the scientist.
+        md |= {"sample_name": config.sim.sample.name}
     return md
 
 
@@ -348,6 +352,22 @@ class Session:
             raise RuntimeError(f"the plan made {len(uids)} runs, not one: {list(uids)}")
         return uids[0]
 
+    def execute(self, plan: Iterable[Msg]) -> Any:
+        """Run a plan and return what the plan itself returns.
+
+        The alignment plans return what they found (:class:`plans.AlignmentResult`), which
+        ``RE(plan)`` does not hand back::
+
+            found = s.execute(osa_image(d.apd, d.osa, 0, 120, 41, 0, 120, 41, 0.001))
+        """
+        returned: dict[str, Any] = {}
+
+        def keep_result() -> Any:
+            returned["value"] = yield from plan
+
+        self.RE(keep_result())
+        return returned.get("value")
+
     def abort(self, reason: str) -> tuple[str, ...]:
         """Abort the paused plan (after Ctrl-C); the stop document records ``reason``."""
         return self.data.abort(reason)
@@ -421,6 +441,7 @@ def build_session(
             device.destroy()
         raise
     session = Session(config=config, RE=RE, devices=devices, data=data)
+    record_instrument_state(RE, devices, config)
     if progress:
         session.tokens.append(RE.subscribe(ScanProgress()))
     return session

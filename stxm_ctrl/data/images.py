@@ -97,11 +97,15 @@ def image_from_columns(
     )
 
 
+RASTER_SCAN_TYPES = ("sample image", "detector image", "osa image", "osa focus", "sample focus")
+"""Scan types recorded as a raster of two axes (``x_field`` across, ``y_field`` down)."""
+
+
 def _check_scan_type(start: Mapping[str, Any]) -> None:
-    if start.get("stxm_scan_type") != "sample image":
+    if start.get("stxm_scan_type") not in RASTER_SCAN_TYPES:
         raise ValueError(
             f"run {start.get('uid')} is a {start.get('stxm_scan_type', start.get('plan_name'))!r}"
-            " scan, not a 'sample image'"
+            f" scan, not a raster ({', '.join(map(repr, RASTER_SCAN_TYPES))})"
         )
 
 

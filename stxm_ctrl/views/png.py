@@ -120,9 +120,13 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
         f"{nx}x{ny} px, dwell {image.dwell_s * 1e3:g} ms, uid {image.uid[:8]}"
     )
     plot = window.addPlot(title=title)
-    plot.setLabel("bottom", "sample x", units="µm")
-    plot.setLabel("left", "sample y", units="µm")
-    plot.setAspectLocked(True)
+    # The axes the raster moved (sample, detector or OSA stage, or ZP z in a focus scan).
+    x_label = str(start.get("x_field", "sample_x")).replace("_", " ")
+    y_label = str(start.get("y_field", "sample_y")).replace("_", " ")
+    plot.setLabel("bottom", x_label, units="µm")
+    plot.setLabel("left", y_label, units="µm")
+    # Square pixels for pictures of a plane; a focus scan's axes are not comparable.
+    plot.setAspectLocked("focus" not in str(start.get("stxm_scan_type", "")))
     plot.getViewBox().setDefaultPadding(0.01)
     item = pg.ImageItem(counts, axisOrder="row-major")
     item.setRect(QtCore.QRectF(image.x_um[0] - dx / 2, image.y_um[0] - dy / 2, dx * nx, dy * ny))

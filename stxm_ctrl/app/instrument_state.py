@@ -1,0 +1,86 @@
+"""What every run records of the instrument: optics and energy in its start document, and a
+baseline of the optics' positions at its start and end.
+
+:class:`InstrumentMetadata` is a RunEngine preprocessor that fills the start document of
+every run, as it opens, with the state it is taken in: energy, polarisation, the zone plate
+and OSA in the beam (names and dimensions), A0, ZP z, the focus offset and whether focus
+follows energy. Values a plan gives itself in its metadata win. :func:`record_instrument_state`
+installs it and bluesky's :class:`~bluesky.preprocessors.SupplementalData` with the optics as
+its baseline, so a run also reads every optics axis when it starts and when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, cast
+
+from bluesky import RunEngine
+from bluesky import preprocessors as bpp
+from bluesky.utils import Msg
+
+from devices import StxmDevices
+from stxm_ctrl.config import BeamlineConfig
+
+__all__ = ["InstrumentMetadata", "instrument_state", "record_instrument_state"]
+
+log = logging.getLogger(__name__)
+
+
+def instrument_state(devices: StxmDevices, config: BeamlineConfig) -> dict[str, Any]:
+    """The instrument's state now, as start-document metadata (monitored values, no I/O)."""
+    optics = config.optics
+    zone_plate = optics.selected_zone_plate
+    energy = devices.energy
+    interlock = devices.interlock
+    return {
+        "energy_eV": round(float(energy.mono.readback.get()), 4),
+        "polarization": str(devices.polarization.readback.get()),
+        "zone_plate": {"name": optics.zone_plate, **zone_plate.model_dump()},
+        "osa": {"name": optics.osa, **optics.selected_osa.model_dump()},
+        "a0_um": round(interlock.a0_um(), 3),
+        "zp_z_um": round(float(devices.zone_plate.z.user_readback.get()), 3),
+        "focus_offset_um": float(cast(Any, energy.focus_offset_um.get())),
+        "focus_follows_energy": bool(energy.focus_follows_energy.get()),
+        "z_sign": optics.z_sign,
+    }
+
+
+class InstrumentMetadata:
+    """RunEngine preprocessor: every ``open_run`` gets the instrument's state (see module)."""
+
+    def __init__(self, devices: StxmDevices, config: BeamlineConfig) -> None:
+        self.devices = devices
+        self.config = config
+
+    def __call__(self, plan: Iterable[Msg]) -> Any:
+        return bpp.msg_mutator(plan, self._fill)
+
+    def _fill(self, msg: Msg) -> Msg:
+        if msg.command != "open_run":
+            return msg
+        try:
+            state = instrument_state(self.devices, self.config)
+        except Exception as exc:  # a disconnected axis must not stop the run from starting
+            log.warning("instrument state not recorded in the run: %s", exc)
+            state = {"instrument_state_error": str(exc)}
+        return msg._replace(kwargs={**state, **msg.kwargs})
+
+
+def record_instrument_state(
+    RE: RunEngine, devices: StxmDevices, config: BeamlineConfig
+) -> tuple[InstrumentMetadata, bpp.SupplementalData]:
+    """Make every run of ``RE`` record the instrument's state (start document and baseline)."""
+    metadata = InstrumentMetadata(devices, config)
+    baseline = bpp.SupplementalData(
+        baseline=[
+            devices.energy,
+            devices.polarization,
+            devices.zone_plate,
+            devices.osa,
+            devices.detector,
+        ]
+    )
+    RE.preprocessors.append(metadata)
+    RE.preprocessors.append(baseline)
+    return metadata, baseline
