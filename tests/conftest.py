@@ -36,6 +36,8 @@ def free_port_overrides(data_dir: Path, instruments=None) -> dict:
             "iocs": {i.name: {"port": free_tcp_port()} for i in (instruments or INSTRUMENTS)},
             "repeater_port": free_tcp_port(),
             "random_seed": 12345,
+            # The sample sits off the stages' nominal zero, so a focus scan has to find it.
+            "optics": {"sample_z_offset_um": 2.0},
         },
         "catalog": {"port": free_tcp_port()},
     }
