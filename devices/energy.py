@@ -121,15 +121,16 @@ class Energy(PseudoPositioner):
         **kwargs: Any,
     ) -> None:
         self._zp_z_pv = zp_z_pv
-        super().__init__(prefix, **kwargs)
+        # Set before connecting: the real axes' callbacks may run forward()/inverse() at once.
         self.optics = optics
         self.undulator = undulator
         self.z_sign = z_sign
         self.energy_range_eV = energy_range_eV
-        self.mono.put_timeout_s = put_timeout_s
-        self.epu_gap.units = "mm"
         self.interlock: OpticsInterlock | None = None
         self.polarization_now: Callable[[], str] = lambda: POLARIZATIONS[0]
+        super().__init__(prefix, **kwargs)
+        self.mono.put_timeout_s = put_timeout_s
+        self.epu_gap.units = "mm"
 
     def __repr__(self) -> str:
         return f"Energy(prefix={self.prefix!r}, name={self.name!r})"
@@ -207,8 +208,8 @@ class A0(PseudoPositioner):
 
     def __init__(self, *, osa_z_pv: str, z_sign: int, **kwargs: Any) -> None:
         self._osa_z_pv = osa_z_pv
+        self.z_sign = z_sign  # before connecting: readback callbacks call inverse() at once
         super().__init__("", **kwargs)
-        self.z_sign = z_sign
 
     def __repr__(self) -> str:
         return f"A0(osa_z={self._osa_z_pv!r}, name={self.name!r})"

@@ -17,20 +17,20 @@ What is simulated:
   aligned: ZP at the focus of ``[sim.beam] energy_eV`` on the real sample, OSA z at
   ``[optics] a0_um``, OSA x/y at the hole's centre, ZP x/y at 0. A restarted IOC keeps
   where its stages are (the world block).
-- **Interlocks** (:class:`stxm_ctrl.physics.interlocks.OpticsGeometry`, with true distances
-  and ``clip_first_order=False``): the zone plate stays ``[optics] min_zp_osa_gap_um``
-  upstream of the OSA; the OSA stays ``min_a0_um`` from the sample and below the A0 at which
-  the second order passes it, at the energy in the beam (read from the ``beamline`` block).
-  They are the soft limits of ``ZPZ`` and ``OSAZ``: ``.DHLM``/``.DLLM`` (and ``.HLM``/``.LLM``)
-  publish the intersection of the user's own limits and the interlock range, re-computed
-  whenever the other axis moves or the energy changes (within 0.1 s; a target is checked
-  against the range of that moment). A put to ``.DHLM``/``.DLLM``/``.HLM``/``.LLM`` sets the
-  user's own part; the interlock cannot be disabled. So stock ophyd ``EpicsMotor`` refuses
-  a colliding or leaking move before anything moves (``LimitError``), a raw ``caput`` gets
-  ``.LVIO`` = 1 and nothing moves, and ``INTERLOCK`` says why, with the numbers. During a
-  move the range allows for the whole path of the other axis (where it is and where it
-  goes) and the whole energy move. Lateral moves are not interlocked (an OSA raster must
-  cross the beam).
+- **Interlocks** (:class:`stxm_ctrl.physics.interlocks.OpticsGeometry`, on nominal
+  distances, z_sign x reading, as the devices check them; ``clip_first_order=False``): the
+  zone plate stays ``[optics] min_zp_osa_gap_um`` upstream of the OSA; the OSA stays
+  ``min_a0_um`` from the sample and below the A0 at which the second order passes it, at the
+  energy in the beam (read from the ``beamline`` block). They are the soft limits of ``ZPZ``
+  and ``OSAZ``: ``.DHLM``/``.DLLM`` (and ``.HLM``/``.LLM``) publish the intersection of the
+  user's own limits and the interlock range, re-computed whenever the other axis moves or
+  the energy changes (within 0.1 s; a target is checked against the range of that moment). A
+  put to ``.DHLM``/``.DLLM``/``.HLM``/``.LLM`` sets the user's own part; the interlock
+  cannot be disabled. So stock ophyd ``EpicsMotor`` refuses a colliding or leaking move
+  before anything moves (``LimitError``), a raw ``caput`` gets ``.LVIO`` = 1 and nothing
+  moves, and ``INTERLOCK`` says why, with the numbers. During a move the range allows for
+  the whole path of the other axis (where it is and where it goes) and the whole energy
+  move. Lateral moves are not interlocked (an OSA raster must cross the beam).
 
 World block ``optics_stages`` (owned, :mod:`sim_iocs.optics_world`): the current move of
 every axis, which the APD (the spot, defocus and clipping) and the beamline IOC (its energy
@@ -147,7 +147,7 @@ class OpticsInterlock(PVGroup):
         return BeamlineState.from_record(self.beamline.read()).energy_range_eV
 
     def distance_ranges(self) -> dict[str, tuple[float, float]]:
-        """Allowed true distances upstream of the sample for ZP z and OSA z, now.
+        """Allowed nominal distances (z_sign x reading) for ZP z and OSA z, now.
 
         Allows for the whole path of the other axis and the whole energy move.
         """
@@ -169,15 +169,13 @@ class OpticsInterlock(PVGroup):
         return (ends[0], ends[1]) if ends[0] <= ends[1] else (ends[1], ends[0])
 
     def _reading(self, distance_um: float) -> float:
-        if math.isinf(distance_um):
-            return self.model.z_sign * distance_um
-        return self.model.z_reading_um(distance_um)
+        return self.model.z_sign * distance_um
 
     async def refused(self, axis: str, dial: float) -> None:
         """Say why a target of ``axis`` beyond its soft limits was refused (INTERLOCK)."""
         motor = self.motors[axis]
         model, geometry = self.model, self.model.geometry
-        distance = model.distance_um(dial)
+        distance = model.z_sign * dial
         optics = self.block.read()
         energy_low, _ = self._energy_range_eV()
         try:

@@ -145,11 +145,17 @@ class BeamlineState:
 
 
 def a0_reach(model: InstrumentModel, optics: np.void, axis: str) -> tuple[float, float]:
-    """Smallest and largest true distance upstream of the sample that ``axis`` (``zp_z`` or
-    ``osa_z``) takes during its current move (where it is now and where it goes)."""
+    """Smallest and largest nominal distance upstream of the sample (z_sign x reading) that
+    ``axis`` (``zp_z`` or ``osa_z``) takes during its current move (where it is now and where
+    it goes).
+
+    Nominal, as a motion controller sees it: it knows its readings, not where the sample
+    really is (``[sim.optics] sample_z_offset_um``), and neither do the devices, whose
+    interlock checks are the same.
+    """
     import time
 
     move = move_of(optics, axis)
     here = move.position_um(time.monotonic())
-    distances = sorted((model.distance_um(here), model.distance_um(move.end_um)))
+    distances = sorted((model.z_sign * here, model.z_sign * move.end_um))
     return distances[0], distances[1]

@@ -38,6 +38,9 @@ def free_port_overrides(data_dir: Path, instruments=None) -> dict:
             "random_seed": 12345,
             # The sample sits off the stages' nominal zero, so a focus scan has to find it.
             "optics": {"sample_z_offset_um": 2.0},
+            # A tenfold EPU gap speed: the motor-record conformance suite moves the gap tens of
+            # mm and back in every test (20 s each at the real 2 mm/s).
+            "beamline": {"epu_gap_speed_mm_per_s": 20.0},
         },
         "catalog": {"port": free_tcp_port()},
     }
