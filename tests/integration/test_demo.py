@@ -69,3 +69,49 @@ def test_demo_acquires_the_test_pattern_into_the_catalog(tmp_path, image_matches
         server.stop()
     assert image.shape == (40, 40)
     image_matches_ground_truth(image, current)
+
+
+def test_demo_at_another_energy_keeps_the_focus(tmp_path):
+    """`stxm demo --energy-eV 715`: energy moves first, the zone plate follows the focus."""
+    from stxm_ctrl.physics.zone_plate import focal_length_um
+
+    overrides = free_port_overrides(tmp_path / "data")
+    config_file = tmp_path / "beamline.toml"
+    config_file.write_text(config_toml(overrides))
+    config = load_config(config_file)
+    result = subprocess.run(
+        [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file),
+         "--points", "8", "--energy-eV", "715", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "moving to 715 eV" in result.stdout
+    assert "at 715.00 eV" in result.stdout
+    from stxm_ctrl.data.writers import read_spool_file
+
+    spool = Path(re.search(r"^spool:\s+(\S+)", result.stdout, re.M).group(1))
+    name, start = read_spool_file(spool)[0]
+    assert name == "start"
+    assert start["energy_eV"] == pytest.approx(715.0, abs=0.01)
+    plate = config.optics.selected_zone_plate
+    focus = focal_length_um(715.0, plate.diameter_um, plate.outer_zone_width_nm)
+    expected_zp_z = config.optics.z_sign * (focus + config.sim.optics.sample_z_offset_um)
+    assert start["zp_z_um"] == pytest.approx(expected_zp_z, abs=0.01)
+
+
+def test_demo_refuses_an_energy_the_osa_would_clip_before_starting(tmp_path):
+    config_file = tmp_path / "beamline.toml"
+    config_file.write_text(config_toml(free_port_overrides(tmp_path / "data")))
+    result = subprocess.run(
+        [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file),
+         "--energy-eV", "400"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--energy-eV = 400 eV" in result.stderr
+    assert "clip the first order" in result.stderr
+    assert not (tmp_path / "data" / "sim" / "fleet.json").exists()  # nothing started
