@@ -22,9 +22,12 @@ def test_a_stage_ioc_killed_mid_move_ends_the_run_within_its_timeout(
     # Three pixels 1500 um apart: each move takes ~0.76 s at 2000 um/s.
     plan = sample_image(d.apd, d.sample_x, 0, 3000, 3, d.sample_y, 0, 0, 1, 0.001)
     killed_at: list[float] = []
+    primary: set[str] = set()  # descriptor uids of the primary stream (not the baseline)
 
     def kill_during_the_second_move(name, doc):
-        if name == "event" and not killed_at:
+        if name == "descriptor" and doc["name"] == "primary":
+            primary.add(doc["uid"])
+        if name == "event" and doc["descriptor"] in primary and not killed_at:
             killed_at.append(time.monotonic())
             threading.Timer(0.2, sim_fleet.kill, args=("sample_stage",)).start()
 
