@@ -16,7 +16,9 @@ its own data (:mod:`plans.alignment_analysis`) and move there afterwards:
   device, makes that the focus energy moves keep).
 
 Each returns an :class:`AlignmentResult` (the run's uid and what was found; ``found`` is
-None when the analysis was not asked for or failed, with the reason in ``problem``).
+None when the analysis failed, with the reason in ``problem``). The rastered axes go back to
+where they were when the scan ends (also when it fails or is interrupted), then to what was
+found if that was asked for.
 """
 
 from __future__ import annotations
@@ -137,10 +139,19 @@ def _raster_and_find(
     analyse: Any,
 ) -> MsgGenerator[tuple[str, dict[str, float] | None, str, dict[str, Any]]]:
     readings: list[dict[str, Any]] = []
-    uid = yield from raster_image(
-        counter, x_motor, x_center_um, x_range_um, x_points,
-        y_motor, y_center_um, y_range_um, y_points, dwell_s,
-        monitors=monitors, md=md, plan_name=plan_name, scan_type=scan_type, collect=readings,
+    # The raster leaves its axes at its last point (a detector off the beam, the OSA off
+    # axis): they go back where they were, whatever happens, before any move to what the
+    # analysis found.
+    starts = [(m, float(m.position)) for m in (x_motor, y_motor)]
+    back = [item for motor, position in starts for item in (motor, position)]
+    uid = yield from bpp.finalize_wrapper(
+        raster_image(
+            counter, x_motor, x_center_um, x_range_um, x_points,
+            y_motor, y_center_um, y_range_um, y_points, dwell_s,
+            monitors=monitors, md=md, plan_name=plan_name, scan_type=scan_type,
+            collect=readings,
+        ),
+        bps.mv(*back),
     )  # fmt: skip
     xs = sample_image_grid(x_center_um, x_range_um, x_points)
     ys = sample_image_grid(y_center_um, y_range_um, y_points)

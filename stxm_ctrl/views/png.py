@@ -125,6 +125,8 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
     y_label = str(start.get("y_field", "sample_y")).replace("_", " ")
     plot.setLabel("bottom", x_label, units="µm")
     plot.setLabel("left", y_label, units="µm")
+    for side in ("bottom", "left"):  # um throughout, never "kµm"
+        plot.getAxis(side).enableAutoSIPrefix(False)
     # Square pixels for pictures of a plane; a focus scan's axes are not comparable.
     plot.setAspectLocked("focus" not in str(start.get("stxm_scan_type", "")))
     plot.getViewBox().setDefaultPadding(0.01)

@@ -244,6 +244,10 @@ def test_detector_image_finds_the_beam_with_the_osa_out(session, optics_restored
     d = optics_restored
     config = session.config
     osa_x = float(d.osa.x.user_readback.get())
+    detector_start = [
+        float(d.detector.x.user_readback.get()),
+        float(d.detector.y.user_readback.get()),
+    ]
     result = session.execute(
         detector_image(d.apd, d.detector, 0.0, 2000.0, 21, 0.0, 2000.0, 21, 0.001, osa=d.osa)
     )
@@ -251,8 +255,13 @@ def test_detector_image_finds_the_beam_with_the_osa_out(session, optics_restored
     assert result.found["detector_x"] == pytest.approx(truth.detector_center_x_um, abs=100.0)
     assert result.found["detector_y"] == pytest.approx(truth.detector_center_y_um, abs=100.0)
     assert not result.moved
-    # The OSA came back in.
+    # The OSA came back in, and the detector back onto the beam where it started.
     assert float(d.osa.x.user_readback.get()) == pytest.approx(osa_x, abs=1e-3)
+    detector_now = [
+        float(d.detector.x.user_readback.get()),
+        float(d.detector.y.user_readback.get()),
+    ]
+    assert detector_now == pytest.approx(detector_start, abs=1e-3)
     start = session.catalog[result.uid].metadata["start"]
     assert start["stxm_scan_type"] == "detector image"
 
