@@ -190,16 +190,3 @@ class ZonePlate:
             self.a0_max_first_order_um(energy_eV, osa_diameter_um),
             self.a0_max_second_order_um(energy_eV, osa_diameter_um),
         )
-
-    def summary(self, energy_eV: float) -> dict[str, float]:
-        """The figures ``stxm optics`` prints, keys carrying their units."""
-        return {
-            "energy_eV": energy_eV,
-            "wavelength_nm": wavelength_nm(energy_eV),
-            "focal_length_um": self.focal_length_um(energy_eV),
-            "a1_um_per_eV": self.a1_um_per_eV,
-            "zones": self.zones,
-            "numerical_aperture": self.numerical_aperture(energy_eV),
-            "resolution_nm": self.resolution_nm,
-            "depth_of_focus_um": self.depth_of_focus_um(energy_eV),
-        }
