@@ -142,7 +142,8 @@ def _raster_and_find(
     # The raster leaves its axes at its last point (a detector off the beam, the OSA off
     # axis): they go back where they were, whatever happens, before any move to what the
     # analysis found.
-    starts = [(m, float(m.position)) for m in (x_motor, y_motor)]
+    axes: tuple[Any, ...] = (x_motor, y_motor)  # positioners: they have a position
+    starts = [(motor, float(motor.position)) for motor in axes]
     back = [item for motor, position in starts for item in (motor, position)]
     uid = yield from bpp.finalize_wrapper(
         raster_image(
