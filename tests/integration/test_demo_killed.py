@@ -71,7 +71,11 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
     held = {p: port_holders("127.0.0.1", p) for p in ports if not port_is_free("127.0.0.1", p)}
     for pid in {pid for holders in held.values() for pid, _ in holders}:
         os.kill(pid, signal.SIGKILL)  # orphans of the demo started here: leave none behind
-    assert held == {}, f"still held after the demo was killed: {held}"
+    fleet_log = config.sim_dir / "fleet.log"
+    assert held == {}, (
+        f"still held {time.monotonic() - killed:.1f} s after the demo was killed: {held}\n"
+        f"fleet log:\n{fleet_log.read_text() if fleet_log.exists() else '(none)'}"
+    )
     freed_s = time.monotonic() - killed
 
     # The run was cut off: no stop document. Import puts exactly its points in the catalog.

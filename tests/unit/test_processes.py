@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
+import time
 
 import pytest
 
@@ -12,6 +14,7 @@ from stxm_ctrl.processes import (
     ProcessStartError,
     free_tcp_port,
     port_is_free,
+    stop_all,
     tcp_answers,
 )
 
@@ -71,3 +74,23 @@ def test_a_child_that_never_answers_times_out(tmp_path):
     finally:
         child.stop()
     assert not child.is_running()
+
+
+def test_stubborn_children_are_stopped_together_not_one_after_the_other(tmp_path):
+    # Four children that ignore SIGINT: each needs the full SIGINT wait before SIGTERM.
+    # One after the other that is 4 x 2 s; together it is one wait of 2 s.
+    children = []
+    for n in range(4):
+        port = free_tcp_port()
+        child = ManagedProcess(
+            f"stubborn {n}", [sys.executable, "-c", LISTEN, str(port)], tmp_path / f"s{n}.log"
+        )
+        child.start()
+        child.wait_ready(lambda port=port: tcp_answers("127.0.0.1", port), 20)
+        children.append((child, port))
+    started = time.monotonic()
+    stop_all([child for child, _ in children], timeout_s=2.0)
+    took_s = time.monotonic() - started
+    assert [child.returncode for child, _ in children] == [-signal.SIGTERM] * 4
+    assert all(port_is_free("127.0.0.1", port) for _, port in children)
+    assert took_s < 6.0, f"stopping 4 stubborn children took {took_s:.1f} s"
