@@ -12,6 +12,8 @@ from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from bluesky.utils import MsgGenerator
 
+from devices.fly import LineFlyer
+from plans.fly_image import check_fly_arguments, fly_raster
 from plans.protocols import DwellCounter, Positioner, ReadableDevice
 from plans.validation import (
     PlanArgumentError,
@@ -24,9 +26,17 @@ from plans.validation import (
     limits_of,
 )
 
-__all__ = ["MAX_POINTS_PER_AXIS", "raster_image", "sample_image", "sample_image_grid"]
+__all__ = [
+    "FLY_MIN_X_POINTS",
+    "MAX_POINTS_PER_AXIS",
+    "raster_image",
+    "sample_image",
+    "sample_image_grid",
+]
 
 MAX_POINTS_PER_AXIS = 4096
+FLY_MIN_X_POINTS = 8
+"""Images at least this wide are flown by default (when a fly controller is given)."""
 STXM_SCAN_TYPE = "sample image"
 
 
@@ -139,11 +149,27 @@ def sample_image(
     dwell_s: float,
     *,
     snake: bool = False,
+    mode: str = "auto",
+    flyer: LineFlyer | None = None,
     readables: Sequence[ReadableDevice] = (),
     monitors: Sequence[Any] = (),
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
-    """Raster the sample point by point and count at every pixel (NXstxm "sample image").
+    """Image the sample, line by line on the fly or point by point (NXstxm "sample image").
+
+    **Fly mode** (``mode="fly"``; the default, ``"auto"``, when a ``flyer`` is given and
+    the image is at least :data:`FLY_MIN_X_POINTS` pixels wide): the piezo sweeps each line
+    at constant speed while the fly controller counts and bins photons per pixel by the
+    interferometer's position; one event per line carries the line's counts and the
+    interferometer's x and y of every pixel. Positions are interferometer coordinates, so
+    the image is where the sample really was. The coarse stages (``x_motor``, ``y_motor``)
+    move only to re-centre the piezo: an image larger than the piezo's range is flown as
+    bands of lines and columns, the coarse stage moving between them. A line that comes
+    back incomplete is measured once more; a second failure, or a controller that stops
+    answering, ends the run with the reason, every line measured before kept. See
+    :func:`plans.fly_image.fly_raster`.
+
+    **Step mode** (``mode="step"``):
 
     Rows run along x at each y, from -y to +y; within a row x runs from -x to +x, or, with
     ``snake``, alternately back. At each pixel the stages move (both only when both change),
@@ -168,8 +194,13 @@ def sample_image(
         Counting time per pixel, s, within the counter's dwell limits.
     snake
         Scan alternate rows in opposite directions (saves the line return).
+    mode
+        ``"fly"``, ``"step"``, or ``"auto"`` (fly when a ``flyer`` is given and
+        ``x_points >= FLY_MIN_X_POINTS``).
+    flyer
+        The fly controller (:class:`devices.fly.LineFlyer`); needed for ``mode="fly"``.
     readables
-        Further readables read at every pixel, into the primary stream.
+        Further readables read at every pixel, into the primary stream (step mode only).
     monitors
         Signals recorded whenever they change during the run (e.g. ``ring.current``).
     md
@@ -186,13 +217,90 @@ def sample_image(
         Before anything moves, if an argument is out of range or the raster leaves a stage's
         limits; the message names the parameter and the allowed range.
     """
-    return (
-        yield from raster_image(
-            counter, x_motor, x_center_um, x_range_um, x_points,
-            y_motor, y_center_um, y_range_um, y_points, dwell_s,
-            snake=snake, readables=readables, monitors=monitors, md=md,
+    if _chosen_mode(mode, flyer, x_points) == "step":
+        return (
+            yield from raster_image(
+                counter, x_motor, x_center_um, x_range_um, x_points,
+                y_motor, y_center_um, y_range_um, y_points, dwell_s,
+                snake=snake, readables=readables, monitors=monitors, md=md,
+            )
+        )  # fmt: skip
+    assert flyer is not None
+    if readables:
+        raise PlanArgumentError(
+            "readables are read at every pixel of a step scan; a fly scan has no per-pixel "
+            "reads: drop readables or use mode = 'step'"
         )
-    )  # fmt: skip
+    check_positioner("x_motor", x_motor)
+    check_positioner("y_motor", y_motor)
+    check_distinct({"flyer": flyer, "x_motor": x_motor, "y_motor": y_motor})
+    x_center_um, x_range_um, x_points = _check_axis(
+        "x", x_motor, x_center_um, x_range_um, x_points
+    )
+    y_center_um, y_range_um, y_points = _check_axis(
+        "y", y_motor, y_center_um, y_range_um, y_points
+    )
+    dwell_s = _check_dwell(flyer, dwell_s)
+    xs = sample_image_grid(x_center_um, x_range_um, x_points)
+    ys = sample_image_grid(y_center_um, y_range_um, y_points)
+    check_fly_arguments(flyer, xs, dwell_s, flyer.max_line_speed_um_per_s)
+    snake = bool(snake)
+    name = flyer.name
+    _md: dict[str, Any] = {
+        "plan_name": "sample_image",
+        "plan_args": {
+            "counter": repr(counter), "flyer": repr(flyer), "mode": "fly",
+            "x_motor": repr(x_motor), "x_center_um": x_center_um, "x_range_um": x_range_um,
+            "x_points": x_points, "y_motor": repr(y_motor), "y_center_um": y_center_um,
+            "y_range_um": y_range_um, "y_points": y_points, "dwell_s": dwell_s,
+            "snake": snake, "monitors": [repr(m) for m in monitors],
+        },
+        "detectors": [name],
+        "motors": [y_motor.name, x_motor.name],
+        "num_points": x_points * y_points,
+        "num_intervals": x_points * y_points - 1,
+        "shape": [y_points, x_points],
+        "extents": [[float(ys[0]), float(ys[-1])], [float(xs[0]), float(xs[-1])]],
+        "snaking": [False, snake],
+        "plan_pattern": "outer_product",
+        "stxm_scan_type": STXM_SCAN_TYPE,
+        "scan_mode": "fly",
+        "dwell_s": dwell_s,
+        "counter": name,
+        "counter_field": f"{name}_counts",
+        "x_field": f"{name}_x",
+        "y_field": f"{name}_y",
+        "row_field": f"{name}_row",
+        "column_field": f"{name}_column",
+        "x_center_um": x_center_um,
+        "x_range_um": x_range_um,
+        "y_center_um": y_center_um,
+        "y_range_um": y_range_um,
+        "hints": {"dimensions": [([f"{name}_row"], "primary")], "gridding": "rectilinear"},
+    }  # fmt: skip
+    _md |= check_md(md, _md)
+    return (
+        yield from fly_raster(
+            flyer, x_motor, y_motor, xs, ys, dwell_s, snake=snake, md=_md, monitors=monitors
+        )
+    )
+
+
+def _chosen_mode(mode: Any, flyer: Any, x_points: Any) -> str:
+    if mode not in ("auto", "fly", "step"):
+        raise PlanArgumentError(
+            f"mode = {mode!r}: give 'fly' (line by line on the fly), 'step' (point by "
+            "point) or 'auto' (fly when a flyer is given and the image is wide enough)"
+        )
+    if mode == "fly" and flyer is None:
+        raise PlanArgumentError(
+            "mode = 'fly' needs the fly controller: pass flyer = the session's fly device "
+            "(d.fly), or use mode = 'step'"
+        )
+    if mode == "auto":
+        wide = isinstance(x_points, int) and x_points >= FLY_MIN_X_POINTS
+        return "fly" if flyer is not None and wide else "step"
+    return mode
 
 
 def raster_image(

@@ -10,7 +10,13 @@ import numpy as np
 from event_model import pack_event_page
 from event_model.documents import Event
 
-__all__ = ["StxmImage", "image_from_columns", "image_from_documents", "image_from_run"]
+__all__ = [
+    "StxmImage",
+    "image_from_columns",
+    "image_from_documents",
+    "image_from_lines",
+    "image_from_run",
+]
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,8 @@ class StxmImage:
     x_um, y_um
         Pixel-centre setpoints along x (nx) and y (ny).
     x_readback_um, y_readback_um
-        Measured stage positions per pixel, (ny, nx), NaN where not measured.
+        Measured positions per pixel, (ny, nx), NaN where not measured: the stage
+        readbacks of a step scan, the interferometer's of a fly scan.
     dwell_s
         Counting time per pixel.
     start
@@ -47,6 +54,11 @@ class StxmImage:
     def shape(self) -> tuple[int, int]:
         """(ny, nx)."""
         return self.counts.shape
+
+    @property
+    def mode(self) -> str:
+        """``"fly"`` (line by line) or ``"step"`` (point by point)."""
+        return str(self.start.get("scan_mode", "step"))
 
     @property
     def complete(self) -> bool:
@@ -97,6 +109,56 @@ def image_from_columns(
     )
 
 
+def image_from_lines(
+    start_doc: Mapping[str, Any],
+    counts: np.ndarray,
+    x_um: np.ndarray,
+    y_um: np.ndarray,
+    rows: np.ndarray,
+    columns: np.ndarray,
+) -> StxmImage:
+    """Build the :class:`StxmImage` of a fly scan from its line events.
+
+    Parameters
+    ----------
+    start_doc
+        Start document of a fly ``sample_image`` run.
+    counts, x_um, y_um
+        One row per line event, (lines, pixels per line): counts and the interferometer's
+        x and y of every pixel.
+    rows, columns
+        Image row of each line and the column of its first pixel (tiles of a large image
+        start at other columns; a later line of a row replaces an earlier one).
+    """
+    (y0, y1), (x0, x1) = start_doc["extents"]
+    ny, nx = start_doc["shape"]
+    grids = [np.full((ny, nx), np.nan) for _ in range(3)]
+    for k in range(len(rows)):
+        row, column = int(rows[k]), int(columns[k])
+        if not 0 <= row < ny:
+            continue
+        width = min(len(counts[k]), nx - column)
+        for grid, values in zip(grids, (counts, x_um, y_um), strict=True):
+            grid[row, column : column + width] = np.asarray(values[k][:width], dtype=float)
+    return StxmImage(
+        uid=start_doc["uid"],
+        counts=grids[0],
+        x_um=np.linspace(x0, x1, nx),
+        y_um=np.linspace(y0, y1, ny),
+        x_readback_um=grids[1],
+        y_readback_um=grids[2],
+        dwell_s=float(start_doc["dwell_s"]),
+        start=dict(start_doc),
+    )
+
+
+def _fly_keys(start: Mapping[str, Any]) -> tuple[str, ...]:
+    return (
+        start["counter_field"], start["x_field"], start["y_field"], start["row_field"],
+        start["column_field"],
+    )  # fmt: skip
+
+
 RASTER_SCAN_TYPES = ("sample image", "detector image", "osa image", "osa focus", "sample focus")
 """Scan types recorded as a raster of two axes (``x_field`` across, ``y_field`` down)."""
 
@@ -122,7 +184,13 @@ def image_from_run(run: Any) -> StxmImage:
     x_field, y_field = start["x_field"], start["y_field"]
     if "primary" not in run:
         empty = np.array([])
+        if start.get("scan_mode") == "fly":
+            return image_from_lines(start, empty, empty, empty, empty, empty)
         return image_from_columns(start, empty, empty, empty)
+    if start.get("scan_mode") == "fly":
+        # Column by column: a stream's whole-table read turns array cells into text.
+        stream = run["primary"]
+        return image_from_lines(start, *(np.asarray(stream[k].read()) for k in _fly_keys(start)))
     table = run["primary"].read()
     return image_from_columns(
         start,
@@ -161,6 +229,8 @@ def image_from_documents(documents: Iterable[tuple[str, dict]]) -> StxmImage:
     def column(key: str) -> np.ndarray:
         return np.asarray(columns.get(key, []), dtype=float)
 
+    if start.get("scan_mode") == "fly":
+        return image_from_lines(start, *(column(k) for k in _fly_keys(start)))
     return image_from_columns(
         start, column(start["counter_field"]), column(start["x_field"]), column(start["y_field"])
     )

@@ -1,0 +1,436 @@
+"""The line fly-scan controller: piezo lines clocked by the interferometer, one event per line.
+
+The controller (``[epics.prefixes] fly``, ``STXM:FLY:``) stands in for the piezo controller
+and the counter electronics: it is given a frame of lines (start, stop and pixels along x,
+start, stop and lines along y, dwell, snake) in interferometer coordinates, armed, and it
+sweeps the piezo line by line, publishing each finished line as arrays (counts, the
+interferometer's x and y and the dwell of every pixel) with its row index, status and a
+sequence number that grows by one per published line. Decision record
+[0008](../docs/decisions/0008-fly-scanning.md) says why a whole frame is armed at once.
+
+:class:`LineFlyer` implements bluesky's flyer protocols: ``prepare`` (a :class:`FrameSpec`),
+``kickoff`` (arm), ``complete`` (the frame has ended and every line it published has
+arrived) and ``describe_collect``/``collect_pages`` (one event per complete line, its row in
+the image and the column of its first pixel). Lines that come back incomplete (missed
+triggers, a stalled piezo, an abort) are kept apart, in :attr:`LineFlyer.failed_lines`, a
+collectable of their own (the ``failed_lines`` stream), for the plan to measure again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ophyd import Component as Cpt
+from ophyd import Device, EpicsSignal, EpicsSignalRO
+from ophyd.status import Status, StatusBase
+
+from devices.signals import BoundedEpicsSignal
+from devices.stages import BoundedMotor
+
+__all__ = ["FailedLines", "FlyControllerError", "FrameSpec", "LineFlyer", "LineRecord"]
+
+COMPLETE = "Complete"
+"""``LINE:STATUS`` of a line whose every pixel was measured."""
+
+_ARRIVAL_GRACE_S = 2.0  # lines posted just before the frame's put completion may trail it
+
+
+class FlyControllerError(RuntimeError):
+    """The fly controller did not finish a frame in time (its IOC died or hung)."""
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """A frame of fly lines, in interferometer coordinates (um).
+
+    Parameters
+    ----------
+    start_x_um, stop_x_um
+        Centres of the first and last pixel of every line.
+    nx
+        Pixels per line.
+    start_y_um, stop_y_um
+        y of the first and last line.
+    ny
+        Lines in the frame.
+    dwell_s
+        Counting time per pixel.
+    snake
+        Alternate lines run right to left (no flyback).
+    first_row
+        Image row of the frame's first line (a frame may be part of a larger image).
+    first_column
+        Image column of every line's first pixel.
+    rows
+        Image rows of the frame's lines, if not ``first_row`` onwards (a re-measured line).
+    """
+
+    start_x_um: float
+    stop_x_um: float
+    nx: int
+    start_y_um: float
+    stop_y_um: float
+    ny: int
+    dwell_s: float
+    snake: bool = True
+    first_row: int = 0
+    first_column: int = 0
+    rows: tuple[int, ...] | None = None
+
+    def row_of(self, line_index: int) -> int:
+        """Image row of the frame's ``line_index``-th line."""
+        if self.rows is not None:
+            return self.rows[line_index]
+        return self.first_row + line_index
+
+    @property
+    def step_x_um(self) -> float:
+        """Distance between pixel centres along x."""
+        return (self.stop_x_um - self.start_x_um) / (self.nx - 1) if self.nx > 1 else 0.0
+
+    @property
+    def line_speed_um_per_s(self) -> float:
+        """Speed of the sweep: one pixel per dwell."""
+        return abs(self.step_x_um) / self.dwell_s
+
+
+@dataclass(frozen=True)
+class LineRecord:
+    """One line as the controller published it."""
+
+    seq: int
+    index: int
+    row: int
+    column: int
+    status: str
+    measured_pixels: int
+    counts: np.ndarray
+    x_um: np.ndarray
+    y_um: np.ndarray
+    dwell_s: np.ndarray
+    timestamp: float
+
+    @property
+    def complete(self) -> bool:
+        """Every pixel measured."""
+        return self.status == COMPLETE
+
+
+def _data_keys(prefix: str, source: str, nx: int) -> dict[str, dict[str, Any]]:
+    array = {"source": source, "dtype": "array", "shape": [nx]}
+    scalar = {"source": source, "shape": []}
+    return {
+        f"{prefix}_counts": {**array, "dtype_numpy": "<i8", "units": "counts"},
+        f"{prefix}_x": {**array, "dtype_numpy": "<f8", "units": "um"},
+        f"{prefix}_y": {**array, "dtype_numpy": "<f8", "units": "um"},
+        f"{prefix}_dwell": {**array, "dtype_numpy": "<f8", "units": "s"},
+        f"{prefix}_row": {**scalar, "dtype": "integer", "dtype_numpy": "<i8"},
+        f"{prefix}_column": {**scalar, "dtype": "integer", "dtype_numpy": "<i8"},
+        f"{prefix}_seq": {**scalar, "dtype": "integer", "dtype_numpy": "<i8"},
+        f"{prefix}_status": {**scalar, "dtype": "string"},
+    }
+
+
+def _page(prefix: str, lines: list[LineRecord]) -> dict[str, Any]:
+    data = {
+        f"{prefix}_counts": [line.counts.tolist() for line in lines],
+        f"{prefix}_x": [line.x_um.tolist() for line in lines],
+        f"{prefix}_y": [line.y_um.tolist() for line in lines],
+        f"{prefix}_dwell": [line.dwell_s.tolist() for line in lines],
+        f"{prefix}_row": [line.row for line in lines],
+        f"{prefix}_column": [line.column for line in lines],
+        f"{prefix}_seq": [line.seq for line in lines],
+        f"{prefix}_status": [line.status for line in lines],
+    }
+    stamps = [line.timestamp for line in lines]
+    return {"data": data, "timestamps": {key: stamps for key in data}, "time": stamps}
+
+
+class FailedLines:
+    """The lines of a flyer that came back incomplete: a collectable of their own.
+
+    Their events go to a stream of their own (``failed_lines``), so that nothing measured
+    is dropped while the image (``primary``) holds exactly one complete line per row.
+    """
+
+    def __init__(self, flyer: LineFlyer) -> None:
+        self.flyer = flyer
+        self.name = f"{flyer.name}_failed"
+        self.parent = None
+        self._pending: deque[LineRecord] = deque()
+
+    def describe_collect(self) -> dict[str, dict[str, Any]]:
+        """Data keys of a failed line (as a complete one, under ``<flyer>_failed_*``)."""
+        return _data_keys(self.name, self.flyer.prefix + "LINE", self.flyer.nx_described)
+
+    def collect_pages(self) -> Any:
+        """The failed lines not yet collected, as one event page."""
+        lines = _drain(self._pending)
+        if lines:
+            yield _page(self.name, lines)
+
+
+def _drain(queue: deque[LineRecord]) -> list[LineRecord]:
+    lines = []
+    while True:
+        try:
+            lines.append(queue.popleft())
+        except IndexError:
+            return lines
+
+
+class LineFlyer(Device):
+    """The line fly-scan controller (see the module docstring).
+
+    Components
+    ----------
+    start_x, stop_x, nx, start_y, stop_y, ny, dwell, snake
+        The frame's settings (``START_X`` ... ``SNAKE``).
+    arm
+        ``ARM``: put 1 with completion starts the frame; the put completes when it ends.
+    busy
+        ``BUSY``: a frame is running.
+    frame_time, line_overhead
+        What the settings imply: the frame's duration and each line's time beyond its
+        dwell, s (``FRAME_TIME``, ``LINE_OVERHEAD``).
+    line_*
+        The last published line (``LINE:INDEX`` ... ``LINE:SEQ``), monitored.
+    fine_x, fine_y
+        The piezo axes (``FX``, ``FY``), motor records; their limits bound a frame.
+    interferometer_x, interferometer_y
+        ``IFX``, ``IFY``: where the sample is (coarse + piezo + drift), um.
+
+    Parameters
+    ----------
+    put_timeout_s
+        A setting's put may take this before it fails.
+    frame_margin_s
+        A frame may take its ``FRAME_TIME`` times ``frame_factor`` plus this before the
+        controller is declared dead.
+    frame_factor
+        See ``frame_margin_s``.
+    max_line_speed_um_per_s
+        Fastest sweep the controller does; plans refuse faster lines before anything moves.
+    """
+
+    start_x = Cpt(BoundedEpicsSignal, "START_X", kind="config")
+    stop_x = Cpt(BoundedEpicsSignal, "STOP_X", kind="config")
+    nx = Cpt(BoundedEpicsSignal, "NX", kind="config")
+    start_y = Cpt(BoundedEpicsSignal, "START_Y", kind="config")
+    stop_y = Cpt(BoundedEpicsSignal, "STOP_Y", kind="config")
+    ny = Cpt(BoundedEpicsSignal, "NY", kind="config")
+    dwell = Cpt(BoundedEpicsSignal, "DWELL", kind="config", auto_monitor=True)
+    snake = Cpt(BoundedEpicsSignal, "SNAKE", kind="config")
+    arm = Cpt(EpicsSignal, "ARM", put_complete=True, kind="omitted")
+    busy = Cpt(EpicsSignalRO, "BUSY", kind="omitted", auto_monitor=True)
+    frame_time = Cpt(EpicsSignalRO, "FRAME_TIME", kind="omitted", auto_monitor=True)
+    line_overhead = Cpt(EpicsSignalRO, "LINE_OVERHEAD", kind="config", auto_monitor=True)
+    line_index = Cpt(EpicsSignalRO, "LINE:INDEX", kind="omitted", auto_monitor=True)
+    line_status = Cpt(EpicsSignalRO, "LINE:STATUS", kind="omitted", auto_monitor=True, string=True)
+    line_npix = Cpt(EpicsSignalRO, "LINE:NPIX", kind="omitted", auto_monitor=True)
+    line_counts = Cpt(EpicsSignalRO, "LINE:COUNTS", kind="omitted", auto_monitor=True)
+    line_x = Cpt(EpicsSignalRO, "LINE:X", kind="omitted", auto_monitor=True)
+    line_y = Cpt(EpicsSignalRO, "LINE:Y", kind="omitted", auto_monitor=True)
+    line_dwell = Cpt(EpicsSignalRO, "LINE:DWELL", kind="omitted", auto_monitor=True)
+    line_seq = Cpt(EpicsSignalRO, "LINE:SEQ", kind="omitted", auto_monitor=True)
+    fine_x = Cpt(BoundedMotor, "FX", kind="omitted")
+    fine_y = Cpt(BoundedMotor, "FY", kind="omitted")
+    interferometer_x = Cpt(EpicsSignalRO, "IFX", kind="hinted", auto_monitor=True)
+    interferometer_y = Cpt(EpicsSignalRO, "IFY", kind="hinted", auto_monitor=True)
+
+    def __init__(
+        self,
+        *args: Any,
+        put_timeout_s: float = 10.0,
+        frame_factor: float = 1.5,
+        frame_margin_s: float = 5.0,
+        max_line_speed_um_per_s: float = 2000.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        for signal in (self.start_x, self.stop_x, self.nx, self.start_y, self.stop_y):
+            signal.timeout_s = put_timeout_s
+        for signal in (self.ny, self.dwell, self.snake):
+            signal.timeout_s = put_timeout_s
+        self.frame_factor = frame_factor
+        self.max_line_speed_um_per_s = max_line_speed_um_per_s
+        self.frame_margin_s = frame_margin_s
+        self.failed_lines = FailedLines(self)
+        self.frame: FrameSpec | None = None
+        self.nx_described = 1
+        self._lock = threading.Lock()
+        self._complete_lines: deque[LineRecord] = deque()
+        self._received: dict[int, LineRecord] = {}  # line index -> last line of this frame
+        self._first_seq = 0
+        self._last_seq = 0
+        self._frame_status: StatusBase | None = None
+        self._complete_status: Status | None = None
+        self._subscribed = False
+
+    # -- bluesky protocols -------------------------------------------------------------
+
+    def prepare(self, value: FrameSpec) -> StatusBase:
+        """Write a frame's settings (``Preparable``); done when the controller has them."""
+        if self.busy.get():
+            raise RuntimeError(f"{self.name}: a frame is still running; wait for it or stop it")
+        self.frame = value
+        self.nx_described = value.nx
+        statuses = [
+            self.start_x.set(value.start_x_um),
+            self.stop_x.set(value.stop_x_um),
+            self.nx.set(value.nx),
+            self.start_y.set(value.start_y_um),
+            self.stop_y.set(value.stop_y_um),
+            self.ny.set(value.ny),
+            self.dwell.set(value.dwell_s),
+            self.snake.set(int(value.snake)),
+        ]
+        status = statuses[0]
+        for other in statuses[1:]:
+            status = status & other
+        return status
+
+    def kickoff(self) -> StatusBase:
+        """Arm the prepared frame; done once the controller has taken it."""
+        if self.frame is None:
+            raise RuntimeError(f"{self.name}: prepare a FrameSpec before kickoff")
+        self._subscribe()
+        with self._lock:
+            self._received = {}
+            self._first_seq = self._last_seq = int(self.line_seq.get())
+        frame_s = float(self.frame_time.get(use_monitor=False))
+        allowed_s = self.frame_factor * frame_s + self.frame_margin_s
+        self._frame_status = self.arm.set(1, timeout=allowed_s)
+        self._frame_status.expected_s = frame_s  # type: ignore[attr-defined]
+        self._complete_status = Status(obj=self)
+        self._frame_status.add_callback(self._frame_ended)
+        started = Status(obj=self)
+        started.set_finished()
+        return started
+
+    def complete(self) -> StatusBase:
+        """Done when the frame has ended and its published lines have all arrived.
+
+        Fails if the controller did not finish the frame in time (its IOC died or hung);
+        the lines that arrived before stay collectable.
+        """
+        if self._complete_status is None:
+            raise RuntimeError(f"{self.name}: complete() before kickoff()")
+        return self._complete_status
+
+    def describe_collect(self) -> dict[str, dict[str, Any]]:
+        """Data keys of one line (``<name>_counts``, ``_x``, ``_y``, ``_dwell``, ``_row`` ...)."""
+        return _data_keys(self.name, self.prefix + "LINE", self.nx_described)
+
+    def collect_pages(self) -> Any:
+        """Complete lines that arrived since the last call, as one event page."""
+        lines = _drain(self._complete_lines)
+        if lines:
+            yield _page(self.name, lines)
+
+    def stop(self, *, success: bool = False) -> None:
+        """Abort a running frame (``ARM`` = 0) and stop the piezo axes."""
+        if self.busy.connected and self.busy.get():
+            self.arm.put(0, use_complete=False)
+        super().stop(success=success)
+
+    # -- what the plan asks after a frame ----------------------------------------------
+
+    def lines_received(self) -> dict[int, LineRecord]:
+        """The last line received for each line index of the current frame."""
+        with self._lock:
+            return dict(self._received)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _subscribe(self) -> None:
+        if not self._subscribed:
+            self.line_seq.subscribe(self._line_published, run=False)
+            self._subscribed = True
+
+    def _line_published(self, value: Any = None, timestamp: float | None = None, **_: Any) -> None:
+        # Monitors arrive in the order the controller posts them; SEQ comes last, so the
+        # other line PVs already hold this line.
+        frame = self.frame
+        if frame is None or value is None:
+            return
+        seq = int(value)
+        with self._lock:
+            if seq <= self._last_seq:
+                return  # a repeat, or a line of an earlier frame
+            self._last_seq = seq
+            index = int(self.line_index.get())
+            nx = frame.nx
+            line = LineRecord(
+                seq=seq,
+                index=index,
+                row=frame.row_of(index) if 0 <= index < frame.ny else -1,
+                column=frame.first_column,
+                status=str(self.line_status.get()),
+                measured_pixels=int(self.line_npix.get()),
+                counts=np.asarray(self.line_counts.get(), dtype=np.int64)[:nx],
+                x_um=np.asarray(self.line_x.get(), dtype=float)[:nx],
+                y_um=np.asarray(self.line_y.get(), dtype=float)[:nx],
+                dwell_s=np.asarray(self.line_dwell.get(), dtype=float)[:nx],
+                timestamp=float(timestamp if timestamp is not None else time.time()),
+            )
+            if line.row < 0 or len(line.counts) != nx:
+                line = _mark_failed(line, "Malformed")
+            self._received[index] = line
+            if line.complete:
+                self._complete_lines.append(line)
+            else:
+                self.failed_lines._pending.append(line)
+        self._maybe_finish()
+
+    def _frame_ended(self, status: StatusBase) -> None:
+        if not status.success:
+            complete = self._complete_status
+            with self._lock:
+                if complete is None or complete.done:
+                    return
+                frame_s = getattr(status, "expected_s", 0.0)
+                complete.set_exception(
+                    FlyControllerError(
+                        f"the fly controller {self.prefix} did not finish its frame within "
+                        f"{self.frame_factor * frame_s + self.frame_margin_s:.1f} s (it should "
+                        f"take {frame_s:.1f} s): is its IOC running? "
+                        f"{len(self._received)} of its {getattr(self.frame, 'ny', 0)} lines "
+                        "arrived before and are kept"
+                    )
+                )
+            return
+        self._maybe_finish()
+        timer = threading.Timer(_ARRIVAL_GRACE_S, self._finish_anyway)
+        timer.daemon = True
+        timer.start()
+
+    def _maybe_finish(self) -> None:
+        frame, complete, ended = self.frame, self._complete_status, self._frame_status
+        if frame is None or complete is None or ended is None or not ended.done:
+            return
+        with self._lock:
+            published = self._last_seq - self._first_seq
+            if published >= frame.ny and not complete.done:
+                complete.set_finished()
+
+    def _finish_anyway(self) -> None:
+        # The frame ended but fewer lines arrived than it has: the plan finds the missing
+        # rows in lines_received() and measures them again.
+        complete = self._complete_status
+        with self._lock:
+            if complete is not None and not complete.done:
+                complete.set_finished()
+
+
+def _mark_failed(line: LineRecord, status: str) -> LineRecord:
+    return LineRecord(
+        seq=line.seq, index=line.index, row=line.row, column=line.column, status=status,
+        measured_pixels=line.measured_pixels, counts=line.counts, x_um=line.x_um,
+        y_um=line.y_um, dwell_s=line.dwell_s, timestamp=line.timestamp,
+    )  # fmt: skip
