@@ -7,11 +7,16 @@ from typing import IO
 
 from tqdm import tqdm
 
+from stxm_ctrl.timefmt import format_duration
+
 __all__ = ["ScanProgress"]
 
 
 class ScanProgress:
     """Show points done / total (``num_points`` of the start document) while a run goes.
+
+    Fly scans count lines (``num_lines``); a start document with ``estimated_duration_s``
+    shows the estimate beside the scan's name.
 
     Parameters
     ----------
@@ -28,10 +33,14 @@ class ScanProgress:
         if name == "start":
             self._close()
             label = doc.get("stxm_scan_type") or doc.get("plan_name", "scan")
+            fly = doc.get("scan_mode") == "fly"  # one event per line
+            estimate = doc.get("estimated_duration_s")
+            if isinstance(estimate, int | float):
+                label += f", about {format_duration(float(estimate))}"
             self._bar = tqdm(
-                total=doc.get("num_points"),
+                total=doc.get("num_lines") if fly else doc.get("num_points"),
                 desc=f"scan {doc.get('scan_id', '')} {label}",
-                unit="pt",
+                unit="line" if fly else "pt",
                 file=self.file,
                 dynamic_ncols=True,
                 mininterval=0.5,

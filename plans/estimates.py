@@ -1,0 +1,190 @@
+"""How long a plan will take, before it runs: for the scientist, the queue and the progress bar.
+
+An estimate adds what physics imposes (counting, stage motion at the records' velocities and
+accelerations, the fly controller's line overhead) to what the control system costs, which
+is measured rather than guessed: a session learns the cost per point of its step scans and
+per frame of its fly scans from the runs it has made (:class:`ScanCosts`), starting from the
+figures measured on the simulated beamline (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from plans.fly_image import fly_frames
+from plans.sample_image import _chosen_mode, sample_image_grid
+from plans.validation import limits_of
+from stxm_ctrl.physics.fly_line import FramePlan, frame_time_s
+from stxm_ctrl.physics.motion import move_duration_s
+from stxm_ctrl.timefmt import format_duration
+
+__all__ = ["ScanCosts", "ScanEstimate", "estimate_sample_image", "format_duration"]
+
+STEP_COST_S = 0.0075
+"""Control-system cost per point of a step scan (trigger, reads, event, move round trips)."""
+FRAME_COST_S = 0.05
+"""Control-system cost per fly frame (settings, arming, the last line's arrival)."""
+RUN_COST_S = 0.5
+"""Cost per run: opening it, the baseline readings at start and end, closing it."""
+
+
+@dataclass
+class ScanCosts:
+    """What the control system costs beyond physics, learned from the runs a session made.
+
+    Attributes
+    ----------
+    step_point_s
+        Per point of a step scan.
+    fly_frame_s
+        Per frame of a fly scan.
+    run_s
+        Per run.
+    """
+
+    step_point_s: float = STEP_COST_S
+    fly_frame_s: float = FRAME_COST_S
+    run_s: float = RUN_COST_S
+    learned_runs: int = field(default=0)
+
+    def learn(self, estimate: ScanEstimate, measured_s: float, weight: float = 0.5) -> None:
+        """Move the per-point (step) or per-frame (fly) cost towards what a run measured."""
+        excess_s = measured_s - (estimate.total_s - estimate.control_s)  # measured cost
+        if estimate.mode == "step" and estimate.points:
+            per_point = max((excess_s - self.run_s) / estimate.points, 0.0)
+            self.step_point_s += weight * (per_point - self.step_point_s)
+        elif estimate.mode == "fly" and estimate.frames:
+            per_frame = max((excess_s - self.run_s) / estimate.frames, 0.0)
+            self.fly_frame_s += weight * (per_frame - self.fly_frame_s)
+        self.learned_runs += 1
+
+
+@dataclass(frozen=True)
+class ScanEstimate:
+    """How long a scan will take, and of what that time is made, s."""
+
+    mode: str
+    total_s: float
+    counting_s: float
+    motion_s: float
+    control_s: float
+    points: int
+    frames: int = 0
+    lines: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"about {format_duration(self.total_s)} ({self.mode} mode: "
+            f"{format_duration(self.counting_s)} counting, {format_duration(self.motion_s)} "
+            f"motion and line overhead, {format_duration(self.control_s)} control)"
+        )
+
+
+def _motion_s(motor: Any, distance_um: float) -> float:
+    """Time a motor-record axis takes for ``distance_um`` at its VELO and ACCL."""
+    if distance_um == 0:
+        return 0.0
+    try:
+        velocity = float(motor.velocity.get())
+        acceleration_s = max(float(motor.acceleration.get()), 0.0)
+    except (AttributeError, TypeError, ValueError):
+        return 0.0  # a positioner without a velocity (ophyd.sim): instant
+    if not velocity > 0:
+        return 0.0
+    return move_duration_s(abs(distance_um), velocity, acceleration_s)
+
+
+@dataclass(frozen=True)
+class _Timing:
+    """The fly controller's line timing, as :func:`frame_time_s` wants it."""
+
+    settle_s: float
+    run_up_s: float
+    turnaround_s: float
+    flyback_speed_um_per_s: float
+
+
+def _controller_timing(flyer: Any) -> _Timing:
+    return _Timing(
+        settle_s=float(flyer.settle_time.get()),
+        run_up_s=float(flyer.run_up_time.get()),
+        turnaround_s=float(flyer.turnaround_time.get()),
+        flyback_speed_um_per_s=float(flyer.flyback_speed.get()),
+    )
+
+
+def estimate_sample_image(
+    counter: Any,
+    x_motor: Any,
+    x_center_um: float,
+    x_range_um: float,
+    x_points: int,
+    y_motor: Any,
+    y_center_um: float,
+    y_range_um: float,
+    y_points: int,
+    dwell_s: float,
+    *,
+    snake: bool = False,
+    mode: str = "auto",
+    flyer: Any = None,
+    costs: ScanCosts | None = None,
+    **_ignored: Any,
+) -> ScanEstimate:
+    """How long ``sample_image`` with these arguments will take (nothing moves).
+
+    Takes the plan's arguments (``readables``, ``monitors`` and ``md`` are accepted and
+    ignored). Reads the stages' velocities and accelerations, and the fly controller's
+    line timing, from the devices.
+    """
+    costs = costs or ScanCosts()
+    chosen = _chosen_mode(mode, flyer, x_points)
+    xs = sample_image_grid(x_center_um, x_range_um, x_points)
+    ys = sample_image_grid(y_center_um, y_range_um, y_points)
+    points = x_points * y_points
+    counting_s = points * dwell_s
+    if chosen == "step":
+        step_x = abs(float(xs[1] - xs[0])) if x_points > 1 else 0.0
+        step_y = abs(float(ys[1] - ys[0])) if y_points > 1 else 0.0
+        row_change = _motion_s(y_motor, step_y)
+        if not snake:
+            row_change = max(row_change, _motion_s(x_motor, abs(float(xs[-1] - xs[0]))))
+        start_s = max(
+            _motion_s(x_motor, float(xs[0]) - float(x_motor.position)),
+            _motion_s(y_motor, float(ys[0]) - float(y_motor.position)),
+        )
+        motion_s = start_s + y_points * (x_points - 1) * _motion_s(x_motor, step_x)
+        motion_s += (y_points - 1) * row_change
+        control_s = costs.run_s + points * costs.step_point_s
+        return ScanEstimate("step", counting_s + motion_s + control_s, counting_s, motion_s,
+                            control_s, points)  # fmt: skip
+    timing = _controller_timing(flyer)
+    frames = fly_frames(
+        xs, ys, dwell_s, snake=bool(snake),
+        piezo_x_limits_um=limits_of(flyer.fine_x) or (-50.0, 50.0),
+        piezo_y_limits_um=limits_of(flyer.fine_y) or (-50.0, 50.0),
+        coarse_x_um=float(x_motor.position), coarse_y_um=float(y_motor.position),
+    )  # fmt: skip
+    total_frames_s = 0.0
+    coarse_s = 0.0
+    here = (float(x_motor.position), float(y_motor.position))
+    lines = 0
+    for placed in frames:
+        f = placed.frame
+        to = (placed.coarse_x_um, placed.coarse_y_um)
+        coarse_s += max(_motion_s(x_motor, to[0] - here[0]), _motion_s(y_motor, to[1] - here[1]))
+        here = to
+        plan = FramePlan(
+            start_x_um=f.start_x_um, stop_x_um=f.stop_x_um, nx=f.nx, start_y_um=f.start_y_um,
+            stop_y_um=f.stop_y_um, ny=f.ny, dwell_s=dwell_s, snake=f.snake,
+        )  # fmt: skip
+        total_frames_s += frame_time_s(plan, timing)  # type: ignore[arg-type]
+        lines += f.ny
+    counted_s = sum(p.frame.nx * p.frame.ny for p in frames) * dwell_s
+    motion_s = coarse_s + total_frames_s - counted_s
+    control_s = costs.run_s + len(frames) * costs.fly_frame_s
+    total = counted_s + motion_s + control_s
+    return ScanEstimate(
+        "fly", total, counted_s, motion_s, control_s, points, frames=len(frames), lines=lines
+    )
