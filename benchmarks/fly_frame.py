@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--ny", type=int, default=256)
     parser.add_argument("--dwell", type=float, default=0.001)
     parser.add_argument("--step", type=float, default=0.05, help="pixel step, um")
+    parser.add_argument("--snake", action="store_true", help="alternate lines")
     args = parser.parse_args()
     from sim_iocs.fleet import SimFleet
     from sim_iocs.registry import INSTRUMENTS
@@ -52,7 +53,7 @@ def main() -> None:
             settings = {
                 "START_X": -width / 2, "STOP_X": width / 2, "NX": args.nx,
                 "START_Y": -width / 2, "STOP_Y": width / 2, "NY": args.ny,
-                "DWELL": args.dwell, "SNAKE": 0,
+                "DWELL": args.dwell, "SNAKE": int(args.snake),
             }  # fmt: skip
             for name, value in settings.items():
                 assert epics.caput(p + name, value, wait=True, timeout=10) == 1
@@ -69,7 +70,8 @@ def main() -> None:
             assert epics.caput(p + "ARM", 1, wait=True, timeout=frame_time * 2 + 30) == 1
             took = time.monotonic() - started
             time.sleep(0.5)
-            print(f"frame {args.nx} x {args.ny} at {args.dwell * 1e3:g} ms dwell")
+            mode = "snake" if args.snake else "unidirectional"
+            print(f"frame {args.nx} x {args.ny} at {args.dwell * 1e3:g} ms dwell, {mode}")
             print(f"FRAME_TIME     {frame_time:.4f} s  (LINE_OVERHEAD {overhead * 1e3:.2f} ms)")
             print(f"measured       {took:.4f} s  ({(took / frame_time - 1) * 100:+.2f} %)")
             print(f"excess/line    {(took - frame_time) / args.ny * 1e3:.3f} ms")

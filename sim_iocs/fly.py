@@ -90,9 +90,12 @@ from sim_iocs.records import (
     MBBI_FIELD_UNITS,
     RecordDouble,
     RecordInteger,
+    analog_alarm,
     describe,
+    post_alarm,
     refuse,
     set_value,
+    write_with_alarm,
 )
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
@@ -223,9 +226,19 @@ class FlyFaults(PVGroup):
     """Simulator controls of the fly controller (see the module docstring)."""
 
     miss_triggers = pvproperty(
-        name="MISS_TRIGGERS", value=0, record="longout", doc="Simulator: lines missing triggers"
+        alarm_group="miss_triggers",
+        name="MISS_TRIGGERS",
+        value=0,
+        record="longout",
+        doc="Simulator: lines missing triggers",
     )
-    stall = pvproperty(name="STALL", value=0, record="longout", doc="Simulator: lines stalling")
+    stall = pvproperty(
+        name="STALL",
+        value=0,
+        record="longout",
+        doc="Simulator: lines stalling",
+        alarm_group="stall",
+    )
 
     async def initialise(self) -> None:
         """Describe the records; run once at start."""
@@ -274,72 +287,110 @@ class FlyController(PVGroup):
     """
 
     ifx = pvproperty(
+        alarm_group="ifx",
         name="IFX", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
         read_only=True, doc="Interferometer x (sample position)",
     )  # fmt: skip
     ify = pvproperty(
+        alarm_group="ify",
         name="IFY", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
         read_only=True, doc="Interferometer y (sample position)",
     )  # fmt: skip
     start_x = pvproperty(
+        alarm_group="start_x",
         name="START_X", value=-5.0, dtype=RecordDouble, record="ao", precision=4,
         doc="First pixel centre x (interferometer)",
     )  # fmt: skip
     stop_x = pvproperty(
+        alarm_group="stop_x",
         name="STOP_X", value=5.0, dtype=RecordDouble, record="ao", precision=4,
         doc="Last pixel centre x (interferometer)",
     )  # fmt: skip
     nx = pvproperty(
-        name="NX", value=101, dtype=RecordInteger, record="longout", doc="Pixels per line"
+        alarm_group="nx",
+        name="NX",
+        value=101,
+        dtype=RecordInteger,
+        record="longout",
+        doc="Pixels per line",
     )
     start_y = pvproperty(
+        alarm_group="start_y",
         name="START_Y", value=-5.0, dtype=RecordDouble, record="ao", precision=4,
         doc="First line y (interferometer)",
     )  # fmt: skip
     stop_y = pvproperty(
+        alarm_group="stop_y",
         name="STOP_Y", value=5.0, dtype=RecordDouble, record="ao", precision=4,
         doc="Last line y (interferometer)",
     )  # fmt: skip
     ny = pvproperty(
-        name="NY", value=101, dtype=RecordInteger, record="longout", doc="Lines per frame"
+        alarm_group="ny",
+        name="NY",
+        value=101,
+        dtype=RecordInteger,
+        record="longout",
+        doc="Lines per frame",
     )
     dwell = pvproperty(
+        alarm_group="dwell",
         name="DWELL", value=0.001, dtype=RecordDouble, record="ao", precision=5,
         doc="Dwell per pixel",
     )  # fmt: skip
     snake = pvproperty(
+        alarm_group="snake",
         name="SNAKE", value="Off", dtype=ChannelType.ENUM, enum_strings=["Off", "On"],
         record="bo", doc="Alternate lines right to left",
     )  # fmt: skip
     frame_time = pvproperty(
+        alarm_group="frame_time",
         name="FRAME_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
         read_only=True, doc="Frame duration for the settings",
     )  # fmt: skip
     line_overhead = pvproperty(
+        alarm_group="line_overhead",
         name="LINE_OVERHEAD", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
         read_only=True, doc="Per-line time that is not dwell",
     )  # fmt: skip
     arm = pvproperty(
+        alarm_group="arm",
         name="ARM", value="Idle", dtype=ChannelType.ENUM, enum_strings=["Idle", "Arm"],
         record="bo", doc="Run a frame (put 0 aborts)",
     )  # fmt: skip
     busy = pvproperty(
+        alarm_group="busy",
         name="BUSY", value="Idle", dtype=ChannelType.ENUM, enum_strings=["Idle", "Busy"],
         record="bi", read_only=True, doc="A frame is running",
     )  # fmt: skip
     line_index = pvproperty(
-        name="LINE:INDEX", value=0, record="longin", read_only=True, doc="Line index in frame"
+        alarm_group="line_index",
+        name="LINE:INDEX",
+        value=0,
+        record="longin",
+        read_only=True,
+        doc="Line index in frame",
     )
     line_status = pvproperty(
+        alarm_group="line_status",
         name="LINE:STATUS", value=LINE_STATUSES[0], dtype=ChannelType.ENUM,
         enum_strings=list(LINE_STATUSES), record="mbbi", read_only=True, doc="Line status",
     )  # fmt: skip
     line_npix = pvproperty(
-        name="LINE:NPIX", value=0, record="longin", read_only=True, doc="Pixels measured"
+        alarm_group="line_npix",
+        name="LINE:NPIX",
+        value=0,
+        record="longin",
+        read_only=True,
+        doc="Pixels measured",
     )
     # LINE:COUNTS, LINE:X, LINE:Y, LINE:DWELL: added by controller_class_for.
     line_seq = pvproperty(
-        name="LINE:SEQ", value=0, record="longin", read_only=True, doc="Lines published"
+        alarm_group="line_seq",
+        name="LINE:SEQ",
+        value=0,
+        record="longin",
+        read_only=True,
+        doc="Lines published",
     )
 
     line_counts: Any
@@ -424,6 +475,10 @@ class FlyController(PVGroup):
             await describe(record, units="um", precision=4, field_units=AI_FIELD_UNITS("um"))
         for record in (self.frame_time, self.line_overhead):
             await describe(record, units="s", precision=4, field_units=AI_FIELD_UNITS("s"))
+        for record in self._analog():  # no live alarm limits at start
+            fields = record.field_inst
+            for severity in ("hihi", "high", "low", "lolo"):
+                await getattr(fields, f"{severity}_severity").write("NO_ALARM", verify_value=False)
         settings = self._settings()
         for name, (low, high) in self._limits().items():
             record = settings[name]
@@ -455,11 +510,18 @@ class FlyController(PVGroup):
         )  # fmt: skip
         for record, units in waveforms:
             await describe(
-                record, units=units, precision=6 if units == "s" else 4,
+                record, units=units, precision={"s": 6, "um": 4}.get(units, 0),  # counts: integers
                 field_units={"HOPR": units, "LOPR": units, "SDLY": "s"},
             )  # fmt: skip
         await self._post_frame_time()
         asyncio.get_running_loop().create_task(self._interferometer_forever())
+
+    def _analog(self) -> tuple[Any, ...]:
+        return (self.ifx, self.ify, self.frame_time, self.line_overhead)
+
+    async def _post_analog(self, record: Any, value: float) -> None:
+        """Post an ai record's value with the alarm its limits give (as an ai record)."""
+        await write_with_alarm(record, value, *analog_alarm(record, value))
 
     # -- world ------------------------------------------------------------------------
     def _drift_um(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -498,9 +560,11 @@ class FlyController(PVGroup):
         while True:
             x, y = self._interferometer_um(time.monotonic())
             if not abs(x - last[0]) <= _INTERFEROMETER_DEADBAND_UM:
-                await self.ifx.write(x, verify_value=False)
+                await self._post_analog(self.ifx, x)
             if not abs(y - last[1]) <= _INTERFEROMETER_DEADBAND_UM:
-                await self.ify.write(y, verify_value=False)
+                await self._post_analog(self.ify, y)
+            for record in (self.frame_time, self.line_overhead):  # limits may have changed
+                await post_alarm(record, *analog_alarm(record, float(record.value)))
             last = (
                 x if not abs(x - last[0]) <= _INTERFEROMETER_DEADBAND_UM else last[0],
                 y if not abs(y - last[1]) <= _INTERFEROMETER_DEADBAND_UM else last[1],
@@ -562,9 +626,8 @@ class FlyController(PVGroup):
             total = frame_time_s(plan, fly, (px - ox, py - oy))
         except ZeroDivisionError:  # START_X = STOP_X: no sweep to time
             total = float("nan")
-        await self.frame_time.write(total, verify_value=False)
-        overhead = total / plan.ny - plan.nx * plan.dwell_s
-        await self.line_overhead.write(overhead, verify_value=False)
+        await self._post_analog(self.frame_time, total)
+        await self._post_analog(self.line_overhead, total / plan.ny - plan.nx * plan.dwell_s)
 
     async def _put_setting(self, instance: Any, value: Any, name: str, convert: type) -> Any:
         low, high = self._limits()[name]
@@ -817,7 +880,7 @@ def controller_class_for(max_pixels: int) -> type[FlyController]:
     def waveform(name: str, dtype: ChannelType, value: Any, doc: str) -> Any:
         return pvproperty(
             name=name, value=[value], dtype=dtype, max_length=max_pixels, record="waveform",
-            read_only=True, doc=doc,
+            read_only=True, doc=doc, alarm_group=name,
         )  # fmt: skip
 
     attributes = {

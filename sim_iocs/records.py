@@ -62,6 +62,7 @@ DIMENSIONLESS_FIELDS: dict[str, frozenset[str]] = {
     "ai": frozenset({"ASLO", "ESLO", "SMOO"}),  # conversion slopes, smoothing factor
     "ao": frozenset({"ASLO", "ESLO"}),  # conversion slopes
     "mbbi": frozenset({"AFVL"}),  # filtered alarm value (a severity)
+    "longin": frozenset({"AFVL"}),  # filtered alarm value (a severity)
 }
 """Floating-point fields without a unit, by record type; every other one has units."""
 
