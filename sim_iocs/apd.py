@@ -25,7 +25,9 @@ the APD's active area, with the EPU's flux for its gap and polarisation; then qu
 efficiency, dark counts and dead time. It is averaged by
 :func:`~stxm_ctrl.physics.detector.gate_average_rate_Hz` over the gate's start, middle and
 end (exact in step scans, a trapezoid rule while anything moves). The state at each instant
-comes from the world: the sample stage (``sample_stage``, plus the slow beam drift), the
+comes from the world: the sample stage (``sample_stage``, the coarse stage, plus the piezo of
+``fine_stage`` and the sample's thermal drift of ``[sim.interferometer]``, plus the slow beam
+drift of ``[sim.beam]``), the
 zone plate and OSA (``optics_stages``), the detector (``detector_stage``), the energy, gap
 and polarisation (``beamline``), and the ring current, shutter and beam dump (``ring``: no
 photons with the shutter closed or the beam dumped).
@@ -42,6 +44,7 @@ import numpy as np
 from caproto import SkipWrite
 from caproto.server import PVGroup, pvproperty
 
+from sim_iocs.fly import FINE_STAGE
 from sim_iocs.motor import axis_positions_um
 from sim_iocs.optics_world import (
     BEAMLINE,
@@ -58,6 +61,7 @@ from sim_iocs.scaler import CONT, SCALER_FIELD_UNITS, scaler_fields
 from sim_iocs.world import BlockReader, World, open_reader
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.physics.detector import gate_average_rate_Hz, gate_sample_times_s
+from stxm_ctrl.physics.fly_line import interferometer_drift_um
 from stxm_ctrl.physics.instrument import OPTICS_AXES, InstrumentModel
 
 __all__ = ["APD_CHANNEL", "CHANNELS", "CLOCK_CHANNEL", "RECORD", "ApdCounter", "build"]
@@ -124,6 +128,7 @@ class ApdCounter(PVGroup):
         self.scaler.reported_record_type = "scaler"
         self.world = world
         self.stage_block: BlockReader | None = None
+        self.fine_block: BlockReader | None = None
         self.ring_block: BlockReader | None = None
         self.optics_block: BlockReader | None = None
         self.detector_block: BlockReader | None = None
@@ -147,6 +152,7 @@ class ApdCounter(PVGroup):
         """Open the world blocks and publish the configuration; run once at start."""
         # The other IOCs create their blocks when they start, maybe after this one.
         self.stage_block = await open_reader(self.world, SAMPLE_STAGE)
+        self.fine_block = await open_reader(self.world, FINE_STAGE)
         self.ring_block = await open_reader(self.world, RING)
         self.optics_block = await open_reader(self.world, OPTICS_STAGES)
         self.detector_block = await open_reader(self.world, DETECTOR_STAGE)
@@ -400,17 +406,27 @@ class ApdCounter(PVGroup):
         """
         assert self.ring_block is not None and self.stage_block is not None
         assert self.optics_block is not None and self.detector_block is not None
-        assert self.beamline_block is not None
+        assert self.beamline_block is not None and self.fine_block is not None
         ring = RingState.from_record(self.ring_block.read())
         stage = self.stage_block.read()
+        fine = self.fine_block.read()
         optics = self.optics_block.read()
         detector = self.detector_block.read()
         beamline = BeamlineState.from_record(self.beamline_block.read())
         times = gate_sample_times_s(t_start_s, t_end_s)
         hours = (times - self.epoch_s) / 3600.0
         beam = self.sim.beam
-        beam_x = axis_positions_um(stage, "sample_x", times) + beam.drift_x_um_per_h * hours
-        beam_y = axis_positions_um(stage, "sample_y", times) + beam.drift_y_um_per_h * hours
+        # The sample: coarse stage + piezo + its drift (what the interferometer reads, but
+        # for noise); plus the beam's own drift, which the interferometer does not see.
+        drift_x, drift_y = interferometer_drift_um(hours, self.sim.interferometer)
+        sample_x = axis_positions_um(stage, "sample_x", times) + axis_positions_um(
+            fine, "fine_x", times
+        )
+        sample_y = axis_positions_um(stage, "sample_y", times) + axis_positions_um(
+            fine, "fine_y", times
+        )
+        beam_x = sample_x + drift_x + beam.drift_x_um_per_h * hours
+        beam_y = sample_y + drift_y + beam.drift_y_um_per_h * hours
         readings = {
             axis: axis_positions_um(detector if axis in DETECTOR_AXES else optics, axis, times)
             for axis in OPTICS_AXES

@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 from caproto import AlarmSeverity, AlarmStatus, ChannelEnum, ChannelNumeric, ChannelType
 from caproto._dbr import TimeStamp
 from caproto.server import pvproperty
-from caproto.server.server import PvpropertyDouble
+from caproto.server.server import PvpropertyDouble, PvpropertyInteger
 
 __all__ = [
     "AI_FIELD_UNITS",
@@ -40,6 +40,7 @@ __all__ = [
     "DIMENSIONLESS_FIELDS",
     "SEVERITY_NAMES",
     "RecordDouble",
+    "RecordInteger",
     "analog_alarm",
     "describe",
     "forward_put",
@@ -61,6 +62,7 @@ DIMENSIONLESS_FIELDS: dict[str, frozenset[str]] = {
     "ai": frozenset({"ASLO", "ESLO", "SMOO"}),  # conversion slopes, smoothing factor
     "ao": frozenset({"ASLO", "ESLO"}),  # conversion slopes
     "mbbi": frozenset({"AFVL"}),  # filtered alarm value (a severity)
+    "longin": frozenset({"AFVL"}),  # filtered alarm value (a severity)
 }
 """Floating-point fields without a unit, by record type; every other one has units."""
 
@@ -101,6 +103,15 @@ class RecordDouble(PvpropertyDouble):
     clients go straight to the putter; writes by the IOC itself bypass it as usual
     (``write(..., verify_value=False)``).
     """
+
+    async def verify_value(self, value: Any) -> Any:
+        if self.putter is not None:
+            return await self.putter(self, value)
+        return value
+
+
+class RecordInteger(PvpropertyInteger):
+    """An integer record value whose putter decides about every put (as :class:`RecordDouble`)."""
 
     async def verify_value(self, value: Any) -> Any:
         if self.putter is not None:

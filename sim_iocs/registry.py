@@ -113,7 +113,14 @@ INSTRUMENTS: tuple[SimInstrument, ...] = (
         name="apd",
         factory="sim_iocs.apd:build",
         default_port=5071,
-        reads=("sample_stage", "ring", "optics_stages", "detector_stage", "beamline"),
+        reads=(
+            "sample_stage",
+            "fine_stage",
+            "ring",
+            "optics_stages",
+            "detector_stage",
+            "beamline",
+        ),
         description="APD point counter: Poisson photons through the optics and the sample",
     ),
     SimInstrument(
@@ -145,6 +152,14 @@ INSTRUMENTS: tuple[SimInstrument, ...] = (
         owns=("beamline",),
         reads=("optics_stages",),
         description="monochromator energy, EPU gap and polarisation",
+    ),
+    SimInstrument(
+        name="fly",
+        factory="sim_iocs.fly:build",
+        default_port=5077,
+        owns=("fine_stage",),
+        reads=("sample_stage", "ring", "optics_stages", "detector_stage", "beamline"),
+        description="fine piezo x/y, laser interferometer and line fly-scan controller",
     ),
 )
 """The simulated instruments, in start order."""

@@ -43,6 +43,8 @@ __all__ = [
     "EpicsConfig",
     "EpicsPrefixes",
     "EpicsTimeouts",
+    "FlyConfig",
+    "InterferometerConfig",
     "RingConfig",
     "RingFillConfig",
     "SampleConfig",
@@ -65,6 +67,7 @@ CONFIG_ENV_VAR = "STXM_CONFIG"
 _UNIT_SUFFIXES = (
     "_um_per_s",
     "_um_per_h",
+    "_nm_per_h",
     "_mm_per_s",
     "_nm",
     "_um",
@@ -150,6 +153,11 @@ class EpicsPrefixes(_Section):
     beamline: str = Field(
         default="STXM:BL:", min_length=1, description="Monochromator energy and EPU."
     )
+    fly: str = Field(
+        default="STXM:FLY:",
+        min_length=1,
+        description="Fine piezo stage, laser interferometer and line fly-scan controller.",
+    )
 
 
 class EpicsAxes(_Section):
@@ -165,6 +173,8 @@ class EpicsAxes(_Section):
     osa_z: str = Field(default="OSAZ", min_length=1, description="OSA z (sets A0).")
     detector_x: str = Field(default="X", min_length=1, description="Detector x (STXM:DET: + X).")
     detector_y: str = Field(default="Y", min_length=1, description="Detector y.")
+    fine_x: str = Field(default="FX", min_length=1, description="Fine piezo x (STXM:FLY: + FX).")
+    fine_y: str = Field(default="FY", min_length=1, description="Fine piezo y.")
 
 
 class EpicsTimeouts(_Section):
@@ -558,6 +568,16 @@ class SimStagesConfig(_Section):
         low_limit_um=-5000, high_limit_um=5000, low_limit_switch_um=-5100,
         high_limit_switch_um=5100, velocity_um_per_s=5000, acceleration_time_s=0.02,
     )  # fmt: skip
+    fine_x: StageMotionConfig = _stage(
+        low_limit_um=-50, high_limit_um=50, low_limit_switch_um=-52, high_limit_switch_um=52,
+        home_switch_um=0, velocity_um_per_s=1000, max_velocity_um_per_s=5000,
+        acceleration_time_s=0.002, resolution_um=0.0001, precision_digits=4,
+    )  # fmt: skip
+    fine_y: StageMotionConfig = _stage(
+        low_limit_um=-50, high_limit_um=50, low_limit_switch_um=-52, high_limit_switch_um=52,
+        home_switch_um=0, velocity_um_per_s=1000, max_velocity_um_per_s=5000,
+        acceleration_time_s=0.002, resolution_um=0.0001, precision_digits=4,
+    )  # fmt: skip
 
 
 class RingFillConfig(_Section):
@@ -619,6 +639,71 @@ class BeamConfig(_Section):
         description="Slow (thermal) drift of the beam on the sample, x.",
     )
     drift_y_um_per_h: float = Field(default=-0.03, ge=-10, le=10, description="Beam drift, y.")
+
+
+class InterferometerConfig(_Section):
+    """The simulated laser interferometer and the sample's motion it sees (fine stage)."""
+
+    noise_nm: float = Field(
+        default=3.0,
+        ge=0,
+        le=1000,
+        description="RMS position noise of the sample (vibration), seen by both the counter "
+        "and the interferometer.",
+    )
+    drift_x_nm_per_h: float = Field(
+        default=30.0,
+        ge=-10_000,
+        le=10_000,
+        description="Slow thermal drift of the sample relative to the zone plate, x, from the "
+        "world's start; the interferometer sees it (unlike [sim.beam] drift).",
+    )
+    drift_y_nm_per_h: float = Field(
+        default=-20.0, ge=-10_000, le=10_000, description="Sample drift seen by the "
+        "interferometer, y.",
+    )  # fmt: skip
+
+
+class FlyConfig(_Section):
+    """The simulated line fly-scan controller (closed loop on the interferometer)."""
+
+    settle_s: float = Field(
+        default=0.006,
+        ge=0,
+        le=1,
+        description="Piezo settle before each line starts (after the y step or flyback).",
+    )
+    run_up_s: float = Field(
+        default=0.002,
+        ge=0,
+        le=1,
+        description="Acceleration to line speed before the first pixel.",
+    )
+    turnaround_s: float = Field(
+        default=0.002, ge=0, le=1, description="Deceleration after the last pixel."
+    )
+    flyback_speed_um_per_s: float = Field(
+        default=2000.0,
+        gt=0,
+        le=100_000,
+        description="Speed of the return to the line start (unidirectional lines) and of "
+        "the y step between lines.",
+    )
+    max_line_speed_um_per_s: float = Field(
+        default=2000.0,
+        gt=0,
+        le=100_000,
+        description="Fastest sweep (pixel step / dwell) the controller accepts.",
+    )
+    samples_per_pixel: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Sub-samples of the trajectory per pixel dwell (motion blur within a pixel).",
+    )
+    max_pixels: int = Field(
+        default=4096, ge=2, le=65_536, description="Largest NX and NY (waveform length)."
+    )
 
 
 class SimOpticsConfig(_Section):
@@ -825,6 +910,8 @@ class SimConfig(_Section):
     beamline: SimBeamlineConfig = SimBeamlineConfig()
     apd: ApdPhysicsConfig = ApdPhysicsConfig()
     sample: SampleConfig = SampleConfig()
+    interferometer: InterferometerConfig = InterferometerConfig()
+    fly: FlyConfig = FlyConfig()
 
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> SimConfig:
