@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO
+from ophyd import FormattedComponent as FCpt
 from ophyd.status import Status, StatusBase
 
 from devices.signals import BoundedEpicsSignal
@@ -207,6 +208,9 @@ class LineFlyer(Device):
 
     Parameters
     ----------
+    axes
+        Record names of the piezo axes after the prefix (``[epics.axes] fine_x``,
+        ``fine_y``), as ``{"x": ..., "y": ...}``.
     put_timeout_s
         A setting's put may take this before it fails.
     frame_margin_s
@@ -216,6 +220,8 @@ class LineFlyer(Device):
         See ``frame_margin_s``.
     max_line_speed_um_per_s
         Fastest sweep the controller does; plans refuse faster lines before anything moves.
+    move_factor, move_margin_s
+        Bound the piezo axes' moves (see :class:`devices.stages.BoundedMotor`).
     """
 
     start_x = Cpt(BoundedEpicsSignal, "START_X", kind="config")
@@ -238,25 +244,31 @@ class LineFlyer(Device):
     line_y = Cpt(EpicsSignalRO, "LINE:Y", kind="omitted", auto_monitor=True)
     line_dwell = Cpt(EpicsSignalRO, "LINE:DWELL", kind="omitted", auto_monitor=True)
     line_seq = Cpt(EpicsSignalRO, "LINE:SEQ", kind="omitted", auto_monitor=True)
-    fine_x = Cpt(BoundedMotor, "FX", kind="omitted")
-    fine_y = Cpt(BoundedMotor, "FY", kind="omitted")
+    fine_x = FCpt(BoundedMotor, "{prefix}{_axes[x]}", kind="omitted")
+    fine_y = FCpt(BoundedMotor, "{prefix}{_axes[y]}", kind="omitted")
     interferometer_x = Cpt(EpicsSignalRO, "IFX", kind="hinted", auto_monitor=True)
     interferometer_y = Cpt(EpicsSignalRO, "IFY", kind="hinted", auto_monitor=True)
 
     def __init__(
         self,
         *args: Any,
+        axes: dict[str, str] | None = None,
         put_timeout_s: float = 10.0,
         frame_factor: float = 1.5,
         frame_margin_s: float = 5.0,
         max_line_speed_um_per_s: float = 2000.0,
+        move_factor: float = 2.0,
+        move_margin_s: float = 2.0,
         **kwargs: Any,
     ) -> None:
+        self._axes = axes or {"x": "FX", "y": "FY"}  # read by the FormattedComponents
         super().__init__(*args, **kwargs)
         for signal in (self.start_x, self.stop_x, self.nx, self.start_y, self.stop_y):
             signal.timeout_s = put_timeout_s
         for signal in (self.ny, self.dwell, self.snake):
             signal.timeout_s = put_timeout_s
+        for motor in (self.fine_x, self.fine_y):
+            motor.move_factor, motor.move_margin_s = move_factor, move_margin_s
         self.frame_factor = frame_factor
         self.max_line_speed_um_per_s = max_line_speed_um_per_s
         self.frame_margin_s = frame_margin_s
@@ -271,6 +283,9 @@ class LineFlyer(Device):
         self._frame_status: StatusBase | None = None
         self._complete_status: Status | None = None
         self._subscribed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(prefix={self.prefix!r}, name={self.name!r})"
 
     # -- bluesky protocols -------------------------------------------------------------
 

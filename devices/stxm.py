@@ -8,6 +8,7 @@ from ophyd import Device
 
 from devices.apd import ApdPointCounter
 from devices.energy import A0, Energy, Polarization
+from devices.fly import LineFlyer
 from devices.optics import OSA, DetectorStage, OpticsInterlock, ZonePlate
 from devices.ring import StorageRing
 from devices.stages import SampleStage
@@ -33,6 +34,7 @@ class StxmDevices:
     detector: DetectorStage
     energy: Energy
     polarization: Polarization
+    fly: LineFlyer
 
     @property
     def interlock(self) -> OpticsInterlock:
@@ -166,4 +168,11 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
         ),  # fmt: skip
         energy=energy,
         polarization=polarization,
+        fly=LineFlyer(
+            prefixes.fly,
+            axes={"x": axes.fine_x, "y": axes.fine_y},
+            name="fly",
+            put_timeout_s=timeouts.put_s,
+            **motion,
+        ),
     )

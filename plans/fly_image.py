@@ -159,7 +159,12 @@ def fly_raster(
     # ophyd devices are untyped; bluesky's stubs are typed against its protocols.
     device: Any = flyer
     failed_lines: Any = flyer.failed_lines
-    md = {**md, "fly_frames": len(frames), "fly_frame_columns": frames[0].frame.nx}
+    md = {
+        **md,
+        "num_lines": sum(placed.frame.ny for placed in frames),
+        "fly_frames": len(frames),
+        "fly_frame_columns": frames[0].frame.nx,
+    }
 
     def one_frame(frame: FrameSpec) -> MsgGenerator[None]:
         yield from bps.prepare(device, frame, wait=True)
