@@ -46,7 +46,8 @@ Simulator controls (prefix ``[sim] control_prefix`` + ``FLY:``, e.g. ``STXM:SIM:
   sweep; the pixels after it are not measured (status ``Stalled``), the line still ends in
   its normal time, the next line recovers.
 
-Each faulted line decrements its counter (posted).
+Each faulted line decrements its counter (posted). ``FINE_X:STALL``, ``FINE_Y:STALL``
+(:class:`sim_iocs.motor.MotorFaults`): the piezo axis stuck, as for every motor record.
 
 What is simulated (:mod:`stxm_ctrl.physics.fly_line`): a controller closed-loop on the
 interferometer, which sweeps the interferometer from START_X to STOP_X at constant speed
@@ -74,7 +75,7 @@ import numpy as np
 from caproto import ChannelType, SkipWrite
 from caproto.server import PVGroup, pvproperty
 
-from sim_iocs.motor import MotorAxis, axis_positions_um, motion_block, move_of
+from sim_iocs.motor import MotorAxis, MotorFaults, axis_positions_um, motion_block, move_of
 from sim_iocs.optics_world import (
     BEAMLINE,
     DETECTOR_AXES,
@@ -153,7 +154,11 @@ def build(context: IocContext) -> list[PVGroup]:
         for axis, description in FINE_AXES.items()
     }
     controller.axes = axes
-    return [*axes.values(), controller, faults]
+    stalls = [
+        MotorFaults(f"{config.sim.control_prefix}{axis.upper()}:", axis=motor)
+        for axis, motor in axes.items()
+    ]
+    return [*axes.values(), *stalls, controller, faults]
 
 
 class PiezoAxis(MotorAxis):

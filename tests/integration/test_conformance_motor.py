@@ -7,7 +7,8 @@ fleet's environment). Each test leaves the record as it found it.
 Stages differ in travel and units (the sample stage spans +-2000 um, ZP z lies at negative
 readings, the EPU gap is in mm), so each test works in the record's *frame*: positions are
 ``origin + unit * d`` for the distances ``d`` below, with ``origin`` the middle of the soft
-limits in force (for ZP z and OSA z the interlock's range) and ``unit`` 1 for um, 0.1 for mm.
+limits in force (for ZP z and OSA z the interlock's range) and ``unit`` 1 for um, 0.1 for mm,
+and a fifth of the travel / 100 for short travels (the fine piezo's 100 um: 0.2).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class _Motor(epics.Motor):
         return pv.get(as_string=as_string, count=count, timeout=timeout, use_monitor=False)
 
 
+_SHORT_TRAVEL = 150.0  # soft limits closer than this (EGU) scale the test distances
+
+
 @dataclass(frozen=True)
 class _Frame:
     """Where a record's test positions lie: ``at(d)`` = origin + unit * d."""
@@ -60,8 +64,11 @@ class _Frame:
 
 
 def _frame(motor: epics.Motor) -> _Frame:
+    low, high = motor.get("DLLM"), motor.get("DHLM")
     unit = 0.1 if motor.get("EGU", as_string=True) == "mm" else 1.0
-    return _Frame(round(0.5 * (motor.get("DLLM") + motor.get("DHLM")), 1), unit)
+    if high - low < _SHORT_TRAVEL:  # a piezo (100 um): the distances below fit its travel
+        unit = (high - low) / 500.0
+    return _Frame(round(0.5 * (low + high), 1), unit)
 
 
 @contextlib.contextmanager

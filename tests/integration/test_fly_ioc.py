@@ -73,8 +73,9 @@ class Lines:
 
 @pytest.fixture
 def fly(sim_config, sim_fleet):
-    """Coarse stage at the membrane's corner, piezo at 0, no faults; settings to restore."""
+    """Coarse stage on the membrane, piezo at 0, no faults; all put back afterwards."""
     smp = sim_config.epics.prefixes.sample_stage
+    coarse = {axis: _get(smp + axis + ".VAL") for axis in ("X", "Y")}
     for axis, pos in (("X", 0.0), ("Y", -10.0)):
         assert epics.caput(smp + axis + ".VAL", pos, wait=True, timeout=30) == 1
     for axis in ("FX", "FY"):
@@ -86,6 +87,10 @@ def fly(sim_config, sim_fleet):
     control = sim_config.sim.control_prefix + "FLY:"
     epics.caput(control + "MISS_TRIGGERS", 0, wait=True)
     epics.caput(control + "STALL", 0, wait=True)
+    for axis in ("FX", "FY"):  # the APD counts where the piezo is
+        assert epics.caput(_p(sim_config, axis + ".VAL"), 0.0, wait=True, timeout=30) == 1
+    for axis, pos in coarse.items():
+        assert epics.caput(smp + axis + ".VAL", pos, wait=True, timeout=30) == 1
 
 
 def _settings(sim_config, **values) -> None:
@@ -110,7 +115,7 @@ def _wait_lines(lines: Lines, n: int) -> list[dict]:
 def test_frame_publishes_consistent_lines_at_the_requested_positions(sim_config, fly):
     _settings(
         sim_config, start_x=-2.0, stop_x=2.0, nx=20, start_y=-10.5, stop_y=-9.5, ny=5,
-        dwell=0.001, snake=0,
+        dwell=0.004, snake=0,
     )  # fmt: skip
     frame_time = _get(_p(sim_config, "FRAME_TIME"))
     assert _get(_p(sim_config, "BUSY"), as_string=True) == "Idle"
@@ -129,7 +134,7 @@ def test_frame_publishes_consistent_lines_at_the_requested_positions(sim_config,
         assert np.all(counts > 0)
         assert np.allclose(x, centres, atol=noise), x - centres
         assert np.allclose(y, np.linspace(-10.5, -9.5, 5)[i], atol=noise)
-        assert np.allclose(dwell, 0.001, rtol=0.2)
+        assert np.allclose(dwell, 0.004, rtol=0.2)
         # The interferometer reads the sample's position (the coarse stage at (0, -10) is in
         # it); the counts are the model's there, within Poisson error.
         expected = expected_rate_at(sim_config, x, y, current) * dwell
