@@ -199,6 +199,10 @@ class LineFlyer(Device):
     frame_time, line_overhead
         What the settings imply: the frame's duration and each line's time beyond its
         dwell, s (``FRAME_TIME``, ``LINE_OVERHEAD``).
+    settle_time, run_up_time, turnaround_time, flyback_speed, max_speed
+        The controller's line timing (s, um/s), from which frames are estimated.
+    message
+        ``MESSAGE``: what the controller did last (why it refused a frame).
     line_*
         The last published line (``LINE:INDEX`` ... ``LINE:SEQ``), monitored.
     fine_x, fine_y
@@ -218,8 +222,6 @@ class LineFlyer(Device):
         controller is declared dead.
     frame_factor
         See ``frame_margin_s``.
-    max_line_speed_um_per_s
-        Fastest sweep the controller does; plans refuse faster lines before anything moves.
     move_factor, move_margin_s
         Bound the piezo axes' moves (see :class:`devices.stages.BoundedMotor`).
     """
@@ -232,6 +234,12 @@ class LineFlyer(Device):
     ny = Cpt(BoundedEpicsSignal, "NY", kind="config")
     dwell = Cpt(BoundedEpicsSignal, "DWELL", kind="config", auto_monitor=True)
     snake = Cpt(BoundedEpicsSignal, "SNAKE", kind="config")
+    settle_time = Cpt(EpicsSignalRO, "SETTLE_TIME", kind="config")
+    run_up_time = Cpt(EpicsSignalRO, "RUN_UP_TIME", kind="config")
+    turnaround_time = Cpt(EpicsSignalRO, "TURNAROUND_TIME", kind="config")
+    flyback_speed = Cpt(EpicsSignalRO, "FLYBACK_SPEED", kind="config")
+    max_speed = Cpt(EpicsSignalRO, "MAX_SPEED", kind="config")
+    message = Cpt(EpicsSignalRO, "MESSAGE", kind="omitted", string=True)
     arm = Cpt(EpicsSignal, "ARM", put_complete=True, kind="omitted")
     busy = Cpt(EpicsSignalRO, "BUSY", kind="omitted", auto_monitor=True)
     frame_time = Cpt(EpicsSignalRO, "FRAME_TIME", kind="omitted", auto_monitor=True)
@@ -256,7 +264,6 @@ class LineFlyer(Device):
         put_timeout_s: float = 10.0,
         frame_factor: float = 1.5,
         frame_margin_s: float = 5.0,
-        max_line_speed_um_per_s: float = 2000.0,
         move_factor: float = 2.0,
         move_margin_s: float = 2.0,
         **kwargs: Any,
@@ -270,7 +277,6 @@ class LineFlyer(Device):
         for motor in (self.fine_x, self.fine_y):
             motor.move_factor, motor.move_margin_s = move_factor, move_margin_s
         self.frame_factor = frame_factor
-        self.max_line_speed_um_per_s = max_line_speed_um_per_s
         self.frame_margin_s = frame_margin_s
         self.failed_lines = FailedLines(self)
         self.frame: FrameSpec | None = None
@@ -281,17 +287,33 @@ class LineFlyer(Device):
         self._first_seq = 0
         self._last_seq = 0
         self._frame_status: StatusBase | None = None
+        self._started_status: Status | None = None
         self._complete_status: Status | None = None
         self._subscribed = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(prefix={self.prefix!r}, name={self.name!r})"
 
+    @property
+    def max_line_speed_um_per_s(self) -> float:
+        """Fastest sweep the controller does (``MAX_SPEED``); plans check lines against it."""
+        return float(self.max_speed.get())
+
+    @property
+    def run_up_s(self) -> float:
+        """Acceleration time before each line's first pixel (``RUN_UP_TIME``)."""
+        return float(self.run_up_time.get())
+
     # -- bluesky protocols -------------------------------------------------------------
 
     def prepare(self, value: FrameSpec) -> StatusBase:
         """Write a frame's settings (``Preparable``); done when the controller has them."""
-        if self.busy.get():
+        # A fresh read: BUSY's monitor may trail the previous frame's put completion.
+        try:
+            busy = self.busy.get(use_monitor=False, timeout=2.0)
+        except TimeoutError as exc:
+            raise FlyControllerError(self._gone_message()) from exc
+        if busy in (1, "Busy"):
             raise RuntimeError(f"{self.name}: a frame is still running; wait for it or stop it")
         self.frame = value
         self.nx_described = value.nx
@@ -317,15 +339,25 @@ class LineFlyer(Device):
         self._subscribe()
         with self._lock:
             self._received = {}
-            self._first_seq = self._last_seq = int(self.line_seq.get())
+            # Every line of an earlier frame has arrived (its complete waited for them).
+            self._first_seq = self._last_seq = max(self._last_seq, int(self.line_seq.get()))
         frame_s = float(self.frame_time.get(use_monitor=False))
         allowed_s = self.frame_factor * frame_s + self.frame_margin_s
+        started = Status(obj=self)
+        self._started_status = started
+        self._complete_status = Status(obj=self)
+
+        def running(value: Any = None, **_: Any) -> None:
+            if value in (1, "Busy"):
+                with self._lock:
+                    if not started.done:
+                        started.set_finished()
+
+        self.busy.subscribe(running, run=False)
         self._frame_status = self.arm.set(1, timeout=allowed_s)
         self._frame_status.expected_s = frame_s  # type: ignore[attr-defined]
-        self._complete_status = Status(obj=self)
         self._frame_status.add_callback(self._frame_ended)
-        started = Status(obj=self)
-        started.set_finished()
+        started.add_callback(lambda status: self.busy.clear_sub(running))
         return started
 
     def complete(self) -> StatusBase:
@@ -350,8 +382,11 @@ class LineFlyer(Device):
 
     def stop(self, *, success: bool = False) -> None:
         """Abort a running frame (``ARM`` = 0) and stop the piezo axes."""
-        if self.busy.connected and self.busy.get():
-            self.arm.put(0, use_complete=False)
+        try:
+            if self.busy.get(use_monitor=False, timeout=1.0) in (1, "Busy"):
+                self.arm.put(0, use_complete=False)
+        except Exception:  # noqa: BLE001 - a controller that is gone runs no frame
+            return
         super().stop(success=success)
 
     # -- what the plan asks after a frame ----------------------------------------------
@@ -404,6 +439,33 @@ class LineFlyer(Device):
         self._maybe_finish()
 
     def _frame_ended(self, status: StatusBase) -> None:
+        started = self._started_status
+        with self._lock:
+            published = self._last_seq > self._first_seq
+            refused = started is not None and not started.done
+            if refused and status.success and published:  # shorter than BUSY's monitor
+                assert started is not None
+                started.set_finished()
+                refused = False
+        if refused:
+            # The controller refused the frame (pyepics hands a refused put's completion
+            # on as a success; the controller says why in MESSAGE).
+            why = self.message.get(use_monitor=False) if status.success else str(status)
+            reason = FlyControllerError(
+                f"the fly controller {self.prefix} did not start the frame: {why}"
+            )
+            with self._lock:
+                for pending in (started, self._complete_status):
+                    if pending is not None and not pending.done:
+                        pending.set_exception(reason)
+            return
+        if status.success and not self.line_seq.connected:
+            # A put whose channel dropped completes too: the controller went away.
+            complete = self._complete_status
+            with self._lock:
+                if complete is not None and not complete.done:
+                    complete.set_exception(FlyControllerError(self._gone_message()))
+            return
         if not status.success:
             complete = self._complete_status
             with self._lock:
@@ -421,9 +483,20 @@ class LineFlyer(Device):
                 )
             return
         self._maybe_finish()
-        timer = threading.Timer(_ARRIVAL_GRACE_S, self._finish_anyway)
+        # Bound to this frame's status: a later frame has a status of its own.
+        timer = threading.Timer(
+            _ARRIVAL_GRACE_S, self._finish_anyway, args=(self._complete_status,)
+        )
         timer.daemon = True
         timer.start()
+
+    def _gone_message(self) -> str:
+        frame = self.frame
+        return (
+            f"the fly controller {self.prefix} stopped answering: is its IOC running? "
+            f"{len(self._received)} of the frame's {frame.ny if frame else 0} lines arrived "
+            "before and are kept"
+        )
 
     def _maybe_finish(self) -> None:
         frame, complete, ended = self.frame, self._complete_status, self._frame_status
@@ -434,10 +507,9 @@ class LineFlyer(Device):
             if published >= frame.ny and not complete.done:
                 complete.set_finished()
 
-    def _finish_anyway(self) -> None:
+    def _finish_anyway(self, complete: Status | None) -> None:
         # The frame ended but fewer lines arrived than it has: the plan finds the missing
         # rows in lines_received() and measures them again.
-        complete = self._complete_status
         with self._lock:
             if complete is not None and not complete.done:
                 complete.set_finished()

@@ -159,12 +159,14 @@ def estimate_sample_image(
         control_s = costs.run_s + points * costs.step_point_s
         return ScanEstimate("step", counting_s + motion_s + control_s, counting_s, motion_s,
                             control_s, points)  # fmt: skip
+    assert flyer is not None  # _chosen_mode refuses fly without one
     timing = _controller_timing(flyer)
     frames = fly_frames(
         xs, ys, dwell_s, snake=bool(snake),
         piezo_x_limits_um=limits_of(flyer.fine_x) or (-50.0, 50.0),
         piezo_y_limits_um=limits_of(flyer.fine_y) or (-50.0, 50.0),
         coarse_x_um=float(x_motor.position), coarse_y_um=float(y_motor.position),
+        run_up_s=timing.run_up_s,
     )  # fmt: skip
     total_frames_s = 0.0
     coarse_s = 0.0

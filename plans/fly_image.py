@@ -70,6 +70,7 @@ def fly_frames(
     piezo_y_limits_um: tuple[float, float],
     coarse_x_um: float,
     coarse_y_um: float,
+    run_up_s: float = 0.0,
 ) -> list[PlacedFrame]:
     """Divide an image (pixel centres ``xs_um`` x ``ys_um``) into frames the piezo can fly.
 
@@ -77,12 +78,18 @@ def fly_frames(
     there; one that fits the range but not around the stage is one frame with the stage
     moved to the image's centre; a larger one is tiled: bands of lines along y, and
     columns along x (all columns as wide, the last overlapping its neighbour), each with
-    the coarse stage at its centre.
+    the coarse stage at its centre. ``run_up_s`` (the controller's acceleration time) sets
+    how far before the first pixel each sweep starts, which the piezo's range must hold too.
     """
     x_low, x_high = piezo_x_limits_um
     y_low, y_high = piezo_y_limits_um
-    span_x = x_high - x_low - 2 * PIEZO_MARGIN_UM
-    span_y = y_high - y_low - 2 * PIEZO_MARGIN_UM
+    # Each sweep starts half a pixel and the run-up distance before the first pixel centre.
+    step = abs(float(xs_um[1] - xs_um[0])) if len(xs_um) > 1 else 0.0
+    sweep_margin = PIEZO_MARGIN_UM + 0.5 * step + 0.5 * (step / dwell_s) * run_up_s
+    x_low, x_high = x_low + sweep_margin, x_high - sweep_margin
+    y_low, y_high = y_low + PIEZO_MARGIN_UM, y_high - PIEZO_MARGIN_UM
+    span_x = x_high - x_low
+    span_y = y_high - y_low
     columns = _tiles(len(xs_um), xs_um, span_x, overlap=True)
     bands = _tiles(len(ys_um), ys_um, span_y, overlap=False)
     placed = []
@@ -91,10 +98,10 @@ def fly_frames(
             x0, x1 = float(xs_um[c0]), float(xs_um[c1 - 1])
             y0, y1 = float(ys_um[r0]), float(ys_um[r1 - 1])
             fits_here = (
-                coarse_x_um + x_low + PIEZO_MARGIN_UM <= min(x0, x1)
-                and max(x0, x1) <= coarse_x_um + x_high - PIEZO_MARGIN_UM
-                and coarse_y_um + y_low + PIEZO_MARGIN_UM <= min(y0, y1)
-                and max(y0, y1) <= coarse_y_um + y_high - PIEZO_MARGIN_UM
+                coarse_x_um + x_low <= min(x0, x1)
+                and max(x0, x1) <= coarse_x_um + x_high
+                and coarse_y_um + y_low <= min(y0, y1)
+                and max(y0, y1) <= coarse_y_um + y_high
             )
             cx, cy = (
                 (coarse_x_um, coarse_y_um)
@@ -143,7 +150,8 @@ def fly_raster(
 ) -> MsgGenerator[str]:
     """Fly an image of pixel centres ``xs_um`` x ``ys_um`` (interferometer coordinates).
 
-    ``x_motor`` and ``y_motor`` are the coarse stage; they move only between frames. One
+    ``x_motor`` and ``y_motor`` are the coarse stage; they move only between frames (and
+    stay at the last frame's place); the piezo returns to where it was when the run ends. One
     event per complete line goes to ``primary``; lines that come back incomplete go to
     ``failed_lines`` and are measured once more; a second failure, or a controller that
     stops answering, ends the run with the reason (every line measured before is kept).
@@ -154,6 +162,7 @@ def fly_raster(
         xs_um, ys_um, dwell_s, snake=snake, piezo_x_limits_um=piezo_x,
         piezo_y_limits_um=piezo_y, coarse_x_um=float(x_motor.position),  # type: ignore[attr-defined]
         coarse_y_um=float(y_motor.position),  # type: ignore[attr-defined]
+        run_up_s=flyer.run_up_s,
     )  # fmt: skip
     flyer.nx_described = frames[0].frame.nx
     # ophyd devices are untyped; bluesky's stubs are typed against its protocols.
@@ -214,7 +223,8 @@ def fly_raster(
                         "it kept. Check the fly controller (its log, the piezo) and scan again"
                     )
 
-    run = bpp.run_wrapper(bpp.finalize_wrapper(frames_plan(), _stop_flyer(flyer)), md=md)
+    piezo_at = (float(flyer.fine_x.position or 0.0), float(flyer.fine_y.position or 0.0))
+    run = bpp.run_wrapper(bpp.finalize_wrapper(frames_plan(), _stop_flyer(flyer, piezo_at)), md=md)
     uid = yield from bpp.monitor_during_wrapper(run, list(monitors))
     return str(uid)
 
@@ -226,8 +236,17 @@ def _collect_lines(flyer: LineFlyer) -> MsgGenerator[None]:
     yield from bps.collect(failed_lines, name="failed_lines")
 
 
-def _stop_flyer(flyer: LineFlyer) -> MsgGenerator[None]:
-    # A frame still running when the run ends (an abort, Ctrl-C, a failure) is stopped.
+def _stop_flyer(flyer: LineFlyer, piezo_at: tuple[float, float]) -> MsgGenerator[None]:
+    # A frame still running when the run ends (an abort, Ctrl-C, a failure) is stopped,
+    # and the piezo goes back where it was: step scans count at coarse + piezo.
     device: Any = flyer
-    if flyer.busy.connected and flyer.busy.get():
-        yield from bps.stop(device)
+    try:
+        busy = flyer.busy.get(use_monitor=False, timeout=1.0)
+    except Exception:  # noqa: BLE001 - the controller is gone: nothing to stop or move
+        return
+    try:
+        if busy in (1, "Busy"):
+            yield from bps.stop(device)
+        yield from bps.mv(flyer.fine_x, piezo_at[0], flyer.fine_y, piezo_at[1])
+    except Exception:  # noqa: BLE001 - the run's own outcome is what the user must see
+        pass

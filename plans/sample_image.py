@@ -272,6 +272,7 @@ def sample_image(
         "y_field": f"{name}_y",
         "row_field": f"{name}_row",
         "column_field": f"{name}_column",
+        "dwell_field": f"{name}_dwell",
         "x_center_um": x_center_um,
         "x_range_um": x_range_um,
         "y_center_um": y_center_um,

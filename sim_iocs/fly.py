@@ -21,6 +21,11 @@ Records (prefix ``P`` = ``[epics.prefixes] fly``, e.g. ``STXM:FLY:``):
   move to the line start, ``settle_s``, ``run_up_s``, NX x DWELL, ``turnaround_s``; the first
   line's move from where the piezo is); ``P LINE_OVERHEAD`` (ai, s): the mean per-line time
   that is not dwell. Both are posted on every settings put and when a frame is armed.
+- The controller's timing, read-only (ai, from ``[sim.fly]``): ``P SETTLE_TIME``,
+  ``P RUN_UP_TIME``, ``P TURNAROUND_TIME`` (s), ``P FLYBACK_SPEED`` (um/s, also the y step's
+  speed), ``P MAX_SPEED`` (um/s, the fastest sweep); clients estimate frames from them.
+- ``P MESSAGE`` (lsi, a long string): what the controller did last, with the time: a frame
+  running, done or aborted, or why an arm was refused.
 - ``P ARM`` (bo ``Idle``/``Arm``): put 1 runs a frame of NY lines and the put completes
   when the frame has ended (after the last line's monitors); put 0 during a frame aborts
   it: the line in progress is published with status Aborted and the piezo stops where it
@@ -93,6 +98,7 @@ from sim_iocs.records import (
     RecordInteger,
     analog_alarm,
     describe,
+    long_string,
     post_alarm,
     refuse,
     set_value,
@@ -357,6 +363,32 @@ class FlyController(PVGroup):
         name="LINE_OVERHEAD", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
         read_only=True, doc="Per-line time that is not dwell",
     )  # fmt: skip
+    settle_time = pvproperty(
+        alarm_group="settle_time",
+        name="SETTLE_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
+        read_only=True, doc="Piezo settle before a line",
+    )  # fmt: skip
+    run_up_time = pvproperty(
+        alarm_group="run_up_time",
+        name="RUN_UP_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
+        read_only=True, doc="Acceleration before a line",
+    )  # fmt: skip
+    turnaround_time = pvproperty(
+        alarm_group="turnaround_time",
+        name="TURNAROUND_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai",
+        precision=4, read_only=True, doc="Deceleration after a line",
+    )  # fmt: skip
+    flyback_speed = pvproperty(
+        alarm_group="flyback_speed",
+        name="FLYBACK_SPEED", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=1,
+        read_only=True, doc="Speed of flyback and y step",
+    )  # fmt: skip
+    max_speed = pvproperty(
+        alarm_group="max_speed",
+        name="MAX_SPEED", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=1,
+        read_only=True, doc="Fastest line sweep",
+    )  # fmt: skip
+    message = long_string("MESSAGE", "What the controller did last")
     arm = pvproperty(
         alarm_group="arm",
         name="ARM", value="Idle", dtype=ChannelType.ENUM, enum_strings=["Idle", "Arm"],
@@ -480,6 +512,18 @@ class FlyController(PVGroup):
             await describe(record, units="um", precision=4, field_units=AI_FIELD_UNITS("um"))
         for record in (self.frame_time, self.line_overhead):
             await describe(record, units="s", precision=4, field_units=AI_FIELD_UNITS("s"))
+        fly = self.sim.fly
+        timing = (
+            (self.settle_time, fly.settle_s, "s", 4), (self.run_up_time, fly.run_up_s, "s", 4),
+            (self.turnaround_time, fly.turnaround_s, "s", 4),
+            (self.flyback_speed, fly.flyback_speed_um_per_s, "um/s", 1),
+            (self.max_speed, fly.max_line_speed_um_per_s, "um/s", 1),
+        )  # fmt: skip
+        for record, value, units, precision in timing:
+            await describe(record, units=units, precision=precision,
+                           field_units=AI_FIELD_UNITS(units))  # fmt: skip
+            await self._post_analog(record, value)
+        await describe(self.message, precision=3, field_units=DELAY_FIELD_UNITS)
         for record in self._analog():  # no live alarm limits at start
             fields = record.field_inst
             for severity in ("hihi", "high", "low", "lolo"):
@@ -522,7 +566,14 @@ class FlyController(PVGroup):
         asyncio.get_running_loop().create_task(self._interferometer_forever())
 
     def _analog(self) -> tuple[Any, ...]:
-        return (self.ifx, self.ify, self.frame_time, self.line_overhead)
+        return (
+            self.ifx, self.ify, self.frame_time, self.line_overhead, self.settle_time,
+            self.run_up_time, self.turnaround_time, self.flyback_speed, self.max_speed,
+        )  # fmt: skip
+
+    async def _say(self, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        await self.message.write(f"{stamp} {message}"[:511], verify_value=False)
 
     async def _post_analog(self, record: Any, value: float) -> None:
         """Post an ai record's value with the alarm its limits give (as an ai record)."""
@@ -739,7 +790,12 @@ class FlyController(PVGroup):
                 "or put ARM = 0 to abort it",
             )
         plan = self._plan()
-        self._check_arm(instance, plan)
+        try:
+            self._check_arm(instance, plan)
+        except ValueError as exc:
+            await self._say(f"frame refused: {exc}")
+            raise
+        await self._say(f"frame of {plan.nx} x {plan.ny} pixels running")
         self._abort.clear()
         self._slowest_line_s = 0.0
         self._frame = asyncio.get_running_loop().create_future()
@@ -747,7 +803,10 @@ class FlyController(PVGroup):
             await self._post_frame_time(plan)
             await instance.write("Arm", verify_value=False)
             await set_value(self.busy, "Busy")
-            await self._run_frame(plan)
+            aborted = await self._run_frame(plan)
+            await self._say(
+                f"frame of {plan.nx} x {plan.ny} pixels {'aborted' if aborted else 'done'}"
+            )
         finally:
             frame, self._frame = self._frame, None
             self._abort.clear()
@@ -778,11 +837,13 @@ class FlyController(PVGroup):
                 await axis.follow()
             await asyncio.sleep(_FOLLOW_PERIOD_S)
 
-    async def _run_frame(self, plan: FramePlan) -> None:
+    async def _run_frame(self, plan: FramePlan) -> bool:
+        """Run the frame's lines; True if it was aborted."""
         for axis in self.axes.values():
             await axis.frame_started()
         follower = asyncio.get_running_loop().create_task(self._follow_axes())
         started = time.monotonic()
+        aborted = False
         try:
             t = started
             for index in range(plan.ny):
@@ -798,6 +859,7 @@ class FlyController(PVGroup):
             f"{1e3 * self._slowest_line_s:.2f} ms",
             flush=True,
         )
+        return aborted
 
     async def _run_line(self, plan: FramePlan, index: int, t: float) -> tuple[float, bool]:
         """Run line ``index`` from ``t`` (monotonic); returns its end and whether aborted."""

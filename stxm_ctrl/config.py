@@ -653,13 +653,13 @@ class InterferometerConfig(_Section):
     )
     drift_x_nm_per_h: float = Field(
         default=30.0,
-        ge=-10_000,
-        le=10_000,
+        ge=-1e6,
+        le=1e6,
         description="Slow thermal drift of the sample relative to the zone plate, x, from the "
         "world's start; the interferometer sees it (unlike [sim.beam] drift).",
     )
     drift_y_nm_per_h: float = Field(
-        default=-20.0, ge=-10_000, le=10_000, description="Sample drift seen by the "
+        default=-20.0, ge=-1e6, le=1e6, description="Sample drift seen by the "
         "interferometer, y.",
     )  # fmt: skip
 

@@ -36,9 +36,14 @@ class StxmImage:
         Measured positions per pixel, (ny, nx), NaN where not measured: the stage
         readbacks of a step scan, the interferometer's of a fly scan.
     dwell_s
-        Counting time per pixel.
+        Counting time per pixel (as asked).
     start
         The run's start document.
+    pixel_dwell_s
+        Fly scans: the time each pixel really counted, (ny, nx), NaN where not measured.
+        The controller clocks pixels by the interferometer's position, so position noise
+        makes a pixel's dwell vary by a few per cent; divide counts by it for a rate.
+        None for step scans (every pixel counted ``dwell_s``).
     """
 
     uid: str
@@ -49,6 +54,13 @@ class StxmImage:
     y_readback_um: np.ndarray
     dwell_s: float
     start: Mapping[str, Any] = field(repr=False)
+    pixel_dwell_s: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def rate_Hz(self) -> np.ndarray:
+        """Counts per second of counting time, (ny, nx)."""
+        dwell = self.pixel_dwell_s if self.pixel_dwell_s is not None else self.dwell_s
+        return self.counts / dwell
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -116,6 +128,7 @@ def image_from_lines(
     y_um: np.ndarray,
     rows: np.ndarray,
     columns: np.ndarray,
+    dwell_s: np.ndarray | None = None,
 ) -> StxmImage:
     """Build the :class:`StxmImage` of a fly scan from its line events.
 
@@ -129,16 +142,19 @@ def image_from_lines(
     rows, columns
         Image row of each line and the column of its first pixel (tiles of a large image
         start at other columns; a later line of a row replaces an earlier one).
+    dwell_s
+        The time each pixel counted, (lines, pixels per line), if recorded.
     """
     (y0, y1), (x0, x1) = start_doc["extents"]
     ny, nx = start_doc["shape"]
-    grids = [np.full((ny, nx), np.nan) for _ in range(3)]
+    columns_in = (counts, x_um, y_um) + ((dwell_s,) if dwell_s is not None else ())
+    grids = [np.full((ny, nx), np.nan) for _ in columns_in]
     for k in range(len(rows)):
         row, column = int(rows[k]), int(columns[k])
         if not 0 <= row < ny:
             continue
         width = min(len(counts[k]), nx - column)
-        for grid, values in zip(grids, (counts, x_um, y_um), strict=True):
+        for grid, values in zip(grids, columns_in, strict=True):
             grid[row, column : column + width] = np.asarray(values[k][:width], dtype=float)
     return StxmImage(
         uid=start_doc["uid"],
@@ -149,13 +165,14 @@ def image_from_lines(
         y_readback_um=grids[2],
         dwell_s=float(start_doc["dwell_s"]),
         start=dict(start_doc),
+        pixel_dwell_s=grids[3] if dwell_s is not None else None,
     )
 
 
 def _fly_keys(start: Mapping[str, Any]) -> tuple[str, ...]:
     return (
         start["counter_field"], start["x_field"], start["y_field"], start["row_field"],
-        start["column_field"],
+        start["column_field"], start["dwell_field"],
     )  # fmt: skip
 
 

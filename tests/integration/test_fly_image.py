@@ -1,0 +1,294 @@
+"""sample_image on the fly: images against the simulator's truth, large images, faults."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import epics
+import numpy as np
+import pytest
+from conftest import expected_rate_at, poisson_limited_correlation, wait_for
+
+from plans import PlanArgumentError, sample_image
+from stxm_ctrl.data.writers import read_spool_file, spool_event_counts, spool_file_for
+
+pytestmark = pytest.mark.slow
+
+
+def _fly_plan(session, x_range_um, nx, y_range_um, ny, *, dwell_s=0.001, snake=True, **kw):
+    d = session.devices
+    sample = session.config.sim.sample
+    return sample_image(
+        d.apd, d.sample_x, sample.center_x_um + kw.pop("x_offset_um", 0.0), x_range_um, nx,
+        d.sample_y, sample.center_y_um + kw.pop("y_offset_um", 0.0), y_range_um, ny, dwell_s,
+        snake=snake, flyer=d.fly, monitors=[d.ring.current], **kw,
+    )  # fmt: skip
+
+
+def _record(session):
+    documents: list[tuple[str, dict]] = []
+    token = session.RE.subscribe(lambda name, doc: documents.append((name, doc)))
+    return documents, token
+
+
+def _ring_current(session, uid) -> float:
+    current = session.catalog[uid]["ring_current_monitor"].read()["ring_current"]
+    return float(np.asarray(current).mean())
+
+
+def fly_expected_counts(config, image, ring_current_mA, samples: int = 8) -> np.ndarray:
+    """The truth a fly pixel integrates: the rate averaged across the pixel's sweep.
+
+    The beam crosses the whole pixel during its dwell (motion blur within a pixel is real),
+    so the truth is the mean rate at ``samples`` positions spread over the pixel's width
+    around its measured (interferometer) centre.
+    """
+    step = float(np.diff(image.x_um).mean()) if image.x_um.size > 1 else 0.0
+    offsets = (np.arange(samples) + 0.5) / samples - 0.5
+    rates = [
+        expected_rate_at(config, image.x_readback_um + o * step, image.y_readback_um,
+                         ring_current_mA)
+        for o in offsets
+    ]  # fmt: skip
+    assert image.pixel_dwell_s is not None  # pixels are clocked by position: dwell varies
+    return np.mean(rates, axis=0) * image.pixel_dwell_s
+
+
+def _match(measured: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
+    """(correlation with the truth, the Poisson-limited correlation)."""
+    corr = float(np.corrcoef(measured.ravel(), expected.ravel())[0, 1])
+    return corr, poisson_limited_correlation(expected)
+
+
+def test_a_256_pixel_fly_image_matches_the_truth_as_well_as_a_step_image(session):
+    documents, token = _record(session)
+    try:
+        started = time.monotonic()
+        uid = session.run(_fly_plan(session, 25.5, 256, 25.5, 256))
+        fly_s = time.monotonic() - started
+    finally:
+        session.RE.unsubscribe(token)
+    start, stop = documents[0][1], documents[-1][1]
+    assert start["scan_mode"] == "fly" and start["shape"] == [256, 256]
+    assert stop["exit_status"] == "success"
+    assert stop["num_events"]["primary"] == 256  # one event per line
+    assert stop["num_events"].get("failed_lines", 0) == 0
+
+    image = session.image(uid)
+    assert image.mode == "fly" and image.shape == (256, 256) and image.complete
+    # Closed loop on the interferometer: pixels land where they were asked to (the mean
+    # position of a pixel's samples: within a fifth of the 100 nm pixel); every row, snake
+    # lines included, runs left to right.
+    np.testing.assert_allclose(image.x_readback_um, np.broadcast_to(image.x_um, (256, 256)),
+                               atol=0.02)  # fmt: skip
+    np.testing.assert_allclose(
+        image.y_readback_um, np.broadcast_to(image.y_um[:, None], (256, 256)), atol=0.01
+    )
+    current = _ring_current(session, uid)
+    fly_corr, fly_limit = _match(image.counts, fly_expected_counts(session.config, image, current))
+    assert fly_corr > fly_limit - 0.02, (fly_corr, fly_limit)
+    mirrored, _ = _match(
+        image.counts[:, ::-1], fly_expected_counts(session.config, image, current)
+    )
+    assert mirrored < fly_limit - 0.1
+
+    # The step image of a patch of the same region, same pixels and dwell.
+    d = session.devices
+    sample = session.config.sim.sample
+    step_uid = session.run(
+        sample_image(
+            d.apd, d.sample_x, sample.center_x_um - 5, 3.9, 40, d.sample_y,
+            sample.center_y_um + 3, 3.9, 40, 0.001, snake=True, mode="step",
+            flyer=d.fly, monitors=[d.ring.current],
+        )
+    )  # fmt: skip
+    step = session.image(step_uid)
+    assert step.mode == "step"
+    step_corr, step_limit = _match(
+        step.counts,
+        expected_rate_at(session.config, step.x_readback_um, step.y_readback_um,
+                         _ring_current(session, step_uid)) * step.dwell_s,
+    )  # fmt: skip
+    assert step_corr > step_limit - 0.02, (step_corr, step_limit)
+    # As well as: each falls short of its Poisson limit by about as much.
+    assert abs((fly_limit - fly_corr) - (step_limit - step_corr)) < 0.02
+    # And at the speed of the dwell: 65.5 s of counting in (much) less than 80 s.
+    assert fly_s < 80, fly_s
+
+
+def test_unidirectional_lines_and_an_odd_number_of_snake_lines(session):
+    for snake, ny in ((False, 12), (True, 13)):
+        documents, token = _record(session)
+        try:
+            uid = session.run(_fly_plan(session, 6.3, 64, 2.4, ny, snake=snake))
+        finally:
+            session.RE.unsubscribe(token)
+        assert documents[0][1]["snaking"] == [False, snake]
+        image = session.image(uid)
+        assert image.complete and image.shape == (ny, 64)
+        expected = fly_expected_counts(session.config, image, _ring_current(session, uid))
+        corr, limit = _match(image.counts, expected)
+        assert corr > limit - 0.03, (snake, corr, limit)
+
+
+def test_an_image_larger_than_the_piezo_is_flown_in_frames_with_coarse_moves(session):
+    d = session.devices
+    documents, token = _record(session)
+    try:
+        uid = session.run(_fly_plan(session, 130.0, 131, 110.0, 23, dwell_s=0.0005))
+    finally:
+        session.RE.unsubscribe(token)
+    start, stop = documents[0][1], documents[-1][1]
+    assert start["fly_frames"] == 4  # 2 columns (94 of the 131 pixels each) x 2 bands
+    assert stop["exit_status"] == "success"
+    image = session.image(uid)
+    assert image.complete and image.shape == (23, 131)
+    np.testing.assert_allclose(image.x_readback_um, np.broadcast_to(image.x_um, (23, 131)),
+                               atol=0.02)  # fmt: skip
+    expected = fly_expected_counts(session.config, image, _ring_current(session, uid))
+    corr, limit = _match(image.counts, expected)
+    assert corr > limit - 0.02, (corr, limit)
+    # The coarse stage carried the piezo: it stands at the last frame's centre.
+    assert abs(d.sample_x.position) > 10 or abs(d.sample_y.position) > 10
+
+
+def _sim_control(session, name: str) -> str:
+    return session.config.sim.control_prefix + "FLY:" + name
+
+
+def test_an_incomplete_line_is_measured_again_and_kept_apart(session):
+    assert epics.caput(_sim_control(session, "MISS_TRIGGERS"), 1, wait=True, timeout=10) == 1
+    documents, token = _record(session)
+    try:
+        uid = session.run(_fly_plan(session, 3.15, 64, 1.5, 16))
+    finally:
+        session.RE.unsubscribe(token)
+        epics.caput(_sim_control(session, "MISS_TRIGGERS"), 0, wait=True, timeout=10)
+    stop = documents[-1][1]
+    assert stop["exit_status"] == "success"
+    assert stop["num_events"]["primary"] == 16  # one complete line per row
+    assert stop["num_events"]["failed_lines"] == 1  # the incomplete one, kept
+    image = session.image(uid)  # waits for the catalog to have the run
+    failed = session.catalog[uid]["failed_lines"]
+    assert list(np.asarray(failed["fly_failed_status"].read())) == ["Missed triggers"]
+    assert int(np.asarray(failed["fly_failed_row"].read())[0]) == 0
+    rows = np.asarray(session.catalog[uid]["primary"]["fly_row"].read())
+    assert sorted(rows.tolist()) == list(range(16))
+    assert image.complete
+    expected = fly_expected_counts(session.config, image, _ring_current(session, uid))
+    corr, limit = _match(image.counts, expected)
+    assert corr > limit - 0.03, (corr, limit)
+
+
+def test_a_line_that_fails_twice_ends_the_run_with_the_reason(session, reliability):
+    ny = 10
+    control = _sim_control(session, "MISS_TRIGGERS")
+    seq = epics.PV(session.config.epics.prefixes.fly + "LINE:SEQ", auto_monitor=True)
+    seq.wait_for_connection(10)
+    before = int(seq.get(use_monitor=False))
+
+    def fail_the_last_line(value=None, **_):
+        # The controller takes its faults as a line starts. Once line ny-3 is published,
+        # line ny-2 is running: the two lines after it lose triggers, which are the frame's
+        # last line and its measurement again. (No CA call inside a CA callback.)
+        if value is not None and int(value) == before + ny - 2:
+            threading.Thread(target=epics.caput, args=(control, 2), daemon=True).start()
+
+    documents, token = _record(session)
+    seq.add_callback(fail_the_last_line)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Exception) as info:
+            session.run(_fly_plan(session, 3.15, 64, 1.5, ny))
+        ended_s = time.monotonic() - started
+    finally:
+        session.RE.unsubscribe(token)
+        seq.clear_callbacks()
+        seq.disconnect()
+        epics.caput(_sim_control(session, "MISS_TRIGGERS"), 0, wait=True, timeout=10)
+    message = str(info.value)
+    assert "failed twice" in message and "Missed triggers" in message, message
+    stop = documents[-1][1]
+    assert stop["exit_status"] == "fail" and "failed twice" in stop["reason"]
+    assert stop["num_events"]["primary"] == ny - 1
+    assert stop["num_events"]["failed_lines"] == 2
+    uid = documents[0][1]["uid"]
+    assert session.catalog_writer.flush(60)
+    image = session.image(uid)
+    assert np.isfinite(image.counts[: ny - 1]).all() and np.isnan(image.counts[ny - 1]).all()
+    reliability(
+        fault="a fly line comes back incomplete twice (missed triggers)",
+        seen=message,
+        ended_s=ended_s,
+        kept="every complete line in primary, both failed attempts in failed_lines; run "
+        "closed with exit_status fail and this reason",
+    )
+
+
+def test_a_fly_controller_killed_mid_frame_ends_the_run_and_keeps_its_lines(
+    session, sim_fleet, reliability
+):
+    primary: set[str] = set()
+    killed_at: list[float] = []
+
+    def kill_after_some_lines(name, doc):
+        if name == "descriptor" and doc["name"] == "primary":
+            primary.add(doc["uid"])
+        if name == "event_page" and doc["descriptor"] in primary and not killed_at:
+            killed_at.append(time.monotonic())
+            sim_fleet.kill("fly")
+
+    documents, token = _record(session)
+    killer = session.RE.subscribe(kill_after_some_lines)
+    try:
+        with pytest.raises(Exception) as info:
+            session.run(_fly_plan(session, 12.75, 256, 2.0, 40))
+        ended_s = time.monotonic() - killed_at[0]
+    finally:
+        session.RE.unsubscribe(token)
+        session.RE.unsubscribe(killer)
+        sim_fleet.restart("fly")
+    message = str(info.value)
+    assert "fly controller" in message and "is its IOC running?" in message, message
+    assert "lines arrived before and are kept" in message
+    stop = documents[-1][1]
+    assert stop["exit_status"] == "fail" and "is its IOC running?" in stop["reason"]
+    uid = documents[0][1]["uid"]
+    spooled = spool_event_counts(
+        list(read_spool_file(spool_file_for(session.spool.spool_dir, uid)))
+    )
+    lines = spooled["primary"]
+    assert lines >= 1
+    assert session.catalog_writer.flush(60)
+    rows = np.asarray(session.catalog[uid]["primary"]["fly_row"].read())
+    assert len(rows) == lines
+    # The frame takes 40 x 0.267 s; a controller is given 1.5 x that + 5 s at most (a
+    # dropped connection ends it sooner).
+    assert ended_s < 1.5 * 40 * 0.267 + 5 + 3, ended_s
+    reliability(
+        fault="fly controller IOC killed (SIGKILL) during a fly frame",
+        seen=message,
+        ended_s=ended_s,
+        kept="every line published before, in the spool and the catalog; run closed with "
+        "exit_status fail and this reason",
+    )
+    d = session.devices
+    wait_for(lambda: d.fly.connected, 30, "the fly controller did not reconnect")
+
+
+def test_bad_fly_arguments_are_refused_before_anything_moves(session):
+    d = session.devices
+    x_before = d.sample_x.position
+    with pytest.raises(PlanArgumentError, match="sweeps at most 2000 um/s") as info:
+        session.run(_fly_plan(session, 100.0, 11, 1.0, 2, dwell_s=0.001))
+    assert "lengthen dwell_s to at least 0.005 s" in str(info.value)
+    with pytest.raises(PlanArgumentError, match="mode = 'fly' needs the fly controller"):
+        session.run(
+            sample_image(d.apd, d.sample_x, 0, 1, 10, d.sample_y, 0, 1, 2, 0.001, mode="fly")
+        )
+    with pytest.raises(PlanArgumentError, match="mode = 'sideways'"):
+        session.run(_fly_plan(session, 1.0, 10, 1.0, 2, mode="sideways"))
+    with pytest.raises(PlanArgumentError, match="dwell_s"):
+        session.run(_fly_plan(session, 1.0, 10, 1.0, 2, dwell_s=100.0))
+    assert d.sample_x.position == x_before
