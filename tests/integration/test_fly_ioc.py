@@ -255,3 +255,23 @@ def test_missed_triggers_and_stalls_are_published(sim_config, fly):
     missing = np.isnan(np.asarray(lines[0]["X"])[:100])
     assert 1 <= missing.sum() == 100 - lines[0]["NPIX"]
     assert np.all(np.asarray(lines[0]["COUNTS"])[:100][missing] == 0)
+
+
+def test_apd_step_counts_see_coarse_plus_piezo(sim_config, fly):
+    """The APD counts where the sample is: coarse stage + piezo (+ drift, nm here)."""
+    scaler = sim_config.epics.prefixes.apd + "SCALER"
+    assert epics.caput(scaler + ".TP", 0.01, wait=True, timeout=5) == 1
+    current = _get(sim_config.epics.prefixes.ring + "CURRENT")
+
+    def count() -> float:
+        assert epics.caput(scaler + ".CNT", 1, wait=True, timeout=10) == 1
+        return float(_get(scaler + ".S2"))
+
+    membrane = count()  # coarse (0, -10), piezo at 0: the bare membrane
+    assert epics.caput(_p(sim_config, "FX.VAL"), 5.0, wait=True, timeout=10) == 1
+    assert epics.caput(_p(sim_config, "FY.VAL"), 2.0, wait=True, timeout=10) == 1
+    moved = count()
+    for x, y, counts in ((0.0, -10.0, membrane), (5.0, -8.0, moved)):
+        expected = 0.01 * float(expected_rate_at(sim_config, x, y, current))
+        assert abs(counts - expected) < 5 * np.sqrt(expected) + 0.01 * expected, (x, y)
+    assert abs(moved - membrane) > 10 * np.sqrt(membrane)  # the piezo moved the sample
