@@ -49,20 +49,19 @@ class Lines:
         self.latest: dict[str, object] = {}
         self.lines: list[dict[str, object]] = []
         self.pvs = []
+        self.seq0 = int(_get(_p(sim_config, "LINE:SEQ")))  # lines after this one are new
         for name in LINE:
             pv = epics.PV(_p(sim_config, "LINE:" + name), auto_monitor=True, callback=self._cb)
             self.pvs.append(pv)
         for pv in self.pvs:
             assert pv.wait_for_connection(10)
-        time.sleep(0.3)  # initial monitor values
-        with self.lock:
-            self.lines.clear()
+        wait_for(lambda: len(self.latest) == len(LINE), 10, "every LINE PV's first value")
 
     def _cb(self, pvname: str, value, **kwargs) -> None:
         name = pvname.rsplit(":", 1)[1]
         with self.lock:
             self.latest[name] = np.array(value, copy=True) if np.ndim(value) else value
-            if name == "SEQ":
+            if name == "SEQ" and value > self.seq0:  # not a subscription's first value
                 self.lines.append(dict(self.latest))
 
     def close(self) -> None:
