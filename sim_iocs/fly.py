@@ -32,7 +32,8 @@ Records (prefix ``P`` = ``[epics.prefixes] fly``, e.g. ``STXM:FLY:``):
   is. An arm is refused (a failed put naming the setting, the range and the fix; ARM stays
   Idle) when the line speed (pixel step / DWELL) exceeds ``[sim.fly]
   max_line_speed_um_per_s``, when the piezo would leave its soft limits (run-ups included,
-  given the coarse stage and the drift now), or when a frame is already running.
+  given the coarse stage and the drift now), when a piezo record is still making a move of
+  its own, or when a frame is already running.
 - ``P BUSY`` (bi ``Idle``/``Busy``): a frame is running.
 - Per line, posted once each and in this order: ``P LINE:INDEX`` (longin, 0-based line of
   the frame), ``P LINE:STATUS`` (mbbi ``Complete``, ``Missed triggers``, ``Stalled``,
@@ -201,6 +202,10 @@ class PiezoAxis(MotorAxis):
         if value and self.is_busy():
             self._refuse_busy("HOMF" if direction > 0 else "HOMR")
         return await super()._home(instance, value, direction)
+
+    def is_moving(self) -> bool:
+        """True while the record makes a move of its own (or is stalled in one)."""
+        return self._moving()
 
     def publish(self, move: Move) -> None:
         """Publish a move the controller makes (the piezo follows the controller)."""
@@ -754,6 +759,13 @@ class FlyController(PVGroup):
                 f"{fly.max_line_speed_um_per_s:g} um/s ([sim.fly] max_line_speed_um_per_s); "
                 f"set {prefix}DWELL >= {slowest:.6g} s or more pixels ({prefix}NX) over the "
                 "line",
+            )
+        moving = [a.motor.pvname for a in self.axes.values() if a.is_moving()]
+        if moving:
+            refuse(
+                instance,
+                f"{arm}: the piezo is moving ({', '.join(moving)}); wait until its .DMOV = 1 "
+                "(or put .STOP = 1), then arm",
             )
         now = time.monotonic()
         ox, oy = self._offsets_um(now)

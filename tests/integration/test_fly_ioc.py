@@ -49,20 +49,19 @@ class Lines:
         self.latest: dict[str, object] = {}
         self.lines: list[dict[str, object]] = []
         self.pvs = []
+        self.seq0 = int(_get(_p(sim_config, "LINE:SEQ")))  # lines after this one are new
         for name in LINE:
             pv = epics.PV(_p(sim_config, "LINE:" + name), auto_monitor=True, callback=self._cb)
             self.pvs.append(pv)
         for pv in self.pvs:
             assert pv.wait_for_connection(10)
-        time.sleep(0.3)  # initial monitor values
-        with self.lock:
-            self.lines.clear()
+        wait_for(lambda: len(self.latest) == len(LINE), 10, "every LINE PV's first value")
 
     def _cb(self, pvname: str, value, **kwargs) -> None:
         name = pvname.rsplit(":", 1)[1]
         with self.lock:
             self.latest[name] = np.array(value, copy=True) if np.ndim(value) else value
-            if name == "SEQ":
+            if name == "SEQ" and value > self.seq0:  # not a subscription's first value
                 self.lines.append(dict(self.latest))
 
     def close(self) -> None:
@@ -255,3 +254,23 @@ def test_missed_triggers_and_stalls_are_published(sim_config, fly):
     missing = np.isnan(np.asarray(lines[0]["X"])[:100])
     assert 1 <= missing.sum() == 100 - lines[0]["NPIX"]
     assert np.all(np.asarray(lines[0]["COUNTS"])[:100][missing] == 0)
+
+
+def test_apd_step_counts_see_coarse_plus_piezo(sim_config, fly):
+    """The APD counts where the sample is: coarse stage + piezo (+ drift, nm here)."""
+    scaler = sim_config.epics.prefixes.apd + "SCALER"
+    assert epics.caput(scaler + ".TP", 0.01, wait=True, timeout=5) == 1
+    current = _get(sim_config.epics.prefixes.ring + "CURRENT")
+
+    def count() -> float:
+        assert epics.caput(scaler + ".CNT", 1, wait=True, timeout=10) == 1
+        return float(_get(scaler + ".S2"))
+
+    membrane = count()  # coarse (0, -10), piezo at 0: the bare membrane
+    assert epics.caput(_p(sim_config, "FX.VAL"), 5.0, wait=True, timeout=10) == 1
+    assert epics.caput(_p(sim_config, "FY.VAL"), 2.0, wait=True, timeout=10) == 1
+    moved = count()
+    for x, y, counts in ((0.0, -10.0, membrane), (5.0, -8.0, moved)):
+        expected = 0.01 * float(expected_rate_at(sim_config, x, y, current))
+        assert abs(counts - expected) < 5 * np.sqrt(expected) + 0.01 * expected, (x, y)
+    assert abs(moved - membrane) > 10 * np.sqrt(membrane)  # the piezo moved the sample
