@@ -9,60 +9,36 @@ figures measured on the simulated beamline (benchmarks/README.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from plans.fly_image import fly_frames
-from plans.sample_image import _chosen_mode, sample_image_grid
+from plans.raster_grid import choose_mode, sample_image_grid
 from plans.validation import limits_of
 from stxm_ctrl.physics.fly_line import FramePlan, frame_time_s
 from stxm_ctrl.physics.motion import move_duration_s
 from stxm_ctrl.timefmt import format_duration
 
-__all__ = ["ScanCosts", "ScanEstimate", "estimate_sample_image", "format_duration"]
+__all__ = ["CostLearner", "ScanCosts", "ScanEstimate", "estimate_sample_image", "format_duration"]
 
-STEP_COST_S = 0.0075
+STEP_COST_S = 0.008
 """Control-system cost per point of a step scan (trigger, reads, event, move round trips)."""
-FRAME_COST_S = 0.05
-"""Control-system cost per fly frame (settings, arming, the last line's arrival)."""
-RUN_COST_S = 0.5
-"""Cost per run: opening it, the baseline readings at start and end, closing it."""
-
-
-@dataclass
-class ScanCosts:
-    """What the control system costs beyond physics, learned from the runs a session made.
-
-    Attributes
-    ----------
-    step_point_s
-        Per point of a step scan.
-    fly_frame_s
-        Per frame of a fly scan.
-    run_s
-        Per run.
-    """
-
-    step_point_s: float = STEP_COST_S
-    fly_frame_s: float = FRAME_COST_S
-    run_s: float = RUN_COST_S
-    learned_runs: int = field(default=0)
-
-    def learn(self, estimate: ScanEstimate, measured_s: float, weight: float = 0.5) -> None:
-        """Move the per-point (step) or per-frame (fly) cost towards what a run measured."""
-        excess_s = measured_s - (estimate.total_s - estimate.control_s)  # measured cost
-        if estimate.mode == "step" and estimate.points:
-            per_point = max((excess_s - self.run_s) / estimate.points, 0.0)
-            self.step_point_s += weight * (per_point - self.step_point_s)
-        elif estimate.mode == "fly" and estimate.frames:
-            per_frame = max((excess_s - self.run_s) / estimate.frames, 0.0)
-            self.fly_frame_s += weight * (per_frame - self.fly_frame_s)
-        self.learned_runs += 1
+STEP_RUN_COST_S = 0.3
+"""Cost per step run: opening it, the baseline readings at start and end, closing it."""
+FLY_FRAME_COST_S = 0.06
+"""Control-system cost per fly frame (settings, arming, the last line's arrival, collects)."""
+FLY_RUN_COST_S = 0.2
+"""Cost per fly run beyond its frames."""
 
 
 @dataclass(frozen=True)
 class ScanEstimate:
-    """How long a scan will take, and of what that time is made, s."""
+    """How long a scan will take, and of what that time is made, s.
+
+    ``control_s`` is what the control system adds (per run, per point of a step scan, per
+    frame of a fly scan), from the :class:`ScanCosts` the estimate was made with.
+    """
 
     mode: str
     total_s: float
@@ -79,6 +55,84 @@ class ScanEstimate:
             f"{format_duration(self.counting_s)} counting, {format_duration(self.motion_s)} "
             f"motion and line overhead, {format_duration(self.control_s)} control)"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as the start document records it (``estimate``)."""
+        return asdict(self)
+
+
+@dataclass
+class ScanCosts:
+    """What the control system costs beyond physics, learned from the runs a session made.
+
+    A step run costs ``step_run_s`` plus ``step_point_s`` per point; a fly run
+    ``fly_run_s`` plus ``fly_frame_s`` per frame. Runs teach the per-point cost of step
+    scans and the per-run cost of fly scans (the parts that vary with the machine's load).
+
+    Attributes
+    ----------
+    step_point_s, step_run_s, fly_frame_s, fly_run_s
+        The costs, s.
+    learned_runs
+        Runs learned from.
+    """
+
+    step_point_s: float = STEP_COST_S
+    step_run_s: float = STEP_RUN_COST_S
+    fly_frame_s: float = FLY_FRAME_COST_S
+    fly_run_s: float = FLY_RUN_COST_S
+    learned_runs: int = 0
+
+    def control_s(self, mode: str, points: int, frames: int) -> float:
+        """The control system's share of a scan of ``points`` points in ``frames`` frames."""
+        if mode == "step":
+            return self.step_run_s + points * self.step_point_s
+        return self.fly_run_s + frames * self.fly_frame_s
+
+    def total_s(self, estimate: Mapping[str, Any] | None) -> float | None:
+        """A recorded estimate (``start["estimate"]``) redone with these costs."""
+        if not estimate:
+            return None
+        try:
+            physics = float(estimate["counting_s"]) + float(estimate["motion_s"])
+            return physics + self.control_s(
+                str(estimate["mode"]), int(estimate["points"]), int(estimate.get("frames", 0))
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def learn(self, estimate: Mapping[str, Any], measured_s: float, weight: float = 0.5) -> None:
+        """Move the step per-point or the fly per-run cost towards what a run measured."""
+        physics = float(estimate["counting_s"]) + float(estimate["motion_s"])
+        mode, points, frames = estimate["mode"], int(estimate["points"]), int(estimate["frames"])
+        if mode == "step" and points:
+            per_point = max((measured_s - physics - self.step_run_s) / points, 0.0)
+            self.step_point_s += weight * (per_point - self.step_point_s)
+        elif mode == "fly":
+            per_run = max(measured_s - physics - frames * self.fly_frame_s, 0.0)
+            self.fly_run_s += weight * (per_run - self.fly_run_s)
+        self.learned_runs += 1
+
+
+class CostLearner:
+    """A RunEngine subscriber that teaches :class:`ScanCosts` from every successful run.
+
+    A run whose start document has an ``estimate`` is timed from its start to its stop
+    document; the difference from the estimate's physics is the control system's cost.
+    """
+
+    def __init__(self, costs: ScanCosts) -> None:
+        self.costs = costs
+        self._started: dict[str, tuple[float, Mapping[str, Any]]] = {}
+
+    def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
+        if name == "start" and doc.get("estimate"):
+            self._started[doc["uid"]] = (float(doc["time"]), doc["estimate"])
+        elif name == "stop":
+            started = self._started.pop(doc.get("run_start", ""), None)
+            if started is not None and doc.get("exit_status") == "success":
+                begun, estimate = started
+                self.costs.learn(estimate, float(doc["time"]) - begun)
 
 
 def _motion_s(motor: Any, distance_um: float) -> float:
@@ -139,7 +193,7 @@ def estimate_sample_image(
     line timing, from the devices.
     """
     costs = costs or ScanCosts()
-    chosen = _chosen_mode(mode, flyer, x_points)
+    chosen = choose_mode(mode, flyer, x_points)
     xs = sample_image_grid(x_center_um, x_range_um, x_points)
     ys = sample_image_grid(y_center_um, y_range_um, y_points)
     points = x_points * y_points
@@ -156,7 +210,7 @@ def estimate_sample_image(
         )
         motion_s = start_s + y_points * (x_points - 1) * _motion_s(x_motor, step_x)
         motion_s += (y_points - 1) * row_change
-        control_s = costs.run_s + points * costs.step_point_s
+        control_s = costs.control_s("step", points, 0)
         return ScanEstimate("step", counting_s + motion_s + control_s, counting_s, motion_s,
                             control_s, points)  # fmt: skip
     assert flyer is not None  # _chosen_mode refuses fly without one
@@ -185,7 +239,7 @@ def estimate_sample_image(
         lines += f.ny
     counted_s = sum(p.frame.nx * p.frame.ny for p in frames) * dwell_s
     motion_s = coarse_s + total_frames_s - counted_s
-    control_s = costs.run_s + len(frames) * costs.fly_frame_s
+    control_s = costs.control_s("fly", points, len(frames))
     total = counted_s + motion_s + control_s
     return ScanEstimate(
         "fly", total, counted_s, motion_s, control_s, points, frames=len(frames), lines=lines

@@ -6,15 +6,16 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
-import numpy as np
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from bluesky.utils import MsgGenerator
 
 from devices.fly import LineFlyer
+from plans.estimates import estimate_sample_image
 from plans.fly_image import check_fly_arguments, fly_raster
 from plans.protocols import DwellCounter, Positioner, ReadableDevice
+from plans.raster_grid import FLY_MIN_X_POINTS, choose_mode, sample_image_grid
 from plans.validation import (
     PlanArgumentError,
     check_counter,
@@ -35,20 +36,7 @@ __all__ = [
 ]
 
 MAX_POINTS_PER_AXIS = 4096
-FLY_MIN_X_POINTS = 8
-"""Images at least this wide are flown by default (when a fly controller is given)."""
 STXM_SCAN_TYPE = "sample image"
-
-
-def sample_image_grid(center_um: float, range_um: float, points: int) -> np.ndarray:
-    """Pixel centres along one axis: ``points`` positions spanning ``range_um``.
-
-    A single point sits at the centre; otherwise the first and last pixel centres are at
-    ``center -/+ range/2``.
-    """
-    if points == 1:
-        return np.array([float(center_um)])
-    return np.linspace(center_um - range_um / 2.0, center_um + range_um / 2.0, points)
 
 
 def _check_axis(
@@ -217,7 +205,12 @@ def sample_image(
         Before anything moves, if an argument is out of range or the raster leaves a stage's
         limits; the message names the parameter and the allowed range.
     """
-    if _chosen_mode(mode, flyer, x_points) == "step":
+    chosen = choose_mode(mode, flyer, x_points)
+    md = _with_estimate(
+        md, counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um,
+        y_range_um, y_points, dwell_s, snake=snake, mode=chosen, flyer=flyer,
+    )  # fmt: skip
+    if chosen == "step":
         return (
             yield from raster_image(
                 counter, x_motor, x_center_um, x_range_um, x_points,
@@ -287,21 +280,13 @@ def sample_image(
     )
 
 
-def _chosen_mode(mode: Any, flyer: Any, x_points: Any) -> str:
-    if mode not in ("auto", "fly", "step"):
-        raise PlanArgumentError(
-            f"mode = {mode!r}: give 'fly' (line by line on the fly), 'step' (point by "
-            "point) or 'auto' (fly when a flyer is given and the image is wide enough)"
-        )
-    if mode == "fly" and flyer is None:
-        raise PlanArgumentError(
-            "mode = 'fly' needs the fly controller: pass flyer = the session's fly device "
-            "(d.fly), or use mode = 'step'"
-        )
-    if mode == "auto":
-        wide = isinstance(x_points, int) and x_points >= FLY_MIN_X_POINTS
-        return "fly" if flyer is not None and wide else "step"
-    return mode
+def _with_estimate(md: dict[str, Any] | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``md`` plus the scan's duration estimate (``estimate``), if one can be made."""
+    try:
+        estimate = estimate_sample_image(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - an estimate is never a reason not to scan
+        return dict(md or {})
+    return {**(md or {}), "estimate": estimate.to_dict()}
 
 
 def raster_image(

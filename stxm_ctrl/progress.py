@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any
 
 from tqdm import tqdm
 
@@ -15,17 +16,27 @@ __all__ = ["ScanProgress"]
 class ScanProgress:
     """Show points done / total (``num_points`` of the start document) while a run goes.
 
-    Fly scans count lines (``num_lines``); a start document with ``estimated_duration_s``
-    shows the estimate beside the scan's name.
+    Fly scans count lines (``num_lines``); a start document with an ``estimate`` (see
+    :mod:`plans.estimates`) shows the duration beside the scan's name, redone by
+    ``estimate_s`` (a session's learned costs) when given.
 
     Parameters
     ----------
     file
         Stream for the bar (stderr by default).
+    estimate_s
+        Turns a start document's ``estimate`` into seconds.
+
     """
 
-    def __init__(self, file: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        file: IO[str] | None = None,
+        *,
+        estimate_s: Callable[[Any], float | None] | None = None,
+    ) -> None:
         self.file = file or sys.stderr
+        self.estimate_s = estimate_s
         self._bar: tqdm | None = None
         self._primary: set[str] = set()  # descriptor uids of the primary stream
 
@@ -34,7 +45,10 @@ class ScanProgress:
             self._close()
             label = doc.get("stxm_scan_type") or doc.get("plan_name", "scan")
             fly = doc.get("scan_mode") == "fly"  # one event per line
-            estimate = doc.get("estimated_duration_s")
+            recorded = doc.get("estimate") or {}
+            estimate = recorded.get("total_s")
+            if self.estimate_s is not None:  # redone with what the session has learned
+                estimate = self.estimate_s(recorded) or estimate
             if isinstance(estimate, int | float):
                 label += f", about {format_duration(float(estimate))}"
             self._bar = tqdm(

@@ -38,6 +38,7 @@ from bluesky.run_engine import RunEngineResult
 from bluesky.utils import Msg
 
 from devices import StxmDevices, build_devices
+from plans.estimates import CostLearner, ScanCosts, ScanEstimate, estimate_sample_image
 from stxm_ctrl.app.instrument_state import record_instrument_state
 from stxm_ctrl.config import BeamlineConfig, load_config
 from stxm_ctrl.data.catalog import catalog_uri, close_catalog, connect_catalog
@@ -321,6 +322,17 @@ class Session:
     devices: StxmDevices
     data: DataPath
     tokens: list[int] = field(default_factory=list)
+    costs: ScanCosts = field(default_factory=ScanCosts)
+
+    def estimate(self, *args: Any, **kwargs: Any) -> ScanEstimate:
+        """How long ``sample_image(*args, **kwargs)`` would take now (nothing moves).
+
+        Uses what this session has learned of the control system's costs from its runs::
+
+            print(s.estimate(d.apd, d.sample_x, 0, 20, 256, d.sample_y, 0, 20, 256, 0.001,
+                             flyer=d.fly))
+        """
+        return estimate_sample_image(*args, costs=self.costs, **kwargs)
 
     @property
     def catalog(self) -> Any | None:
@@ -442,6 +454,7 @@ def build_session(
         raise
     session = Session(config=config, RE=RE, devices=devices, data=data)
     record_instrument_state(RE, devices, config)
+    session.tokens.append(RE.subscribe(CostLearner(session.costs)))
     if progress:
-        session.tokens.append(RE.subscribe(ScanProgress()))
+        session.tokens.append(RE.subscribe(ScanProgress(estimate_s=session.costs.total_s)))
     return session

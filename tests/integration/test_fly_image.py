@@ -292,3 +292,44 @@ def test_bad_fly_arguments_are_refused_before_anything_moves(session):
     with pytest.raises(PlanArgumentError, match="dwell_s"):
         session.run(_fly_plan(session, 1.0, 10, 1.0, 2, dwell_s=100.0))
     assert d.sample_x.position == x_before
+
+
+@pytest.mark.parametrize(
+    ("mode", "calibrate", "measure"),
+    [
+        ("step", (4.0, 20, 2.0, 10), (6.0, 30, 4.0, 20)),
+        ("fly", (6.3, 64, 3.1, 32), (12.7, 128, 9.5, 96)),
+    ],
+)
+def test_the_estimate_before_a_run_is_within_ten_percent_of_its_time(session, mode, calibrate,
+                                                                      measure):  # fmt: skip
+    d = session.devices
+
+    def plan(x_range, nx, y_range, ny):
+        return sample_image(
+            d.apd, d.sample_x, 0, x_range, nx, d.sample_y, 0, y_range, ny, 0.001,
+            snake=True, mode=mode, flyer=d.fly, monitors=[d.ring.current],
+        )  # fmt: skip
+
+    def quiet():  # the catalog writer catches up first: it shares the two cores
+        assert session.catalog_writer.flush(60)
+
+    quiet()
+    session.run(plan(*calibrate))  # the session learns what its runs cost
+    quiet()
+    x_range, nx, y_range, ny = measure
+    estimate = session.estimate(
+        d.apd, d.sample_x, 0, x_range, nx, d.sample_y, 0, y_range, ny, 0.001, snake=True,
+        mode=mode, flyer=d.fly,
+    )  # fmt: skip
+    assert estimate.mode == mode and estimate.points == nx * ny
+    documents, token = _record(session)
+    try:
+        started = time.perf_counter()
+        session.run(plan(*measure))
+        took_s = time.perf_counter() - started
+    finally:
+        session.RE.unsubscribe(token)
+    assert abs(estimate.total_s - took_s) < 0.10 * took_s, (str(estimate), took_s)
+    recorded = documents[0][1]["estimate"]  # in the start document, for the progress bar
+    assert recorded["mode"] == mode and recorded["points"] == nx * ny

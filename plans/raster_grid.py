@@ -1,0 +1,49 @@
+"""Where a raster's pixels are, and whether it is flown or stepped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from plans.validation import PlanArgumentError
+
+__all__ = ["FLY_MIN_X_POINTS", "choose_mode", "sample_image_grid"]
+
+FLY_MIN_X_POINTS = 8
+"""Images at least this wide are flown by default (when a fly controller is given)."""
+
+
+def sample_image_grid(center_um: float, range_um: float, points: int) -> np.ndarray:
+    """Pixel centres along one axis: ``points`` positions spanning ``range_um``.
+
+    A single point sits at the centre; otherwise the first and last pixel centres are at
+    ``center -/+ range/2``.
+    """
+    if points == 1:
+        return np.array([float(center_um)])
+    return np.linspace(center_um - range_um / 2.0, center_um + range_um / 2.0, points)
+
+
+def choose_mode(mode: Any, flyer: Any, x_points: Any) -> str:
+    """``"fly"`` or ``"step"``: what ``sample_image`` does with ``mode`` and ``flyer``.
+
+    Raises
+    ------
+    PlanArgumentError
+        For an unknown mode, or ``"fly"`` without a fly controller.
+    """
+    if mode not in ("auto", "fly", "step"):
+        raise PlanArgumentError(
+            f"mode = {mode!r}: give 'fly' (line by line on the fly), 'step' (point by "
+            "point) or 'auto' (fly when a flyer is given and the image is wide enough)"
+        )
+    if mode == "fly" and flyer is None:
+        raise PlanArgumentError(
+            "mode = 'fly' needs the fly controller: pass flyer = the session's fly device "
+            "(d.fly), or use mode = 'step'"
+        )
+    if mode == "auto":
+        wide = isinstance(x_points, int) and x_points >= FLY_MIN_X_POINTS
+        return "fly" if flyer is not None and wide else "step"
+    return mode
