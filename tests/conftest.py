@@ -133,12 +133,25 @@ def devices(sim_config: BeamlineConfig, sim_fleet):
     return devs
 
 
-def expected_counts(config: BeamlineConfig, image, ring_current_mA) -> np.ndarray:
-    """Mean counts the simulator draws from at each pixel's measured stage position."""
-    return (
-        expected_rate_at(config, image.x_readback_um, image.y_readback_um, ring_current_mA)
-        * image.dwell_s
-    )
+def expected_counts(config: BeamlineConfig, image, ring_current_mA, samples: int = 8):
+    """Mean counts the simulator draws from at each pixel's measured position.
+
+    A step pixel counts at one place for ``dwell_s``. A fly pixel counts while the beam
+    crosses it (motion blur within a pixel is real), for the time the interferometer's
+    clock gave it: the truth is the rate averaged over ``samples`` positions across the
+    pixel's width, times the pixel's own dwell.
+    """
+    if image.pixel_dwell_s is None:
+        rate = expected_rate_at(config, image.x_readback_um, image.y_readback_um, ring_current_mA)
+        return rate * image.dwell_s
+    step = float(np.diff(image.x_um).mean()) if image.x_um.size > 1 else 0.0
+    offsets = (np.arange(samples) + 0.5) / samples - 0.5
+    rates = [
+        expected_rate_at(config, image.x_readback_um + o * step, image.y_readback_um,
+                         ring_current_mA)
+        for o in offsets
+    ]  # fmt: skip
+    return np.mean(rates, axis=0) * image.pixel_dwell_s
 
 
 _MODELS: dict[int, tuple[BeamlineConfig, InstrumentModel]] = {}

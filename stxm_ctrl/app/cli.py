@@ -103,6 +103,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             range_um=args.range_um,
             dwell_s=args.dwell_ms / 1000.0,
             energy_eV=args.energy_eV,
+            mode=args.mode,
             progress=not args.no_progress,
             say=lambda line: print(line, flush=True),
             names=CLI_NAMES,
@@ -117,7 +118,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"image: {image.shape[1]} x {image.shape[0]} px over {result.range_um:g} um, "
         f"at {image.start.get('energy_eV', float('nan')):.2f} eV, "
-        f"dwell {result.dwell_s * 1e3:g} ms, {result.points} points in {result.elapsed_s:.1f} s "
+        f"dwell {result.dwell_s * 1e3:g} ms, {image.mode} scan, {result.points} points in "
+        f"{result.elapsed_s:.1f} s "
         f"({result.ms_per_point:.1f} ms per point); counts "
         f"{int(image.counts.min())}..{int(image.counts.max())}"
     )
@@ -325,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="photon energy to image at, eV (default: where the simulator starts, "
         "[sim.beam] energy_eV); focus follows",
+    )
+    demo.add_argument(
+        "--mode",
+        choices=("auto", "fly", "step"),
+        default="auto",
+        help="fly: line by line on the fly (the default for images 8 pixels wide or more); "
+        "step: point by point",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)

@@ -21,6 +21,7 @@ from bluesky.utils import RunEngineInterrupted
 
 from devices.stxm import optics_geometry, undulator_model
 from plans import sample_image
+from plans.raster_grid import FLY_MIN_X_POINTS
 from plans.sample_image import MAX_POINTS_PER_AXIS
 from stxm_ctrl.app.session import Session, build_session
 from stxm_ctrl.config import BeamlineConfig
@@ -50,6 +51,7 @@ CLI_NAMES = {
     "range_um": "--range-um",
     "dwell_s": "--dwell-ms",
     "energy_eV": "--energy-eV",
+    "mode": "--mode",
 }
 
 
@@ -110,6 +112,7 @@ def check_demo_arguments(
     dwell_s: float,
     *,
     energy_eV: float | None = None,
+    mode: str = "auto",
     names: dict[str, str] | None = None,
 ) -> None:
     """Refuse demo arguments the simulated beamline cannot take, before anything starts.
@@ -127,6 +130,9 @@ def check_demo_arguments(
         Photon energy to image at (None: where the beamline is). Checked against the
         beamline's range, the EPU and the optics' interlocks with the OSA where the
         simulator starts it.
+    mode
+        ``"auto"``, ``"fly"`` or ``"step"``; a fly scan's line speed (pixel step / dwell)
+        must be one the fly controller does (``[sim.fly] max_line_speed_um_per_s``).
     names
         How to call each argument in messages (the CLI passes its option names).
 
@@ -171,6 +177,21 @@ def check_demo_arguments(
         )
     if energy_eV is not None:
         _check_energy(config, _finite_number(label["energy_eV"], energy_eV), label["energy_eV"])
+    if mode not in ("auto", "fly", "step"):
+        raise DemoError(f"{label['mode']} = {mode!r}: give fly, step or auto")
+    flown = mode == "fly" or (mode == "auto" and points >= FLY_MIN_X_POINTS)
+    if flown and points > 1:
+        speed = range_um / (points - 1) / dwell_s
+        fastest = sim.fly.max_line_speed_um_per_s
+        if speed > fastest:
+            scale = 1000.0 if label["dwell_s"].endswith("ms") else 1.0
+            raise DemoError(
+                f"{label['range_um']} = {range_um:g} um over {label['points']} = {points} at "
+                f"{label['dwell_s']} = {dwell_s * scale:g}: the fly lines would sweep at "
+                f"{speed:g} um/s, faster than the fly controller's {fastest:g} um/s; give "
+                f"{label['dwell_s']} >= {range_um / (points - 1) / fastest * scale:.3g}, more "
+                f"{label['points']}, or {label['mode']} step"
+            )
 
 
 def _check_energy(config: BeamlineConfig, energy_eV: float, label: str) -> None:
@@ -221,18 +242,23 @@ class _RunRecord:
 
     uid: str | None = None
     primary: set[str] = field(default_factory=set)
-    events: int = 0
+    events: int = 0  # pixels measured: one per event of a step scan, a line's of a fly scan
     stop: dict[str, Any] | None = None
+    line_field: str | None = None  # fly scans: the counts of each line
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
             self.uid = doc["uid"]
+            self.line_field = doc["counter_field"] if doc.get("scan_mode") == "fly" else None
         elif name == "descriptor" and doc.get("name") == "primary":
             self.primary.add(doc["uid"])
         elif name == "event" and doc.get("descriptor") in self.primary:
             self.events += 1
         elif name == "event_page" and doc.get("descriptor") in self.primary:
-            self.events += len(doc.get("seq_num", ()))
+            if self.line_field is not None:
+                self.events += sum(len(line) for line in doc["data"].get(self.line_field, ()))
+            else:
+                self.events += len(doc.get("seq_num", ()))
         elif name == "stop":
             self.stop = doc
 
@@ -286,6 +312,7 @@ def run_demo(
     range_um: float = 22.0,
     dwell_s: float = 0.001,
     energy_eV: float | None = None,
+    mode: str = "auto",
     progress: bool = True,
     say: Callable[[str], None] = print,
     names: dict[str, str] | None = None,
@@ -307,6 +334,9 @@ def run_demo(
     energy_eV
         Move to this photon energy first (monochromator, EPU gap and focus together);
         None images at the energy the simulator starts at (``[sim.beam] energy_eV``).
+    mode
+        ``"auto"`` (fly, line by line, unless the image is narrower than
+        :data:`plans.raster_grid.FLY_MIN_X_POINTS`), ``"fly"`` or ``"step"``.
     progress
         Show a progress bar.
     say
@@ -335,7 +365,9 @@ def run_demo(
             f"[epics] ca_addr_list = {config.epics.ca_addr_list}; leave it empty for the demo "
             "and acquire on real IOCs from a session (see docs/how-to/real-iocs.md)"
         )
-    check_demo_arguments(config, points, range_um, dwell_s, energy_eV=energy_eV, names=names)
+    check_demo_arguments(
+        config, points, range_um, dwell_s, energy_eV=energy_eV, mode=mode, names=names
+    )
     data_dir = check_data_dir(config)
     check_free_space(
         data_dir, estimate_spool_bytes(points * points), what=f"a {points} x {points} image"
@@ -368,20 +400,15 @@ def run_demo(
         record = _RunRecord()
         token = session.RE.subscribe(record)
         started = time.monotonic()
+        args = (
+            devices.apd, devices.sample_x, sample.center_x_um, range_um, points,
+            devices.sample_y, sample.center_y_um, range_um, points, dwell_s,
+        )  # fmt: skip
+        options = {"snake": True, "mode": mode, "flyer": devices.fly}
+        estimate = session.estimate(*args, **options)
+        say(_MODE_LINES[estimate.mode].format(estimate=estimate))
         plan = sample_image(
-            devices.apd,
-            devices.sample_x,
-            sample.center_x_um,
-            range_um,
-            points,
-            devices.sample_y,
-            sample.center_y_um,
-            range_um,
-            points,
-            dwell_s=dwell_s,
-            snake=True,
-            monitors=[devices.ring.current],
-            md={"purpose": "stxm demo"},
+            *args, **options, monitors=[devices.ring.current], md={"purpose": "stxm demo"}
         )
         try:
             uid = session.run(plan)
@@ -412,6 +439,11 @@ def run_demo(
 
 
 _CATALOG_FLUSH_S = 60.0
+_MODE_LINES = {
+    "fly": "fly scan, line by line: the piezo sweeps each line while the counter bins photons "
+    "by the interferometer's position ({estimate}; --mode step for point by point)",
+    "step": "step scan, point by point ({estimate})",
+}
 _INTERRUPTED = "interrupted by the user (Ctrl-C, SIGTERM or SIGHUP) during stxm demo"
 
 

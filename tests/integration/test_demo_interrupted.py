@@ -64,14 +64,25 @@ def config_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name
+    ("mode", "sig"),
+    [
+        ("step", signal.SIGINT),
+        ("step", signal.SIGTERM),
+        ("step", signal.SIGHUP),
+        ("fly", signal.SIGINT),
+    ],
+    ids=lambda v: getattr(v, "name", v),
 )
-def test_a_signal_aborts_the_run_and_keeps_every_point(config_file, tmp_path, sig, reliability):
+def test_a_signal_aborts_the_run_and_keeps_every_point(
+    config_file, tmp_path, mode, sig, reliability
+):
     config = load_config(config_file)
     output = tmp_path / "demo.out"
-    demo = _demo(config_file, output, "--points", "60")
+    demo = _demo(config_file, output, "--points", "60", "--mode", mode)
     try:
-        spool_file = _wait(_spooling(config, 150), demo, output, 300, "scan")
+        # Step: one event per pixel; fly: one per line of 60 pixels.
+        spool_file = _wait(_spooling(config, 150 if mode == "step" else 25), demo, output,
+                           300, "scan")  # fmt: skip
         demo.send_signal(sig)
         signalled = time.monotonic()
         code = demo.wait(timeout=120)
@@ -89,13 +100,14 @@ def test_a_signal_aborts_the_run_and_keeps_every_point(config_file, tmp_path, si
     assert name == "stop" and stop["exit_status"] == "abort", stop
     assert "interrupted by the user" in stop["reason"]
     events = spool_event_counts(documents)["primary"]
-    assert re.search(rf"kept {events} of 3600 points", out), out
+    points = events if mode == "step" else 60 * events
+    assert re.search(rf"kept {points} of 3600 points", out), out
 
     ports = [*ioc_ports(config), config.sim.repeater_port, config.catalog.port]
     assert all(port_is_free("127.0.0.1", port) for port in ports)  # everything stopped
 
     reliability(
-        fault=f"`stxm demo` sent {sig.name} mid-scan"
+        fault=f"`stxm demo` ({mode} scan) sent {sig.name} mid-scan"
         + (" (Ctrl-C)" if sig == signal.SIGINT else ""),
         seen=next(line for line in out.splitlines() if line.startswith("interrupted:"))[:160]
         + "...; exit status 130",

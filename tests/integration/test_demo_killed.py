@@ -50,7 +50,7 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
     with (tmp_path / "demo.out").open("w") as out:  # the child writes to its own copy
         demo = subprocess.Popen(
             [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)]
-            + ["--points", "80", "--no-progress"],
+            + ["--points", "80", "--mode", "step", "--no-progress"],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

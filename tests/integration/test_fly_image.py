@@ -8,7 +8,7 @@ import time
 import epics
 import numpy as np
 import pytest
-from conftest import expected_rate_at, poisson_limited_correlation, wait_for
+from conftest import expected_counts, expected_rate_at, poisson_limited_correlation, wait_for
 
 from plans import PlanArgumentError, sample_image
 from stxm_ctrl.data.writers import read_spool_file, spool_event_counts, spool_file_for
@@ -37,22 +37,10 @@ def _ring_current(session, uid) -> float:
     return float(np.asarray(current).mean())
 
 
-def fly_expected_counts(config, image, ring_current_mA, samples: int = 8) -> np.ndarray:
-    """The truth a fly pixel integrates: the rate averaged across the pixel's sweep.
-
-    The beam crosses the whole pixel during its dwell (motion blur within a pixel is real),
-    so the truth is the mean rate at ``samples`` positions spread over the pixel's width
-    around its measured (interferometer) centre.
-    """
-    step = float(np.diff(image.x_um).mean()) if image.x_um.size > 1 else 0.0
-    offsets = (np.arange(samples) + 0.5) / samples - 0.5
-    rates = [
-        expected_rate_at(config, image.x_readback_um + o * step, image.y_readback_um,
-                         ring_current_mA)
-        for o in offsets
-    ]  # fmt: skip
+def fly_expected_counts(config, image, ring_current_mA) -> np.ndarray:
+    """The truth a fly pixel integrates (see ``conftest.expected_counts``)."""
     assert image.pixel_dwell_s is not None  # pixels are clocked by position: dwell varies
-    return np.mean(rates, axis=0) * image.pixel_dwell_s
+    return expected_counts(config, image, ring_current_mA)
 
 
 def _match(measured: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
