@@ -187,6 +187,10 @@ def fly_raster(
                     group=group, timeout=FLUSH_PERIOD_S, error_on_timeout=False
                 )
                 yield from _collect_lines(flyer)
+                # Ctrl-C pauses here, within FLUSH_PERIOD_S, not at the frame's end (a
+                # frame can last minutes). The controller runs on while paused; its lines
+                # wait in the flyer and are collected on resume.
+                yield from bps.checkpoint()
         except Exception:
             yield from _collect_lines(flyer)  # keep what arrived before the failure
             raise

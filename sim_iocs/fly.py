@@ -624,7 +624,7 @@ class FlyController(PVGroup):
                 await self._post_analog(self.ifx, x)
             if not abs(y - last[1]) <= _INTERFEROMETER_DEADBAND_UM:
                 await self._post_analog(self.ify, y)
-            for record in (self.frame_time, self.line_overhead):  # limits may have changed
+            for record in self._analog()[2:]:  # their limits may have changed
                 await post_alarm(record, *analog_alarm(record, float(record.value)))
             last = (
                 x if not abs(x - last[0]) <= _INTERFEROMETER_DEADBAND_UM else last[0],
