@@ -288,6 +288,7 @@ class LineFlyer(Device):
         self._last_seq = 0
         self._frame_status: StatusBase | None = None
         self._started_status: Status | None = None
+        self._grace_timer: threading.Timer | None = None
         self._complete_status: Status | None = None
         self._subscribed = False
 
@@ -389,6 +390,20 @@ class LineFlyer(Device):
             return
         super().stop(success=success)
 
+    def release(self) -> None:
+        """End the current frame's statuses now (its run is over: stopped, aborted, done).
+
+        A status left pending would finish later, from the controller's put completion or
+        the arrival grace timer, into a RunEngine that may have closed by then.
+        """
+        timer, self._grace_timer = self._grace_timer, None
+        if timer is not None:
+            timer.cancel()
+        with self._lock:
+            for pending in (self._started_status, self._complete_status):
+                if pending is not None and not pending.done:
+                    pending.set_finished()
+
     # -- what the plan asks after a frame ----------------------------------------------
 
     def lines_received(self) -> dict[int, LineRecord]:
@@ -488,6 +503,7 @@ class LineFlyer(Device):
             _ARRIVAL_GRACE_S, self._finish_anyway, args=(self._complete_status,)
         )
         timer.daemon = True
+        self._grace_timer = timer
         timer.start()
 
     def _gone_message(self) -> str:

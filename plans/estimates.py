@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from plans.fly_image import fly_frames
-from plans.raster_grid import choose_mode, sample_image_grid
+from plans.raster_grid import choose_mode, line_speed_um_per_s, sample_image_grid
 from plans.validation import limits_of
 from stxm_ctrl.physics.fly_line import FramePlan, frame_time_s
 from stxm_ctrl.physics.motion import move_duration_s
@@ -193,7 +193,7 @@ def estimate_sample_image(
     line timing, from the devices.
     """
     costs = costs or ScanCosts()
-    chosen = choose_mode(mode, flyer, x_points)
+    chosen = choose_mode(mode, flyer, x_points, line_speed_um_per_s(x_range_um, x_points, dwell_s))
     xs = sample_image_grid(x_center_um, x_range_um, x_points)
     ys = sample_image_grid(y_center_um, y_range_um, y_points)
     points = x_points * y_points

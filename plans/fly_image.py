@@ -247,10 +247,12 @@ def _stop_flyer(flyer: LineFlyer, piezo_at: tuple[float, float]) -> MsgGenerator
     try:
         busy = flyer.busy.get(use_monitor=False, timeout=1.0)
     except Exception:  # noqa: BLE001 - the controller is gone: nothing to stop or move
+        flyer.release()
         return
     try:
         if busy in (1, "Busy"):
             yield from bps.stop(device)
+        flyer.release()  # while the RunEngine still listens to the frame's statuses
         yield from bps.mv(flyer.fine_x, piezo_at[0], flyer.fine_y, piezo_at[1])
     except Exception:  # noqa: BLE001 - the run's own outcome is what the user must see
         pass

@@ -8,7 +8,7 @@ import numpy as np
 
 from plans.validation import PlanArgumentError
 
-__all__ = ["FLY_MIN_X_POINTS", "choose_mode", "sample_image_grid"]
+__all__ = ["FLY_MIN_X_POINTS", "choose_mode", "line_speed_um_per_s", "sample_image_grid"]
 
 FLY_MIN_X_POINTS = 8
 """Images at least this wide are flown by default (when a fly controller is given)."""
@@ -25,8 +25,14 @@ def sample_image_grid(center_um: float, range_um: float, points: int) -> np.ndar
     return np.linspace(center_um - range_um / 2.0, center_um + range_um / 2.0, points)
 
 
-def choose_mode(mode: Any, flyer: Any, x_points: Any) -> str:
+def choose_mode(
+    mode: Any, flyer: Any, x_points: Any, line_speed_um_per_s: float | None = None
+) -> str:
     """``"fly"`` or ``"step"``: what ``sample_image`` does with ``mode`` and ``flyer``.
+
+    ``"auto"`` flies when a fly controller is given, the image is at least
+    :data:`FLY_MIN_X_POINTS` wide and its line speed (``line_speed_um_per_s``, if known) is
+    one the controller does; otherwise it steps.
 
     Raises
     ------
@@ -45,5 +51,23 @@ def choose_mode(mode: Any, flyer: Any, x_points: Any) -> str:
         )
     if mode == "auto":
         wide = isinstance(x_points, int) and x_points >= FLY_MIN_X_POINTS
-        return "fly" if flyer is not None and wide else "step"
+        if flyer is None or not wide:
+            return "step"
+        if line_speed_um_per_s is not None:
+            try:
+                fastest = float(flyer.max_line_speed_um_per_s)
+            except Exception:  # noqa: BLE001 - unknown: let the fly checks speak
+                return "fly"
+            if line_speed_um_per_s > fastest:
+                return "step"
+        return "fly"
     return mode
+
+
+def line_speed_um_per_s(x_range_um: Any, x_points: Any, dwell_s: Any) -> float | None:
+    """A fly line's sweep speed (pixel step / dwell); None if the arguments are not yet
+    valid numbers (the plan's checks say what is wrong with them)."""
+    try:
+        return abs(float(x_range_um)) / (int(x_points) - 1) / float(dwell_s)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None

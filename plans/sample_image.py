@@ -15,7 +15,12 @@ from devices.fly import LineFlyer
 from plans.estimates import estimate_sample_image
 from plans.fly_image import check_fly_arguments, fly_raster
 from plans.protocols import DwellCounter, Positioner, ReadableDevice
-from plans.raster_grid import FLY_MIN_X_POINTS, choose_mode, sample_image_grid
+from plans.raster_grid import (
+    FLY_MIN_X_POINTS,
+    choose_mode,
+    line_speed_um_per_s,
+    sample_image_grid,
+)
 from plans.validation import (
     PlanArgumentError,
     check_counter,
@@ -183,8 +188,8 @@ def sample_image(
     snake
         Scan alternate rows in opposite directions (saves the line return).
     mode
-        ``"fly"``, ``"step"``, or ``"auto"`` (fly when a ``flyer`` is given and
-        ``x_points >= FLY_MIN_X_POINTS``).
+        ``"fly"``, ``"step"``, or ``"auto"`` (fly when a ``flyer`` is given,
+        ``x_points >= FLY_MIN_X_POINTS`` and the line speed is one the controller does).
     flyer
         The fly controller (:class:`devices.fly.LineFlyer`); needed for ``mode="fly"``.
     readables
@@ -205,7 +210,7 @@ def sample_image(
         Before anything moves, if an argument is out of range or the raster leaves a stage's
         limits; the message names the parameter and the allowed range.
     """
-    chosen = choose_mode(mode, flyer, x_points)
+    chosen = choose_mode(mode, flyer, x_points, line_speed_um_per_s(x_range_um, x_points, dwell_s))
     md = _with_estimate(
         md, counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um,
         y_range_um, y_points, dwell_s, snake=snake, mode=chosen, flyer=flyer,

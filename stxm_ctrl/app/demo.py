@@ -21,7 +21,6 @@ from bluesky.utils import RunEngineInterrupted
 
 from devices.stxm import optics_geometry, undulator_model
 from plans import sample_image
-from plans.raster_grid import FLY_MIN_X_POINTS
 from plans.sample_image import MAX_POINTS_PER_AXIS
 from stxm_ctrl.app.session import Session, build_session
 from stxm_ctrl.config import BeamlineConfig
@@ -132,7 +131,8 @@ def check_demo_arguments(
         simulator starts it.
     mode
         ``"auto"``, ``"fly"`` or ``"step"``; a fly scan's line speed (pixel step / dwell)
-        must be one the fly controller does (``[sim.fly] max_line_speed_um_per_s``).
+        must be one the fly controller does (``[sim.fly] max_line_speed_um_per_s``); with
+        ``"auto"`` a line that would be too fast is stepped.
     names
         How to call each argument in messages (the CLI passes its option names).
 
@@ -179,8 +179,7 @@ def check_demo_arguments(
         _check_energy(config, _finite_number(label["energy_eV"], energy_eV), label["energy_eV"])
     if mode not in ("auto", "fly", "step"):
         raise DemoError(f"{label['mode']} = {mode!r}: give fly, step or auto")
-    flown = mode == "fly" or (mode == "auto" and points >= FLY_MIN_X_POINTS)
-    if flown and points > 1:
+    if mode == "fly" and points > 1:  # "auto" steps instead
         speed = range_um / (points - 1) / dwell_s
         fastest = sim.fly.max_line_speed_um_per_s
         if speed > fastest:

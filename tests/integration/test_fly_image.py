@@ -269,8 +269,12 @@ def test_bad_fly_arguments_are_refused_before_anything_moves(session):
     d = session.devices
     x_before = d.sample_x.position
     with pytest.raises(PlanArgumentError, match="sweeps at most 2000 um/s") as info:
-        session.run(_fly_plan(session, 100.0, 11, 1.0, 2, dwell_s=0.001))
+        session.run(_fly_plan(session, 100.0, 11, 1.0, 2, dwell_s=0.001, mode="fly"))
     assert "lengthen dwell_s to at least 0.005 s" in str(info.value)
+    # Asked for nothing in particular, the same image is stepped instead.
+    estimate = session.estimate(d.apd, d.sample_x, 0, 100.0, 11, d.sample_y, 0, 1.0, 2, 0.001,
+                                flyer=d.fly)  # fmt: skip
+    assert estimate.mode == "step"
     with pytest.raises(PlanArgumentError, match="mode = 'fly' needs the fly controller"):
         session.run(
             sample_image(d.apd, d.sample_x, 0, 1, 10, d.sample_y, 0, 1, 2, 0.001, mode="fly")
