@@ -338,10 +338,12 @@ class LineFlyer(Device):
         if self.frame is None:
             raise RuntimeError(f"{self.name}: prepare a FrameSpec before kickoff")
         self._subscribe()
+        # A fresh read: every line of an earlier frame has arrived (its complete waited for
+        # them), and a restarted controller counts from 0 again.
+        seq = int(self.line_seq.get(use_monitor=False))
         with self._lock:
             self._received = {}
-            # Every line of an earlier frame has arrived (its complete waited for them).
-            self._first_seq = self._last_seq = max(self._last_seq, int(self.line_seq.get()))
+            self._first_seq = self._last_seq = seq
         frame_s = float(self.frame_time.get(use_monitor=False))
         allowed_s = self.frame_factor * frame_s + self.frame_margin_s
         started = Status(obj=self)

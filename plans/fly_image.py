@@ -191,8 +191,14 @@ def fly_raster(
                 # frame can last minutes). The controller runs on while paused; its lines
                 # wait in the flyer and are collected on resume.
                 yield from bps.checkpoint()
-        except Exception:
+        except Exception as exc:
             yield from _collect_lines(flyer)  # keep what arrived before the failure
+            # The RunEngine wraps a failed status (its text is the status' repr); the
+            # flyer's own exception says what happened.
+            status: Any = exc.args[0] if exc.args else None
+            cause = status.exception() if callable(getattr(status, "exception", None)) else None
+            if isinstance(cause, Exception):
+                raise cause from exc
             raise
 
     def failed_rows(frame: FrameSpec) -> dict[int, str]:

@@ -58,6 +58,24 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
     pytest.fail(f"{what} within {timeout_s} s")
 
 
+_LIVE_PVS: list = []
+
+
+def lasting_pv(name: str, **kwargs):
+    """A pyepics ``PV`` of its own that is never garbage-collected during the tests.
+
+    pyepics' ``PV.__del__`` clears the PV's subscription from whichever thread runs the
+    garbage collector; when that races a monitor arriving for it, libca crashes the process
+    (seen: SIGSEGV in a catalog-writer thread). Not ``epics.get_pv``: that shares the PV
+    with ophyd's signals, and clearing its callbacks would silence theirs too.
+    """
+    import epics
+
+    pv = epics.PV(name, **kwargs)
+    _LIVE_PVS.append(pv)
+    return pv
+
+
 def ioc_ports(config: BeamlineConfig) -> list[int]:
     """The configured port of every simulated IOC."""
     return [ioc.port for ioc in config.sim.iocs.values()]

@@ -8,7 +8,13 @@ import time
 import epics
 import numpy as np
 import pytest
-from conftest import expected_counts, expected_rate_at, poisson_limited_correlation, wait_for
+from conftest import (
+    expected_counts,
+    expected_rate_at,
+    lasting_pv,
+    poisson_limited_correlation,
+    wait_for,
+)
 
 from plans import PlanArgumentError, sample_image
 from stxm_ctrl.data.writers import read_spool_file, spool_event_counts, spool_file_for
@@ -172,7 +178,7 @@ def test_an_incomplete_line_is_measured_again_and_kept_apart(session):
 def test_a_line_that_fails_twice_ends_the_run_with_the_reason(session, reliability):
     ny = 10
     control = _sim_control(session, "MISS_TRIGGERS")
-    seq = epics.PV(session.config.epics.prefixes.fly + "LINE:SEQ", auto_monitor=True)
+    seq = lasting_pv(session.config.epics.prefixes.fly + "LINE:SEQ", auto_monitor=True)
     seq.wait_for_connection(10)
     before = int(seq.get(use_monitor=False))
 
@@ -193,7 +199,6 @@ def test_a_line_that_fails_twice_ends_the_run_with_the_reason(session, reliabili
     finally:
         session.RE.unsubscribe(token)
         seq.clear_callbacks()
-        seq.disconnect()
         epics.caput(_sim_control(session, "MISS_TRIGGERS"), 0, wait=True, timeout=10)
     message = str(info.value)
     assert "failed twice" in message and "Missed triggers" in message, message

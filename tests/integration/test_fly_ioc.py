@@ -18,7 +18,7 @@ import time
 import epics
 import numpy as np
 import pytest
-from conftest import expected_rate_at, wait_for
+from conftest import expected_rate_at, lasting_pv, wait_for
 
 from stxm_ctrl.physics.fly_line import interferometer_drift_um
 
@@ -51,7 +51,7 @@ class Lines:
         self.pvs = []
         self.seq0 = int(_get(_p(sim_config, "LINE:SEQ")))  # lines after this one are new
         for name in LINE:
-            pv = epics.PV(_p(sim_config, "LINE:" + name), auto_monitor=True, callback=self._cb)
+            pv = lasting_pv(_p(sim_config, "LINE:" + name), auto_monitor=True, callback=self._cb)
             self.pvs.append(pv)
         for pv in self.pvs:
             assert pv.wait_for_connection(10)
@@ -65,9 +65,9 @@ class Lines:
                 self.lines.append(dict(self.latest))
 
     def close(self) -> None:
+        # Callbacks off; the PVs live on (see conftest.lasting_pv).
         for pv in self.pvs:
             pv.clear_callbacks()
-            pv.disconnect()
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def _ioc_frame_s(sim_config) -> float:
     """Run a frame; its duration in the IOC's time, from BUSY's timestamps (a loaded machine
     can delay the client's view of the put completion by tens of ms)."""
     edges: list[tuple[int, float]] = []
-    busy = epics.PV(_p(sim_config, "BUSY"), form="time", auto_monitor=True)
+    busy = lasting_pv(_p(sim_config, "BUSY"), form="time", auto_monitor=True)
     assert busy.wait_for_connection(5)
     wait_for(lambda: busy.get() == 0, 5, "BUSY's first value")
     busy.add_callback(lambda value, timestamp, **kw: edges.append((value, timestamp)))
@@ -177,8 +177,8 @@ def test_piezo_readback_follows_during_a_frame_and_moves_are_refused(sim_config,
         dwell=0.002,
     )  # fmt: skip
     seen = []
-    rbv = epics.PV(_p(sim_config, "FX.RBV"), auto_monitor=True)
-    dmov = epics.PV(_p(sim_config, "FX.DMOV"), auto_monitor=True)
+    rbv = lasting_pv(_p(sim_config, "FX.RBV"), auto_monitor=True)
+    dmov = lasting_pv(_p(sim_config, "FX.DMOV"), auto_monitor=True)
     rbv.add_callback(lambda value, **kw: seen.append(value))
     assert rbv.wait_for_connection(5) and dmov.wait_for_connection(5)
     epics.caput(_p(sim_config, "ARM"), 1, wait=False)
@@ -190,8 +190,7 @@ def test_piezo_readback_follows_during_a_frame_and_moves_are_refused(sim_config,
     wait_for(lambda: _get(_p(sim_config, "BUSY")) == 0, 10, "the frame's end")
     assert dmov.get(use_monitor=False) == 1
     assert max(seen) > 10 and min(seen) < -10  # sweeps from -20 to 20 seen on RBV
-    rbv.disconnect()
-    dmov.disconnect()
+    rbv.clear_callbacks()
 
 
 def test_interferometer_reads_coarse_plus_piezo_plus_drift(sim_config, fly):
