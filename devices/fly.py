@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ from ophyd.status import Status, StatusBase
 
 from devices.signals import BoundedEpicsSignal
 from devices.stages import BoundedMotor
+from stxm_ctrl.physics.fly_line import FramePlan
 
 __all__ = ["FailedLines", "FlyControllerError", "FrameSpec", "LineFlyer", "LineRecord"]
 
@@ -46,23 +47,13 @@ class FlyControllerError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class FrameSpec:
-    """A frame of fly lines, in interferometer coordinates (um).
+class FrameSpec(FramePlan):
+    """A frame of fly lines (a :class:`~stxm_ctrl.physics.fly_line.FramePlan`: pixel centres
+    ``start_x_um``..``stop_x_um`` of ``nx`` pixels, lines ``start_y_um``..``stop_y_um``, ``ny``,
+    ``dwell_s``, ``snake``, in interferometer coordinates) and where it lies in the image.
 
     Parameters
     ----------
-    start_x_um, stop_x_um
-        Centres of the first and last pixel of every line.
-    nx
-        Pixels per line.
-    start_y_um, stop_y_um
-        y of the first and last line.
-    ny
-        Lines in the frame.
-    dwell_s
-        Counting time per pixel.
-    snake
-        Alternate lines run right to left (no flyback).
     first_row
         Image row of the frame's first line (a frame may be part of a larger image).
     first_column
@@ -71,14 +62,6 @@ class FrameSpec:
         Image rows of the frame's lines, if not ``first_row`` onwards (a re-measured line).
     """
 
-    start_x_um: float
-    stop_x_um: float
-    nx: int
-    start_y_um: float
-    stop_y_um: float
-    ny: int
-    dwell_s: float
-    snake: bool = True
     first_row: int = 0
     first_column: int = 0
     rows: tuple[int, ...] | None = None
@@ -88,16 +71,6 @@ class FrameSpec:
         if self.rows is not None:
             return self.rows[line_index]
         return self.first_row + line_index
-
-    @property
-    def step_x_um(self) -> float:
-        """Distance between pixel centres along x."""
-        return (self.stop_x_um - self.start_x_um) / (self.nx - 1) if self.nx > 1 else 0.0
-
-    @property
-    def line_speed_um_per_s(self) -> float:
-        """Speed of the sweep: one pixel per dwell."""
-        return abs(self.step_x_um) / self.dwell_s
 
 
 @dataclass(frozen=True)
@@ -447,7 +420,7 @@ class LineFlyer(Device):
                 timestamp=float(timestamp if timestamp is not None else time.time()),
             )
             if line.row < 0 or len(line.counts) != nx:
-                line = _mark_failed(line, "Malformed")
+                line = replace(line, status="Malformed")
             self._received[index] = line
             if line.complete:
                 self._complete_lines.append(line)
@@ -531,11 +504,3 @@ class LineFlyer(Device):
         with self._lock:
             if complete is not None and not complete.done:
                 complete.set_finished()
-
-
-def _mark_failed(line: LineRecord, status: str) -> LineRecord:
-    return LineRecord(
-        seq=line.seq, index=line.index, row=line.row, column=line.column, status=status,
-        measured_pixels=line.measured_pixels, counts=line.counts, x_um=line.x_um,
-        y_um=line.y_um, dwell_s=line.dwell_s, timestamp=line.timestamp,
-    )  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 from plans.fly_image import fly_frames
 from plans.raster_grid import choose_mode, line_speed_um_per_s, sample_image_grid
 from plans.validation import limits_of
-from stxm_ctrl.physics.fly_line import FramePlan, frame_time_s
+from stxm_ctrl.physics.fly_line import frame_time_s
 from stxm_ctrl.physics.motion import move_duration_s
 from stxm_ctrl.timefmt import format_duration
 
@@ -231,11 +231,7 @@ def estimate_sample_image(
         to = (placed.coarse_x_um, placed.coarse_y_um)
         coarse_s += max(_motion_s(x_motor, to[0] - here[0]), _motion_s(y_motor, to[1] - here[1]))
         here = to
-        plan = FramePlan(
-            start_x_um=f.start_x_um, stop_x_um=f.stop_x_um, nx=f.nx, start_y_um=f.start_y_um,
-            stop_y_um=f.stop_y_um, ny=f.ny, dwell_s=dwell_s, snake=f.snake,
-        )  # fmt: skip
-        total_frames_s += frame_time_s(plan, timing)  # type: ignore[arg-type]
+        total_frames_s += frame_time_s(f, timing)  # type: ignore[arg-type]
         lines += f.ny
     counted_s = sum(p.frame.nx * p.frame.ny for p in frames) * dwell_s
     motion_s = coarse_s + total_frames_s - counted_s

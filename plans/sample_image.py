@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
+import numpy as np
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
@@ -254,16 +255,9 @@ def sample_image(
             "snake": snake, "monitors": [repr(m) for m in monitors],
         },
         "detectors": [name],
-        "motors": [y_motor.name, x_motor.name],
-        "num_points": x_points * y_points,
-        "num_intervals": x_points * y_points - 1,
-        "shape": [y_points, x_points],
-        "extents": [[float(ys[0]), float(ys[-1])], [float(xs[0]), float(xs[-1])]],
-        "snaking": [False, snake],
-        "plan_pattern": "outer_product",
+        **_raster_md(x_motor, y_motor, xs, ys, snake, dwell_s),
         "stxm_scan_type": STXM_SCAN_TYPE,
         "scan_mode": "fly",
-        "dwell_s": dwell_s,
         "counter": name,
         "counter_field": f"{name}_counts",
         "x_field": f"{name}_x",
@@ -271,10 +265,7 @@ def sample_image(
         "row_field": f"{name}_row",
         "column_field": f"{name}_column",
         "dwell_field": f"{name}_dwell",
-        "x_center_um": x_center_um,
-        "x_range_um": x_range_um,
-        "y_center_um": y_center_um,
-        "y_range_um": y_range_um,
+        **_centre_and_range_md(x_center_um, x_range_um, y_center_um, y_range_um),
         "hints": {"dimensions": [([f"{name}_row"], "primary")], "gridding": "rectilinear"},
     }  # fmt: skip
     _md |= check_md(md, _md)
@@ -283,6 +274,34 @@ def sample_image(
             flyer, x_motor, y_motor, xs, ys, dwell_s, snake=snake, md=_md, monitors=monitors
         )
     )
+
+
+def _raster_md(
+    x_motor: Any, y_motor: Any, xs: np.ndarray, ys: np.ndarray, snake: bool, dwell_s: float
+) -> dict[str, Any]:
+    """Start-document keys every raster has, flown or stepped (bluesky's grid_scan shape)."""
+    x_points, y_points = len(xs), len(ys)
+    return {
+        "motors": [y_motor.name, x_motor.name],
+        "num_points": x_points * y_points,
+        "num_intervals": x_points * y_points - 1,
+        "shape": [y_points, x_points],
+        "extents": [[float(ys[0]), float(ys[-1])], [float(xs[0]), float(xs[-1])]],
+        "snaking": [False, snake],
+        "plan_pattern": "outer_product",
+        "dwell_s": dwell_s,
+    }
+
+
+def _centre_and_range_md(
+    x_center_um: float, x_range_um: float, y_center_um: float, y_range_um: float
+) -> dict[str, float]:
+    return {
+        "x_center_um": x_center_um,
+        "x_range_um": x_range_um,
+        "y_center_um": y_center_um,
+        "y_range_um": y_range_um,
+    }
 
 
 def _with_estimate(md: dict[str, Any] | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -360,23 +379,13 @@ def raster_image(
             "monitors": [repr(m) for m in monitors],
         },
         "detectors": [d.name for d in detectors],
-        "motors": [y_motor.name, x_motor.name],
-        "num_points": x_points * y_points,
-        "num_intervals": x_points * y_points - 1,
-        "shape": [y_points, x_points],
-        "extents": [[float(ys[0]), float(ys[-1])], [float(xs[0]), float(xs[-1])]],
-        "snaking": [False, snake],
-        "plan_pattern": "outer_product",
+        **_raster_md(x_motor, y_motor, xs, ys, snake, dwell_s),
         "stxm_scan_type": scan_type,
-        "dwell_s": dwell_s,
         "counter": counter.name,
         "counter_field": _hinted_field(counter),
         "x_field": _hinted_field(x_motor),
         "y_field": _hinted_field(y_motor),
-        "x_center_um": x_center_um,
-        "x_range_um": x_range_um,
-        "y_center_um": y_center_um,
-        "y_range_um": y_range_um,
+        **_centre_and_range_md(x_center_um, x_range_um, y_center_um, y_range_um),
         "hints": {
             "dimensions": [([y_motor.name], "primary"), ([x_motor.name], "primary")],
             "gridding": "rectilinear",
