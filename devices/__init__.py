@@ -6,7 +6,17 @@ simulated IOCs (``sim_iocs``) and a real beamline's IOCs.
 
 from devices.apd import ApdPointCounter
 from devices.ring import StorageRing
-from devices.stages import SampleStage
+from devices.sample_stage import SampleAxis, SampleStage
+from devices.stages import BoundedMotor, CoarseStage
 from devices.stxm import StxmDevices, build_devices
 
-__all__ = ["ApdPointCounter", "SampleStage", "StorageRing", "StxmDevices", "build_devices"]
+__all__ = [
+    "ApdPointCounter",
+    "BoundedMotor",
+    "CoarseStage",
+    "SampleAxis",
+    "SampleStage",
+    "StorageRing",
+    "StxmDevices",
+    "build_devices",
+]

@@ -199,14 +199,17 @@ class LineFlyer(Device):
         Bound the piezo axes' moves (see :class:`devices.stages.BoundedMotor`).
     """
 
-    start_x = Cpt(BoundedEpicsSignal, "START_X", kind="config")
-    stop_x = Cpt(BoundedEpicsSignal, "STOP_X", kind="config")
-    nx = Cpt(BoundedEpicsSignal, "NX", kind="config")
-    start_y = Cpt(BoundedEpicsSignal, "START_Y", kind="config")
-    stop_y = Cpt(BoundedEpicsSignal, "STOP_Y", kind="config")
-    ny = Cpt(BoundedEpicsSignal, "NY", kind="config")
-    dwell = Cpt(BoundedEpicsSignal, "DWELL", kind="config", auto_monitor=True)
-    snake = Cpt(BoundedEpicsSignal, "SNAKE", kind="config")
+    # A frame's settings are not configuration: a run's streams are declared (and the
+    # configuration read) before its first frame is prepared, and a run may fly several
+    # frames. The run's start document has the image's grid, dwell and frames instead.
+    start_x = Cpt(BoundedEpicsSignal, "START_X", kind="omitted")
+    stop_x = Cpt(BoundedEpicsSignal, "STOP_X", kind="omitted")
+    nx = Cpt(BoundedEpicsSignal, "NX", kind="omitted")
+    start_y = Cpt(BoundedEpicsSignal, "START_Y", kind="omitted")
+    stop_y = Cpt(BoundedEpicsSignal, "STOP_Y", kind="omitted")
+    ny = Cpt(BoundedEpicsSignal, "NY", kind="omitted")
+    dwell = Cpt(BoundedEpicsSignal, "DWELL", kind="omitted", auto_monitor=True)
+    snake = Cpt(BoundedEpicsSignal, "SNAKE", kind="omitted")
     settle_time = Cpt(EpicsSignalRO, "SETTLE_TIME", kind="config")
     run_up_time = Cpt(EpicsSignalRO, "RUN_UP_TIME", kind="config")
     turnaround_time = Cpt(EpicsSignalRO, "TURNAROUND_TIME", kind="config")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ from ophyd.utils import StatusTimeoutError
 
 from stxm_ctrl.physics.motion import move_duration_s
 
-__all__ = ["BoundedMotor", "SampleStage"]
+__all__ = ["BoundedMotor", "CoarseStage"]
 
 _UNKNOWN_MOTION_S = 60.0  # allowed when velocity or position are not known yet
 
@@ -74,6 +76,9 @@ class BoundedMotor(EpicsMotor):
         super().__init__(*args, **kwargs)
         self.move_factor = move_factor
         self.move_margin_s = move_margin_s
+        # Guards the list of pending move statuses between a move and its end (see
+        # _done_moving); re-entrant: a status callback may start the next move.
+        self._pending_lock = threading.RLock()
 
     def check_value(self, pos: Any) -> None:
         """Refuse a target outside the record's limits or refused by :attr:`target_check`."""
@@ -113,7 +118,8 @@ class BoundedMotor(EpicsMotor):
         expected_s = self.expected_move_time_s(position)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.move_factor * expected_s + self.move_margin_s
-        status = super().move(position, wait=False, **kwargs)
+        with self._pending_lock:
+            status = super().move(position, wait=False, **kwargs)
         # ophyd builds a plain MoveStatus; this subclass only words its failure.
         status.__class__ = BoundedMoveStatus
         assert isinstance(status, BoundedMoveStatus)
@@ -126,11 +132,34 @@ class BoundedMotor(EpicsMotor):
                 raise
         return status
 
+    def _done_moving(
+        self, success: bool = True, timestamp: float | None = None, value: Any = None, **_: Any
+    ) -> None:
+        """End the pending move statuses: take them off the list first, then finish them.
+
+        ophyd finishes them, then clears the list. The RunEngine, on its own thread, starts
+        the next move as soon as a status finishes; when it does so before that clear, the
+        clear removes the *new* move's status, which then never finishes (ophyd issues
+        #782/#783: a scan stalls at a random point on a loaded machine; seen in CI).
+        """
+        if success:
+            self._run_subs(sub_type=self.SUB_DONE, timestamp=timestamp, value=value)
+        with self._pending_lock:
+            pending = list(self._callbacks[self._SUB_REQ_DONE].values())
+            self._reset_sub(self._SUB_REQ_DONE)
+        when = time.time() if timestamp is None else timestamp
+        for callback in pending:
+            callback(success=success, timestamp=when, sub_type=self._SUB_REQ_DONE, obj=self)
+
     def __repr__(self) -> str:
         # ophyd's Device repr walks every component (~0.25 ms) and MoveStatus builds it on
         # every move; prefix and name identify the axis just as well.
         return f"{type(self).__name__}(prefix={self.prefix!r}, name={self.name!r})"
 
 
-class SampleStage(BoundedMotor):
-    """One sample coarse-stage axis (a :class:`BoundedMotor`, positions in um)."""
+class CoarseStage(BoundedMotor):
+    """One axis of the sample's coarse stepper stage (a :class:`BoundedMotor`, um).
+
+    Plans usually move the sample with :class:`devices.sample_stage.SampleStage`, which
+    carries the piezo on this stage and reads the interferometer.
+    """

@@ -11,7 +11,8 @@ from devices.energy import A0, Energy, Polarization
 from devices.fly import LineFlyer
 from devices.optics import OSA, DetectorStage, OpticsInterlock, ZonePlate
 from devices.ring import StorageRing
-from devices.stages import SampleStage
+from devices.sample_stage import SampleStage
+from devices.stages import CoarseStage
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.physics.interlocks import OpticsGeometry
 from stxm_ctrl.physics.undulator import Undulator
@@ -24,8 +25,8 @@ __all__ = ["StxmDevices", "build_devices", "optics_geometry", "undulator_model"]
 class StxmDevices:
     """The microscope's devices, by role."""
 
-    sample_x: SampleStage
-    sample_y: SampleStage
+    sample_x: CoarseStage
+    sample_y: CoarseStage
     apd: ApdPointCounter
     ring: StorageRing
     zone_plate: ZonePlate
@@ -35,6 +36,7 @@ class StxmDevices:
     energy: Energy
     polarization: Polarization
     fly: LineFlyer
+    stage: SampleStage
 
     @property
     def interlock(self) -> OpticsInterlock:
@@ -148,8 +150,8 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
     interlock.guard_osa_z(a0.z)
     energy.interlock = interlock
     return StxmDevices(
-        sample_x=SampleStage(prefixes.sample_stage + axes.sample_x, name="sample_x", **motion),
-        sample_y=SampleStage(prefixes.sample_stage + axes.sample_y, name="sample_y", **motion),
+        sample_x=CoarseStage(prefixes.sample_stage + axes.sample_x, name="sample_x", **motion),
+        sample_y=CoarseStage(prefixes.sample_stage + axes.sample_y, name="sample_y", **motion),
         apd=ApdPointCounter(
             prefixes.apd,
             name="apd",
@@ -173,6 +175,16 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
             axes={"x": axes.fine_x, "y": axes.fine_y},
             name="fly",
             put_timeout_s=timeouts.put_s,
+            **motion,
+        ),
+        stage=SampleStage(
+            prefixes.fly,
+            coarse_pvs={
+                "x": prefixes.sample_stage + axes.sample_x,
+                "y": prefixes.sample_stage + axes.sample_y,
+            },
+            fine_pvs={"x": prefixes.fly + axes.fine_x, "y": prefixes.fly + axes.fine_y},
+            name="stage",
             **motion,
         ),
     )

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
+from devices.sample_stage import SampleAxis, coarse_stage_of, position_um
 from plans.fly_image import fly_frames
 from plans.raster_grid import choose_mode, line_speed_um_per_s, sample_image_grid
 from plans.validation import limits_of
@@ -135,6 +138,24 @@ class CostLearner:
                 self.costs.learn(estimate, float(doc["time"]) - begun)
 
 
+def _stepping(motor: Any, positions: np.ndarray) -> tuple[Any, float]:
+    """The stage that steps through ``positions`` and the time to bring it to the first.
+
+    A :class:`devices.SampleAxis` steps its piezo or its coarse stage as
+    :meth:`~devices.SampleAxis.region` decides (the plan places both stages first).
+    """
+    if not isinstance(motor, SampleAxis):
+        return motor, _motion_s(motor, float(positions[0]) - float(motor.position))
+    region = motor.region(float(positions.min()), float(positions.max()))
+    placing_s = max(
+        _motion_s(motor.coarse, region.coarse_um - position_um(motor.coarse)),
+        _motion_s(motor.fine, region.fine_um - position_um(motor.fine)),
+    )
+    stepper = motor.fine if region.motion == "fine" else motor.coarse
+    half_span = 0.5 * abs(float(positions[-1] - positions[0]))
+    return stepper, placing_s + _motion_s(stepper, half_span)
+
+
 def _motion_s(motor: Any, distance_um: float) -> float:
     """Time a motor-record axis takes for ``distance_um`` at its VELO and ACCL."""
     if distance_um == 0:
@@ -201,19 +222,18 @@ def estimate_sample_image(
     if chosen == "step":
         step_x = abs(float(xs[1] - xs[0])) if x_points > 1 else 0.0
         step_y = abs(float(ys[1] - ys[0])) if y_points > 1 else 0.0
+        (x_motor, x_start_s), (y_motor, y_start_s) = _stepping(x_motor, xs), _stepping(y_motor, ys)
         row_change = _motion_s(y_motor, step_y)
         if not snake:
             row_change = max(row_change, _motion_s(x_motor, abs(float(xs[-1] - xs[0]))))
-        start_s = max(
-            _motion_s(x_motor, float(xs[0]) - float(x_motor.position)),
-            _motion_s(y_motor, float(ys[0]) - float(y_motor.position)),
-        )
+        start_s = max(x_start_s, y_start_s)
         motion_s = start_s + y_points * (x_points - 1) * _motion_s(x_motor, step_x)
         motion_s += (y_points - 1) * row_change
         control_s = costs.control_s("step", points, 0)
         return ScanEstimate("step", counting_s + motion_s + control_s, counting_s, motion_s,
                             control_s, points)  # fmt: skip
     assert flyer is not None  # _chosen_mode refuses fly without one
+    x_motor, y_motor = coarse_stage_of(x_motor), coarse_stage_of(y_motor)
     timing = _controller_timing(flyer)
     frames = fly_frames(
         xs, ys, dwell_s, snake=bool(snake),

@@ -13,6 +13,7 @@ from bluesky import preprocessors as bpp
 from bluesky.utils import MsgGenerator
 
 from devices.fly import LineFlyer
+from devices.sample_stage import SampleAxis, coarse_stage_of
 from plans.estimates import estimate_sample_image
 from plans.fly_image import check_fly_arguments, fly_raster
 from plans.protocols import DwellCounter, Positioner, ReadableDevice
@@ -269,11 +270,33 @@ def sample_image(
         "hints": {"dimensions": [([f"{name}_row"], "primary")], "gridding": "rectilinear"},
     }  # fmt: skip
     _md |= check_md(md, _md)
+    # The fly controller moves the piezo; a SampleStage axis lends it its coarse stage.
+    coarse_x, coarse_y = (coarse_stage_of(m) for m in (x_motor, y_motor))
     return (
         yield from fly_raster(
-            flyer, x_motor, y_motor, xs, ys, dwell_s, snake=snake, md=_md, monitors=monitors
+            flyer, coarse_x, coarse_y, xs, ys, dwell_s, snake=snake, md=_md, monitors=monitors
         )
     )
+
+
+def place_sample_stage(
+    x_motor: Any, xs: np.ndarray, y_motor: Any, ys: np.ndarray
+) -> MsgGenerator[None]:
+    """Choose, for each :class:`devices.SampleAxis`, the stage that steps through its pixels.
+
+    An axis whose pixels fit the piezo's travel (:meth:`devices.SampleAxis.region`) steps
+    the piezo, the coarse stage first bringing the image's centre to the piezo's centre;
+    a wider one steps the coarse stage with the piezo centred. Other positioners (a coarse
+    stage or an optics axis given directly) are left as they are.
+    """
+    moves: list[Any] = []
+    for axis, positions in ((x_motor, xs), (y_motor, ys)):
+        if isinstance(axis, SampleAxis):
+            region = axis.region(float(positions.min()), float(positions.max()))
+            yield from bps.mv(axis.motion, region.motion)
+            moves += [axis.coarse, region.coarse_um, axis.fine, region.fine_um]
+    if moves:
+        yield from bps.mv(*moves)
 
 
 def _raster_md(
@@ -415,8 +438,9 @@ def raster_image(
 
     @bpp.monitor_during_decorator(list(monitors))  # outside the run: it hooks open_run
     def with_dwell() -> MsgGenerator[str]:
-        # Set before the run opens, so the run's configuration records it.
+        # Set before the run opens, so the run's configuration records them.
         yield from bps.mv(counter.dwell, dwell_s)
+        yield from place_sample_stage(x_motor, xs, y_motor, ys)
         return (yield from grid)
 
     return (yield from with_dwell())

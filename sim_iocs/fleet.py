@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -265,9 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path, help="written once every IOC serves")
     args = parser.parse_args(argv)
     config = BeamlineConfig.model_validate_json(args.config_json.read_text())
-    stop = threading.Event()
+    # The handler only records the signal: it runs in the main thread between two bytecodes,
+    # possibly while that thread holds a lock (setting a threading.Event from it deadlocked
+    # the fleet when SIGTERM landed inside Event.wait, and its IOCs kept their ports).
+    signals: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: signals.append(signum))
     try:
         fleet = SimFleet(config, args.runtime_dir)
         fleet.start()
@@ -280,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runtime directory (logs, world): {fleet.runtime_dir}", flush=True)
         if args.ready_file is not None:
             args.ready_file.write_text(json.dumps({"pids": fleet.pids()}))
-        while not stop.wait(0.5):
+        while not signals:
             dead = [n for n, p in fleet.processes.items() if not p.is_running()]
             if dead:
                 print(
@@ -289,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 return 1
+            time.sleep(0.5)  # a recorded signal is seen within half a second
     finally:
         started = time.monotonic()
         print(f"stopping {len(fleet.processes)} IOCs and the CA repeater", flush=True)

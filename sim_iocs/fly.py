@@ -9,7 +9,8 @@ Records (prefix ``P`` = ``[epics.prefixes] fly``, e.g. ``STXM:FLY:``):
   is refused; at the end of the frame the target is where the piezo stopped.
 - ``P IFX``, ``P IFY`` (ai, um, PREC 4): the interferometer: the true sample position
   relative to the zone plate, coarse stage + piezo + thermal drift + position noise
-  (``[sim.interferometer]``), posted at 10 Hz whenever it changed by more than 0.1 nm.
+  (``[sim.interferometer]``), posted at 10 Hz whenever it changed by more than 0.1 nm;
+  a read (CA get) gives the position at that moment.
 - Frame settings, each refused outside its drive limits (``.DRVL``/``.DRVH``):
   ``P START_X``, ``P STOP_X`` (ao, um: interferometer x of the centres of the first and last
   pixel of each line), ``P NX`` (longout, pixels per line, 2..``[sim.fly] max_pixels``),
@@ -702,6 +703,21 @@ class FlyController(PVGroup):
         await instance.write(number, verify_value=False)
         await self._post_frame_time()
         return SkipWrite
+
+    @ifx.getter
+    async def ifx(self, instance):
+        return self._read_interferometer(0)
+
+    @ify.getter
+    async def ify(self, instance):
+        return self._read_interferometer(1)
+
+    def _read_interferometer(self, axis: int) -> float | None:
+        """A read (CA get) is the position now: step scans read it right after each move,
+        when the 10 Hz monitor may still be at the last one. None before the world opened."""
+        if self.stage_block is None:
+            return None
+        return self._interferometer_um(time.monotonic())[axis]
 
     @start_x.putter
     async def start_x(self, instance, value):

@@ -400,8 +400,8 @@ def run_demo(
         token = session.RE.subscribe(record)
         started = time.monotonic()
         args = (
-            devices.apd, devices.sample_x, sample.center_x_um, range_um, points,
-            devices.sample_y, sample.center_y_um, range_um, points, dwell_s,
+            devices.apd, devices.stage.x, sample.center_x_um, range_um, points,
+            devices.stage.y, sample.center_y_um, range_um, points, dwell_s,
         )  # fmt: skip
         options = {"snake": True, "mode": mode, "flyer": devices.fly}
         estimate = session.estimate(*args, **options)

@@ -15,7 +15,7 @@ real IOCs)::
 
     with build_session() as s:
         d = s.devices
-        (uid,) = s.RE(sample_image(d.apd, d.sample_x, 0, 20, 64, d.sample_y, 0, 20, 64,
+        (uid,) = s.RE(sample_image(d.apd, d.stage.x, 0, 20, 64, d.stage.y, 0, 20, 64,
                                    dwell_s=0.001))
         image = s.image(uid)
 
@@ -329,7 +329,7 @@ class Session:
 
         Uses what this session has learned of the control system's costs from its runs::
 
-            print(s.estimate(d.apd, d.sample_x, 0, 20, 256, d.sample_y, 0, 20, 256, 0.001,
+            print(s.estimate(d.apd, d.stage.x, 0, 20, 256, d.stage.y, 0, 20, 256, 0.001,
                              flyer=d.fly))
         """
         return estimate_sample_image(*args, costs=self.costs, **kwargs)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from conftest import (
     expected_counts,
-    expected_rate_at,
     lasting_pv,
     poisson_limited_correlation,
     wait_for,
@@ -92,18 +91,19 @@ def test_a_256_pixel_fly_image_matches_the_truth_as_well_as_a_step_image(session
     sample = session.config.sim.sample
     step_uid = session.run(
         sample_image(
-            d.apd, d.sample_x, sample.center_x_um - 5, 3.9, 40, d.sample_y,
+            d.apd, d.stage.x, sample.center_x_um - 5, 3.9, 40, d.stage.y,
             sample.center_y_um + 3, 3.9, 40, 0.001, snake=True, mode="step",
             flyer=d.fly, monitors=[d.ring.current],
         )
     )  # fmt: skip
     step = session.image(step_uid)
     assert step.mode == "step"
+    # Its pixels are interferometer positions too (the piezo stepped them, closed loop).
+    np.testing.assert_allclose(step.x_readback_um, np.broadcast_to(step.x_um, (40, 40)),
+                               atol=0.02)  # fmt: skip
     step_corr, step_limit = _match(
-        step.counts,
-        expected_rate_at(session.config, step.x_readback_um, step.y_readback_um,
-                         _ring_current(session, step_uid)) * step.dwell_s,
-    )  # fmt: skip
+        step.counts, expected_counts(session.config, step, _ring_current(session, step_uid))
+    )
     assert step_corr > step_limit - 0.02, (step_corr, step_limit)
     # As well as: each falls short of its Poisson limit by about as much.
     assert abs((fly_limit - fly_corr) - (step_limit - step_corr)) < 0.02
@@ -119,6 +119,13 @@ def test_unidirectional_lines_and_an_odd_number_of_snake_lines(session):
         finally:
             session.RE.unsubscribe(token)
         assert documents[0][1]["snaking"] == [False, snake]
+        # The controller's timing is the stream's configuration; a frame's settings (read
+        # when the stream is declared, before the frame is prepared) would be the last
+        # run's, so they are not recorded there.
+        primary = next(d for n, d in documents if n == "descriptor" and d["name"] == "primary")
+        configuration = primary["configuration"]["fly"]["data"]
+        assert "fly_settle_time" in configuration and "fly_run_up_time" in configuration
+        assert not {"fly_ny", "fly_snake", "fly_start_y"} & configuration.keys()
         image = session.image(uid)
         assert image.complete and image.shape == (ny, 64)
         expected = fly_expected_counts(session.config, image, _ring_current(session, uid))
