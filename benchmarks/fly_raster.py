@@ -66,7 +66,7 @@ def main() -> None:
             with build_session(config, progress=False) as session:
                 d = session.devices
                 plan = sample_image(
-                    d.apd, d.sample_x, 0, x_range, args.nx, d.sample_y, 0, y_range, args.ny,
+                    d.apd, d.stage.x, 0, x_range, args.nx, d.stage.y, 0, y_range, args.ny,
                     dwell_s, snake=snake, mode=args.mode, flyer=d.fly,
                     monitors=[d.ring.current],
                 )  # fmt: skip
@@ -82,8 +82,9 @@ def main() -> None:
     if args.mode == "fly":
         minimum_s = pixels * dwell_s + args.ny * overhead_s
     else:
-        x = config.sim.stages.sample_x
-        y = config.sim.stages.sample_y
+        # The sample stage steps an image this size on the piezo (ms moves).
+        x = config.sim.stages.fine_x
+        y = config.sim.stages.fine_y
         step_x = move_duration_s(RANGE_UM_PER_PIXEL, x.velocity_um_per_s, x.acceleration_time_s)
         step_y = move_duration_s(RANGE_UM_PER_PIXEL, y.velocity_um_per_s, y.acceleration_time_s)
         minimum_s = pixels * dwell_s + args.ny * (args.nx - 1) * step_x + (args.ny - 1) * step_y

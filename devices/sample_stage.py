@@ -2,9 +2,12 @@
 
 Each axis (:class:`SampleAxis`) moves either the coarse stepper or the fine piezo it
 carries, and reads the laser interferometer, which measures where the sample really is
-(coarse + piezo + thermal drift). A step scan therefore records interferometer positions,
-not setpoints, for every pixel, and lands each pixel where it was asked to within the
-interferometer's noise: every move corrects by what the interferometer reads just before it.
+(coarse + piezo + thermal drift): before each move by a Channel Access read; for the record,
+from its monitor after a piezo move (the IOC posts it as the move ends), by a read after a
+coarse move. A step scan therefore records
+interferometer positions, not setpoints, for every pixel, and lands each pixel where it was
+asked to within the interferometer's noise: every move corrects by what the interferometer
+reads just before it.
 
 Which stage moves is the axis's ``motion`` (``"coarse"`` or ``"fine"``, recorded in the
 run's configuration). :meth:`SampleAxis.region` chooses it for a scan: a scan that fits the
@@ -15,6 +18,7 @@ stage with the piezo centred.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +67,7 @@ class SampleAxis(Device):
         Motor records of the coarse stage and the piezo on this axis.
     """
 
-    readback = Cpt(EpicsSignalRO, "", kind="hinted", auto_monitor=False)
+    readback = Cpt(EpicsSignalRO, "", kind="hinted", auto_monitor=True)
     setpoint = Cpt(Signal, value=0.0, kind="normal")
     motion = Cpt(Signal, value="coarse", kind="config")
     coarse = FCpt(BoundedMotor, "{_coarse_pv}", kind="normal")
@@ -88,10 +92,23 @@ class SampleAxis(Device):
             motor.user_readback.kind = "normal"  # read, but the axis's hint is the sample's
 
     # -- positioner -----------------------------------------------------------------------
+    def _fresh(self) -> bool:
+        # The piezo's IOC posts the interferometer when a piezo move ends, before the move's
+        # DMOV = 1: after a fine move the monitor is current. The coarse stage is another
+        # IOC, and the interferometer's monitor runs at 10 Hz: after a coarse move, ask.
+        return self.motion.get() == "fine"
+
     @property
     def position(self) -> float:
-        """Where the sample is (the interferometer, read now), um."""
-        return float(self.readback.get())
+        """Where the sample is (the interferometer, now), um."""
+        return float(self.readback.get(use_monitor=self._fresh()))
+
+    def read(self) -> Any:
+        """The interferometer (``<name>``), the setpoint and both stages' readbacks."""
+        reading: Any = super().read()
+        if not self._fresh():
+            reading[self.readback.name] = {"value": self.position, "timestamp": time.time()}
+        return reading
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -109,8 +126,13 @@ class SampleAxis(Device):
         self.coarse.check_value(self._target_of(self.coarse, float(value)))
 
     def _target_of(self, motor: BoundedMotor, target_um: float) -> float:
-        """Where ``motor`` must go for the interferometer to read ``target_um``."""
-        return position_um(motor) + (target_um - self.position)
+        """Where ``motor`` must go for the interferometer to read ``target_um``.
+
+        Asks the interferometer (one Channel Access read): the coarse stage may have moved
+        since the monitor's last update (placing a scan moves it directly).
+        """
+        here_um = float(self.readback.get(use_monitor=False))
+        return position_um(motor) + (target_um - here_um)
 
     def mover(self) -> BoundedMotor:
         """The stage that moves now (``motion``)."""

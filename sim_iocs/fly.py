@@ -74,7 +74,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -158,6 +158,7 @@ def build(context: IocContext) -> list[PVGroup]:
             block=block,
             description=description,
             is_busy=controller.running,
+            on_arrival=controller.post_interferometer,
         )
         for axis, description in FINE_AXES.items()
     }
@@ -176,11 +177,29 @@ class PiezoAxis(MotorAxis):
     ----------
     is_busy
         True while a frame runs: moves are refused then.
+    on_arrival
+        Awaited when a move of its own ends, before ``.DMOV`` = 1 is posted: the
+        interferometer posts where the piezo arrived, so a client that sees the move end
+        has the sample's position in its monitor already (as a controller that latches the
+        interferometer on "in position" does).
     """
 
-    def __init__(self, prefix: str, *, is_busy: Callable[[], bool], **kwargs):
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        is_busy: Callable[[], bool],
+        on_arrival: Callable[[], Awaitable[None]] | None = None,
+        **kwargs,
+    ):
         super().__init__(prefix, **kwargs)
         self.is_busy = is_busy
+        self.on_arrival = on_arrival
+
+    async def _arrived(self, here: float) -> None:
+        if self.on_arrival is not None:
+            await self.on_arrival()
+        await super()._arrived(here)
 
     def _refuse_busy(self, field: str) -> NoReturn:
         self._refuse(
@@ -580,6 +599,14 @@ class FlyController(PVGroup):
     async def _say(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         await self.message.write(f"{stamp} {message}"[:511], verify_value=False)
+
+    async def post_interferometer(self) -> None:
+        """Post the interferometer's x and y now (a piezo move has just ended)."""
+        if self.stage_block is None:
+            return
+        x, y = self._interferometer_um(time.monotonic())
+        await self._post_analog(self.ifx, x)
+        await self._post_analog(self.ify, y)
 
     async def _post_analog(self, record: Any, value: float) -> None:
         """Post an ai record's value with the alarm its limits give (as an ai record)."""
