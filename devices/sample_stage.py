@@ -98,10 +98,20 @@ class SampleAxis(Device):
         # IOC, and the interferometer's monitor runs at 10 Hz: after a coarse move, ask.
         return self.motion.get() == "fine"
 
+    def _interferometer_um(self, *, use_monitor: bool) -> float:
+        try:
+            return float(self.readback.get(use_monitor=use_monitor))
+        except Exception as exc:  # noqa: BLE001 - pyepics raises bare errors ("Get failed")
+            raise RuntimeError(
+                f"{self.name}: the interferometer {self.readback.pvname} did not answer "
+                f"({exc}): is its IOC (the fly controller's) running? Every point measured "
+                "before is kept"
+            ) from exc
+
     @property
     def position(self) -> float:
         """Where the sample is (the interferometer, now), um."""
-        return float(self.readback.get(use_monitor=self._fresh()))
+        return self._interferometer_um(use_monitor=self._fresh())
 
     def read(self) -> Any:
         """The interferometer (``<name>``), the setpoint and both stages' readbacks."""
@@ -131,7 +141,7 @@ class SampleAxis(Device):
         Asks the interferometer (one Channel Access read): the coarse stage may have moved
         since the monitor's last update (placing a scan moves it directly).
         """
-        here_um = float(self.readback.get(use_monitor=False))
+        here_um = self._interferometer_um(use_monitor=False)
         return position_um(motor) + (target_um - here_um)
 
     def mover(self) -> BoundedMotor:

@@ -197,6 +197,7 @@ def test_the_piezo_ioc_killed_mid_step_scan_ends_the_run_and_keeps_its_points(
         session.RE.unsubscribe(killer)
         sim_fleet.restart("fly")
     message = str(info.value)
+    assert "is its IOC" in message and "running?" in message, message
     documents = _newest_spooled_run(session)
     stop = documents[-1]
     assert stop[0] == "stop" and stop[1]["exit_status"] == "fail", stop
