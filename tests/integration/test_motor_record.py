@@ -71,14 +71,21 @@ def test_changing_hlm_changes_the_limits_ophyd_sees(devices):
     motor = devices.sample_x
     motor.high_limit_travel.put(50.0, wait=True)
     try:
-        deadline = time.monotonic() + 2
-        while motor.limits[1] != 50.0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_for_limits(motor, (-2000.0, 50.0))
         assert motor.limits == (-2000.0, 50.0)
         with pytest.raises(LimitError):
             motor.move(60.0)
     finally:
         motor.high_limit_travel.put(2000.0, wait=True)
+        # The setpoint's control limits reach ophyd by their own monitor, after the put's
+        # completion; the next test must not start before they are back.
+        _wait_for_limits(motor, (-2000.0, 2000.0))
+
+
+def _wait_for_limits(motor, limits: tuple[float, float], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while motor.limits != limits and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def test_stop_halts_a_move_where_it_is(devices):
