@@ -23,7 +23,14 @@ from stxm_ctrl.physics.fly_line import frame_time_s
 from stxm_ctrl.physics.motion import move_duration_s
 from stxm_ctrl.timefmt import format_duration
 
-__all__ = ["CostLearner", "ScanCosts", "ScanEstimate", "estimate_sample_image", "format_duration"]
+__all__ = [
+    "CostLearner",
+    "ScanCosts",
+    "ScanEstimate",
+    "estimate_sample_image",
+    "estimate_spectromicroscopy",
+    "format_duration",
+]
 
 STEP_COST_S = 0.008
 """Control-system cost per point of a step scan (trigger, reads, event, move round trips)."""
@@ -260,3 +267,48 @@ def estimate_sample_image(
     return ScanEstimate(
         "fly", total, counted_s, motion_s, control_s, points, frames=len(frames), lines=lines
     )
+
+
+ENERGY_MOVE_S = 1.0
+"""Time of one energy move (monochromator, EPU gap and zone plate; physics.md: ~1 s)."""
+HELICITY_SWITCH_S = 4.0
+"""Time of one helicity switch: the EPU shifts its magnet rows (~3 s) and re-tunes its gap."""
+
+
+def estimate_spectromicroscopy(
+    *,
+    frames: list[tuple[float, str | None]],
+    pixels: int,
+    dwell_s: float,
+    mode: str,
+    frame_estimate: ScanEstimate | None = None,
+    costs: ScanCosts | None = None,
+    **_ignored: Any,
+) -> ScanEstimate:
+    """How long a spectrum, stack or XMCD run will take: its frames plus energy moves and
+    helicity switches (:data:`ENERGY_MOVE_S`, :data:`HELICITY_SWITCH_S`).
+
+    ``frame_estimate`` is one frame's image (:func:`estimate_sample_image`); without it a
+    frame is its counting and the per-point control cost (points and lines).
+    """
+    costs = costs or ScanCosts()
+    n = len(frames)
+    energy_moves = sum(1 for i, f in enumerate(frames) if i == 0 or f[0] != frames[i - 1][0])
+    switches = sum(
+        1 for i, f in enumerate(frames) if i > 0 and f[1] is not None and f[1] != frames[i - 1][1]
+    )
+    changes_s = energy_moves * ENERGY_MOVE_S + switches * HELICITY_SWITCH_S
+    if frame_estimate is not None:
+        counting_s = n * frame_estimate.counting_s
+        motion_s = n * frame_estimate.motion_s + changes_s
+        control_s = costs.control_s(mode, n * pixels, n * max(frame_estimate.frames, 1))
+        lines = n * frame_estimate.lines
+        fly_frames_n = n * frame_estimate.frames
+    else:
+        counting_s = n * pixels * dwell_s
+        motion_s = changes_s
+        control_s = costs.control_s(mode, n * pixels, n)
+        lines, fly_frames_n = 0, 0
+    total = counting_s + motion_s + control_s
+    return ScanEstimate(mode, total, counting_s, motion_s, control_s, n * pixels,
+                        frames=fly_frames_n, lines=lines)  # fmt: skip

@@ -156,6 +156,28 @@ def fly_raster(
     ``failed_lines`` and are measured once more; a second failure, or a controller that
     stops answering, ends the run with the reason (every line measured before is kept).
     """
+    frames = place_fly_frames(flyer, x_motor, y_motor, xs_um, ys_um, dwell_s, snake=snake)
+    md = {**md, **fly_frames_md(frames)}
+
+    def frames_plan() -> MsgGenerator[None]:
+        yield from declare_fly_streams(flyer)
+        yield from fly_placed_frames(flyer, x_motor, y_motor, frames, ys_um)
+
+    uid = yield from in_fly_run(flyer, frames_plan(), md=md, monitors=monitors)
+    return str(uid)
+
+
+def place_fly_frames(
+    flyer: LineFlyer,
+    x_motor: Positioner,
+    y_motor: Positioner,
+    xs_um: np.ndarray,
+    ys_um: np.ndarray,
+    dwell_s: float,
+    *,
+    snake: bool,
+) -> list[PlacedFrame]:
+    """The frames (piezo tiles and coarse-stage places) that fly ``xs_um`` x ``ys_um``."""
     piezo_x = limits_of(flyer.fine_x) or (-50.0, 50.0)
     piezo_y = limits_of(flyer.fine_y) or (-50.0, 50.0)
     frames = fly_frames(
@@ -165,15 +187,49 @@ def fly_raster(
         run_up_s=flyer.run_up_s,
     )  # fmt: skip
     flyer.nx_described = frames[0].frame.nx
-    # ophyd devices are untyped; bluesky's stubs are typed against its protocols.
-    device: Any = flyer
-    failed_lines: Any = flyer.failed_lines
-    md = {
-        **md,
+    return frames
+
+
+def fly_frames_md(frames: Sequence[PlacedFrame]) -> dict[str, Any]:
+    """Start-document keys of a flown image: its lines, frames and frame width."""
+    return {
         "num_lines": sum(placed.frame.ny for placed in frames),
         "fly_frames": len(frames),
         "fly_frame_columns": frames[0].frame.nx,
     }
+
+
+def declare_fly_streams(flyer: LineFlyer) -> MsgGenerator[None]:
+    """Declare the flyer's ``primary`` (lines) and ``failed_lines`` streams (once per run)."""
+    device: Any = flyer
+    failed_lines: Any = flyer.failed_lines
+    yield from bps.declare_stream(device, name="primary", collect=True)
+    yield from bps.declare_stream(failed_lines, name="failed_lines", collect=True)
+
+
+def in_fly_run(
+    flyer: LineFlyer, plan: MsgGenerator[None], *, md: dict[str, Any], monitors: Sequence[Any]
+) -> MsgGenerator[str]:
+    """Run ``plan`` in a run that stops the flyer and puts the piezo back however it ends."""
+    piezo_at = (float(flyer.fine_x.position or 0.0), float(flyer.fine_y.position or 0.0))
+    run = bpp.run_wrapper(bpp.finalize_wrapper(plan, _stop_flyer(flyer, piezo_at)), md=md)
+    uid = yield from bpp.monitor_during_wrapper(run, list(monitors))
+    return str(uid)
+
+
+def fly_placed_frames(
+    flyer: LineFlyer,
+    x_motor: Positioner,
+    y_motor: Positioner,
+    frames: Sequence[PlacedFrame],
+    ys_um: np.ndarray,
+) -> MsgGenerator[None]:
+    """Fly every frame (inside a run whose streams :func:`declare_fly_streams` declared).
+
+    The coarse stage moves only where a frame needs another place; a line that comes back
+    incomplete is measured once more, a second failure raises :class:`FlyScanError`.
+    """
+    device: Any = flyer
 
     def one_frame(frame: FrameSpec) -> MsgGenerator[None]:
         yield from bps.prepare(device, frame, wait=True)
@@ -210,33 +266,25 @@ def fly_raster(
                 failed[frame.row_of(index)] = "never arrived" if line is None else line.status
         return failed
 
-    def frames_plan() -> MsgGenerator[None]:
-        yield from bps.declare_stream(device, name="primary", collect=True)
-        yield from bps.declare_stream(failed_lines, name="failed_lines", collect=True)
-        where: tuple[float, float] | None = None
-        for placed in frames:
-            yield from bps.checkpoint()
-            if where != (placed.coarse_x_um, placed.coarse_y_um):
-                yield from bps.mv(x_motor, placed.coarse_x_um, y_motor, placed.coarse_y_um)
-                where = (placed.coarse_x_um, placed.coarse_y_um)
-            frame = placed.frame
-            yield from one_frame(frame)
-            for row, status in failed_rows(frame).items():
-                y = float(ys_um[row])
-                again = replace(frame, start_y_um=y, stop_y_um=y, ny=1, rows=(row,))
-                yield from one_frame(again)
-                second = failed_rows(again)
-                if second:
-                    raise FlyScanError(
-                        f"line {row} (y = {y:g} um) failed twice ({status}, then "
-                        f"{second[row]}); the run ends here with every line measured before "
-                        "it kept. Check the fly controller (its log, the piezo) and scan again"
-                    )
-
-    piezo_at = (float(flyer.fine_x.position or 0.0), float(flyer.fine_y.position or 0.0))
-    run = bpp.run_wrapper(bpp.finalize_wrapper(frames_plan(), _stop_flyer(flyer, piezo_at)), md=md)
-    uid = yield from bpp.monitor_during_wrapper(run, list(monitors))
-    return str(uid)
+    where: tuple[float, float] | None = None
+    for placed in frames:
+        yield from bps.checkpoint()
+        if where != (placed.coarse_x_um, placed.coarse_y_um):
+            yield from bps.mv(x_motor, placed.coarse_x_um, y_motor, placed.coarse_y_um)
+            where = (placed.coarse_x_um, placed.coarse_y_um)
+        frame = placed.frame
+        yield from one_frame(frame)
+        for row, status in failed_rows(frame).items():
+            y = float(ys_um[row])
+            again = replace(frame, start_y_um=y, stop_y_um=y, ny=1, rows=(row,))
+            yield from one_frame(again)
+            second = failed_rows(again)
+            if second:
+                raise FlyScanError(
+                    f"line {row} (y = {y:g} um) failed twice ({status}, then "
+                    f"{second[row]}); the run ends here with every line measured before "
+                    "it kept. Check the fly controller (its log, the piezo) and scan again"
+                )
 
 
 def _collect_lines(flyer: LineFlyer) -> MsgGenerator[None]:

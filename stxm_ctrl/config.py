@@ -423,6 +423,21 @@ class OpticsConfig(_Section):
         return self.osas[self.osa]
 
 
+class XmcdConfig(_Section):
+    """Spectromicroscopy and XMCD: which helicity this beamline calls "+"."""
+
+    plus_polarization: Literal["Circular left", "Circular right"] = Field(
+        default="Circular left",
+        description="The EPU polarisation whose images are I+ in XMCD plans and analysis "
+        "(which helicity is '+' differs between beamlines); the other circular one is I-.",
+    )
+
+    @property
+    def minus_polarization(self) -> str:
+        """The other circular polarisation."""
+        return "Circular right" if self.plus_polarization == "Circular left" else "Circular left"
+
+
 # -- simulator half -------------------------------------------------------------------------
 class SimIocConfig(_Section):
     """One simulated IOC (``[sim.iocs.<name>]``; names: ``python -m sim_iocs --list``)."""
@@ -782,6 +797,18 @@ class SimBeamlineConfig(_Section):
         le=600,
         description="Time the EPU takes to change polarisation (shifting its magnet rows).",
     )
+    circular_polarization_degree: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Degree of circular polarisation Pc of the EPU's circular states (XMCD "
+        "contrast scales with it).",
+    )
+    positive_helicity_polarization: Literal["Circular left", "Circular right"] = Field(
+        default="Circular left",
+        description="The EPU state whose photons the sample sees with positive helicity: "
+        "mu = mu_mean (1 - A Pc k.m) (physics.md); the other circular state is negative.",
+    )
 
 
 class ApdPhysicsConfig(_Section):
@@ -863,6 +890,111 @@ class SampleConfig(_Section):
     )
 
 
+MagneticSampleKind = Literal["vortex_discs", "maze_multilayer", "cocu_pillars"]
+
+
+class MagneticSampleSpec(_Section):
+    """A magnetic sample in its own window of the chip: [sim.magnetic_samples.<name>].
+
+    See :mod:`stxm_ctrl.physics.magnetic_samples` for the models; fields a kind does not use
+    are ignored by it.
+    """
+
+    kind: MagneticSampleKind = Field(
+        description="vortex_discs (permalloy), maze_multilayer (perpendicular Co) or "
+        "cocu_pillars (Co on Cu)."
+    )
+    center_x_um: float = Field(ge=-100_000, le=100_000, description="Window centre, x.")
+    center_y_um: float = Field(ge=-100_000, le=100_000, description="Window centre, y.")
+    window_size_um: float = Field(default=30.0, ge=5, le=2000, description="Side of the window.")
+    tilt_deg: float = Field(
+        default=0.0,
+        ge=-70,
+        le=70,
+        description="Sample tilt about the stage y axis (0: normal incidence, sees m_z only).",
+    )
+    membrane_od: float = Field(
+        default=0.18, ge=0, le=10, description="OD of the SiN membrane at the reference energy."
+    )
+    background_od: float = Field(
+        default=0.0,
+        ge=0,
+        le=10,
+        description="OD of non-resonant layers (Pt, seed layers) at the reference energy.",
+    )
+    rows: int = Field(default=3, ge=1, le=50, description="Discs or pillars per column.")
+    columns: int = Field(default=3, ge=1, le=50, description="Discs or pillars per row.")
+    feature_diameter_um: float = Field(
+        default=2.0, gt=0.05, le=100, description="Disc or pillar diameter."
+    )
+    pitch_um: float = Field(
+        default=4.0, gt=0.1, le=500, description="Centre-to-centre distance of discs/pillars."
+    )
+    thickness_nm: float = Field(
+        default=30.0,
+        gt=0,
+        le=500,
+        description="Magnetic layer: disc permalloy, multilayer total Co, pillar Co.",
+    )
+    circulation: Literal[-1, 1] = Field(
+        default=1, description="Vortex curl: +1 counter-clockwise seen along the beam."
+    )
+    polarity: Literal[-1, 1] = Field(
+        default=1, description="Vortex core: +1 along the beam (towards the detector)."
+    )
+    core_radius_nm: float = Field(
+        default=15.0, gt=1, le=200, description="Vortex core radius (Gaussian sigma of m_z)."
+    )
+    domain_width_nm: float = Field(
+        default=150.0, gt=10, le=10_000, description="Maze: mean domain width."
+    )
+    wall_width_nm: float = Field(default=10.0, gt=0, le=500, description="Maze: wall width.")
+    seed: int = Field(default=1, ge=0, description="Maze: seed of the domain pattern.")
+    cu_nm: float = Field(
+        default=40.0, ge=0, le=500, description="Pillars: Cu spacer under each pillar and lead."
+    )
+
+    @model_validator(mode="after")
+    def _features_fit(self) -> MagneticSampleSpec:
+        if self.kind != "maze_multilayer" and self.pitch_um <= self.feature_diameter_um:
+            raise ValueError(
+                f"pitch_um ({self.pitch_um}) must exceed feature_diameter_um "
+                f"({self.feature_diameter_um}): the discs/pillars would overlap"
+            )
+        return self
+
+
+_MAGNETIC_SAMPLES = {
+    "vortex_flat": MagneticSampleSpec(kind="vortex_discs", center_x_um=300.0, center_y_um=0.0),
+    "vortex_tilted": MagneticSampleSpec(
+        kind="vortex_discs",
+        center_x_um=300.0,
+        center_y_um=300.0,
+        tilt_deg=30.0,
+        circulation=-1,
+        polarity=-1,
+    ),
+    "maze": MagneticSampleSpec(
+        kind="maze_multilayer",
+        center_x_um=0.0,
+        center_y_um=300.0,
+        thickness_nm=8.0,
+        background_od=0.15,
+    ),
+    "pillars": MagneticSampleSpec(
+        kind="cocu_pillars",
+        center_x_um=-300.0,
+        center_y_um=0.0,
+        tilt_deg=30.0,
+        feature_diameter_um=0.5,
+        pitch_um=1.5,
+        rows=5,
+        columns=5,
+        thickness_nm=10.0,
+    ),
+}
+
+
 class SimConfig(_Section):
     """The simulated beamline: where its IOCs listen, and the physics they simulate."""
 
@@ -910,6 +1042,11 @@ class SimConfig(_Section):
     beamline: SimBeamlineConfig = SimBeamlineConfig()
     apd: ApdPhysicsConfig = ApdPhysicsConfig()
     sample: SampleConfig = SampleConfig()
+    magnetic_samples: dict[OpticsName, MagneticSampleSpec] = Field(
+        default_factory=lambda: dict(_MAGNETIC_SAMPLES),
+        description="Magnetic samples, each in its own window of the chip, by name; a file "
+        "that gives this table replaces the whole list.",
+    )
     interferometer: InterferometerConfig = InterferometerConfig()
     fly: FlyConfig = FlyConfig()
 
@@ -921,6 +1058,37 @@ class SimConfig(_Section):
                 "machine, where anyone can move the stages and inject faults; use "
                 "127.0.0.1, or set [sim] allow_remote = true to do it on purpose"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _windows_apart(self) -> SimConfig:
+        def box(cx: float, cy: float, side: float) -> tuple[float, float, float, float]:
+            return cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2
+
+        pattern = self.sample
+        windows = {"sample": box(pattern.center_x_um, pattern.center_y_um, pattern.window_size_um)}
+        windows |= {
+            f"magnetic_samples.{name}": box(m.center_x_um, m.center_y_um, m.window_size_um)
+            for name, m in self.magnetic_samples.items()
+        }
+        chip = box(pattern.center_x_um, pattern.center_y_um, pattern.chip_size_um)
+        names = list(windows)
+        for i, a in enumerate(names):
+            ax0, ax1, ay0, ay1 = windows[a]
+            if a != "sample" and not (
+                chip[0] <= ax0 and ax1 <= chip[1] and chip[2] <= ay0 and ay1 <= chip[3]
+            ):
+                raise ValueError(
+                    f"sim.{a}: its window leaves the chip ([sim.sample] chip_size_um = "
+                    f"{pattern.chip_size_um:g} um around the pattern); move it onto the chip"
+                )
+            for b in names[i + 1 :]:
+                bx0, bx1, by0, by1 = windows[b]
+                if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1:
+                    raise ValueError(
+                        f"sim.{a} and sim.{b}: their windows overlap; place them apart "
+                        "(centre_x_um, centre_y_um, window_size_um)"
+                    )
         return self
 
     @model_validator(mode="after")
@@ -944,6 +1112,7 @@ class BeamlineConfig(_Section):
     ring: RingConfig = RingConfig()
     catalog: CatalogConfig = CatalogConfig()
     optics: OpticsConfig = OpticsConfig()
+    xmcd: XmcdConfig = XmcdConfig()
     sim: SimConfig = SimConfig()
 
     source: str = Field(default="<shipped default>", exclude=True)

@@ -43,6 +43,7 @@ from stxm_ctrl.app.instrument_state import record_instrument_state
 from stxm_ctrl.config import BeamlineConfig, load_config
 from stxm_ctrl.data.catalog import catalog_uri, close_catalog, connect_catalog
 from stxm_ctrl.data.images import StxmImage, image_from_documents, image_from_run
+from stxm_ctrl.data.stacks import StxmStack, stack_from_documents, stack_from_run
 from stxm_ctrl.data.writers import (
     CatalogWriter,
     DocumentSpool,
@@ -193,6 +194,18 @@ class DataPath:
         if self.catalog is not None:
             log.warning("run %s is not (fully) in the catalog; reading it from %s", uid, path)
         return image_from_documents(read_spool_file(path))
+
+    def stack(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmStack:
+        """Read a spectrum, stack or XMCD run back (catalog, else spool; as :meth:`image`)."""
+        writer = self.catalog_writer
+        written = writer is not None and writer.flush(catalog_timeout_s)
+        if self.catalog is not None and written and writer is not None:
+            if uid not in writer.failed_runs:
+                return stack_from_run(self.catalog[uid])
+        path = spool_file_for(self.spool.spool_dir, uid)
+        if self.catalog is not None:
+            log.warning("run %s is not (fully) in the catalog; reading it from %s", uid, path)
+        return stack_from_documents(read_spool_file(path))
 
     def _finish_catalog_writes(self, writer: CatalogWriter, timeout_s: float) -> None:
         spool_dir = self.spool.spool_dir
@@ -387,6 +400,10 @@ class Session:
     def image(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmImage:
         """Read a ``sample_image`` run back (see :meth:`DataPath.image`)."""
         return self.data.image(uid, catalog_timeout_s=catalog_timeout_s)
+
+    def stack(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmStack:
+        """Read a spectrum, stack or XMCD run back (see :meth:`DataPath.stack`)."""
+        return self.data.stack(uid, catalog_timeout_s=catalog_timeout_s)
 
     def close(self, catalog_timeout_s: float = 60.0) -> None:
         """Finish writing to the catalog, unsubscribe callbacks, disconnect the devices."""

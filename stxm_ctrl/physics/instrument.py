@@ -52,6 +52,7 @@ from numpy.typing import ArrayLike, NDArray
 from stxm_ctrl.physics.beam_path import BeamPath, OpticsPositions
 from stxm_ctrl.physics.detector import detected_rate_Hz
 from stxm_ctrl.physics.interlocks import OpticsGeometry
+from stxm_ctrl.physics.magnetic_samples import MagneticSample, magnetic_sample
 from stxm_ctrl.physics.sample import FeatureMap, ResolutionPattern
 from stxm_ctrl.physics.undulator import POLARIZATIONS, Undulator
 from stxm_ctrl.physics.zone_plate import ZonePlate
@@ -153,6 +154,13 @@ class InstrumentModel:
             max_gap_mm=beamline.epu_max_gap_mm,
         )
         self.pattern = ResolutionPattern.from_config(sim.sample)
+        self.magnetic_samples: tuple[MagneticSample, ...] = tuple(
+            magnetic_sample(name, spec, sim.sample.reference_energy_eV,
+                            sim.sample.absorption_exponent)
+            for name, spec in sim.magnetic_samples.items()
+        )  # fmt: skip
+        self.circular_degree = beamline.circular_polarization_degree
+        self.positive_helicity_polarization = beamline.positive_helicity_polarization
         self.z_sign = optics.z_sign
         self.a0_um = optics.a0_um
         self.start_energy_eV = sim.beam.energy_eV
@@ -250,6 +258,43 @@ class InstrumentModel:
         )
 
     # -- the sample ----------------------------------------------------------------------
+    def helicity_pc(self, polarization: str) -> float:
+        """Photon helicity times the degree of circular polarisation (0 for linear light)."""
+        if not polarization.startswith("Circular"):
+            return 0.0
+        sign = 1.0 if polarization == self.positive_helicity_polarization else -1.0
+        return sign * self.circular_degree
+
+    def sample_od(
+        self,
+        x_um: NDArray,
+        y_um: NDArray,
+        spot_sigma_um: float,
+        od_scale: float,
+        energy_eV: float,
+        helicity_pc: float,
+    ) -> NDArray[np.float64]:
+        """OD of the chip at (x, y) at an energy and helicity: the resolution pattern's
+        window and frame, and each magnetic sample's window (:mod:`.magnetic_samples`)."""
+        pattern_od = od_scale * self.optical_density(x_um, y_um, spot_sigma_um)
+        if not self.magnetic_samples:
+            return pattern_od
+        shape = np.shape(pattern_od)
+        od = np.array(pattern_od, dtype=float).ravel()  # a copy, also of a scalar
+        x = np.broadcast_to(x_um, shape).ravel()
+        y = np.broadcast_to(y_um, shape).ravel()
+        reach = 6.0 * spot_sigma_um
+        for sample in self.magnetic_samples:
+            x0, x1, y0, y1 = sample.bounds_um()
+            near = (x >= x0 - reach) & (x <= x1 + reach) & (y >= y0 - reach) & (y <= y1 + reach)
+            if not near.any():
+                continue
+            xs, ys = x[near], y[near]
+            inside = sample.window_coverage(xs, ys, spot_sigma_um)
+            content = sample.optical_density(xs, ys, energy_eV, helicity_pc, spot_sigma_um)
+            od[near] = (1.0 - inside) * od[near] + inside * content
+        return od.reshape(shape)
+
     def optical_density(
         self, x_um: ArrayLike, y_um: ArrayLike, spot_sigma_um: float
     ) -> NDArray[np.float64]:
@@ -304,12 +349,15 @@ class InstrumentModel:
         t = self.terms(optics, gap_mm, polarization)
         incident = self.photon_flux_per_mA_Hz * ring_current_mA * t.relative_flux
         transmitted = np.zeros(x.shape)
+        energy, helicity_pc = optics.energy_eV, self.helicity_pc(polarization)
         if t.first_weight > 0.0:
-            od = self.optical_density(x + optics.zp_x_um, y + optics.zp_y_um, t.spot_sigma_um)
-            transmitted += t.first_weight * np.exp(-t.od_scale * od)
+            od = self.sample_od(x + optics.zp_x_um, y + optics.zp_y_um, t.spot_sigma_um,
+                                t.od_scale, energy, helicity_pc)  # fmt: skip
+            transmitted += t.first_weight * np.exp(-od)
         if t.zero_weight > 0.0:
-            od = self.optical_density(x + t.patch_x_um, y + t.patch_y_um, t.patch_sigma_um)
-            transmitted += t.zero_weight * np.exp(-t.od_scale * od)
+            od = self.sample_od(x + t.patch_x_um, y + t.patch_y_um, t.patch_sigma_um,
+                                t.od_scale, energy, helicity_pc)  # fmt: skip
+            transmitted += t.zero_weight * np.exp(-od)
         return incident * transmitted
 
     def detected_rate_Hz(

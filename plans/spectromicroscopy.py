@@ -1,0 +1,610 @@
+"""Spectra, stacks and XMCD: the NXstxm scan types that move energy and polarisation.
+
+Every plan here is one run made of *frames*: an energy and a polarisation, then a spatial
+pattern counted at it (one point, the points of a line, or an image, stepped or flown).
+Before each frame's counts the plan moves the EPU's polarisation (only when it changes), then
+the energy (monochromator, EPU gap and, focus following energy, the zone plate), and records
+one event in the ``frames`` stream (energy, polarisation, frame index). Step-mode events of
+``primary`` carry the frame index (``stack_frame``); fly-mode line events belong to the last
+``frames`` event before them (:mod:`stxm_ctrl.data.stacks` reads either back as a stack).
+
+The start document lists the frames in order (``frames``: energy_eV and polarization of
+each), so a reader knows the stack's shape before the first count, and an interrupted run
+says how far it got. XMCD plans take both helicities at each energy in the order +-, -+, +-,
+... so that a helicity switch (seconds, on the EPU) happens once per energy and slow drift
+enters both helicities equally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from bluesky import plan_stubs as bps
+from bluesky import preprocessors as bpp
+from bluesky.utils import MsgGenerator
+from ophyd import Kind, Signal
+
+from devices.fly import LineFlyer
+from devices.sample_stage import coarse_stage_of
+from plans.energy_list import check_energies_reachable, energy_points
+from plans.estimates import estimate_sample_image, estimate_spectromicroscopy
+from plans.fly_image import (
+    check_fly_arguments,
+    declare_fly_streams,
+    fly_frames_md,
+    fly_placed_frames,
+    in_fly_run,
+    place_fly_frames,
+)
+from plans.protocols import DwellCounter, Positioner
+from plans.raster_grid import choose_mode, line_speed_um_per_s, sample_image_grid
+from plans.sample_image import (
+    _check_axis,
+    _check_dwell,
+    _count_then_read,
+    _hinted_field,
+    place_sample_stage,
+)
+from plans.validation import (
+    PlanArgumentError,
+    check_counter,
+    check_distinct,
+    check_in_range,
+    check_md,
+    check_positioner,
+    check_positive_int,
+)
+from stxm_ctrl.physics.undulator import POLARIZATIONS
+
+__all__ = [
+    "image_stack",
+    "line_spectrum",
+    "point_spectrum",
+    "xmcd_image",
+    "xmcd_stack",
+]
+
+FRAMES_STREAM = "frames"
+MAX_LINE_POINTS = 4096
+MAX_PAIRS = 100
+
+
+def _check_polarization(name: str, value: Any) -> str:
+    if value not in POLARIZATIONS:
+        raise PlanArgumentError(
+            f"{name} = {value!r}: choose one of {', '.join(map(repr, POLARIZATIONS))}"
+        )
+    return str(value)
+
+
+def _xmcd_pair(plus: Any, minus: Any) -> tuple[str, str]:
+    plus = _check_polarization("plus_polarization", plus)
+    minus = _check_polarization("minus_polarization", minus)
+    if not (plus.startswith("Circular") and minus.startswith("Circular")) or plus == minus:
+        raise PlanArgumentError(
+            f"plus_polarization = {plus!r}, minus_polarization = {minus!r}: XMCD needs the two "
+            "circular polarisations, one each ('Circular left' and 'Circular right')"
+        )
+    return plus, minus
+
+
+def xmcd_frames(
+    energies_eV: np.ndarray, plus: str, minus: str, pairs: int = 1
+) -> list[tuple[float, str]]:
+    """(energy, polarisation) of each frame: both helicities per energy, alternating order.
+
+    At each energy ``pairs`` pairs are taken; the order alternates (+ -, - +, + -, ...)
+    across the whole run, so the polarisation changes once per pair and consecutive pairs
+    meet in the same helicity.
+    """
+    frames: list[tuple[float, str]] = []
+    flip = False
+    for e in energies_eV:
+        for _ in range(pairs):
+            order = (minus, plus) if flip else (plus, minus)
+            frames += [(float(e), order[0]), (float(e), order[1])]
+            flip = not flip
+    return frames
+
+
+def _frames_md(frames: Sequence[tuple[float, str | None]]) -> list[dict[str, Any]]:
+    return [{"energy_eV": e, "polarization": p} for e, p in frames]
+
+
+def _spatial_md(
+    counter: Any, x_motor: Any, y_motor: Any, xs: np.ndarray, ys: np.ndarray, dwell_s: float
+) -> dict[str, Any]:
+    ny, nx = len(ys), len(xs)
+    return {
+        "shape": [ny, nx],
+        "extents": [[float(ys[0]), float(ys[-1])], [float(xs[0]), float(xs[-1])]],
+        "snaking": [False, False],
+        "dwell_s": dwell_s,
+        "motors": [y_motor.name, x_motor.name],
+        "counter": counter.name,
+        "counter_field": _hinted_field(counter),
+        "x_field": _hinted_field(x_motor),
+        "y_field": _hinted_field(y_motor),
+        "frame_field": "stack_frame",
+    }
+
+
+class _Frames:
+    """Moves polarisation and energy for each frame and records it (``frames`` stream)."""
+
+    def __init__(self, energy: Any, polarization: Any) -> None:
+        self.energy = energy
+        self.polarization = polarization
+        self.index: Any = Signal(name="stack_frame", value=-1, kind=Kind.hinted)
+
+    def go_to(self, k: int, energy_eV: float, polarization: str | None) -> MsgGenerator[None]:
+        yield from bps.checkpoint()
+        if polarization is not None and self.polarization.position != polarization:
+            yield from bps.mv(self.polarization, polarization)
+        yield from bps.mv(self.energy, energy_eV)
+        yield from bps.mv(self.index, k)
+        readables: list[Any] = [self.energy, self.polarization, self.index]
+        yield from bps.trigger_and_read(readables, name=FRAMES_STREAM)
+
+
+def _validate_common(
+    counter: Any, energy: Any, polarization: Any, energies: Any, polarizations: Sequence[str],
+    dwell_s: Any,
+) -> tuple[np.ndarray, float]:  # fmt: skip
+    check_counter("counter", counter)
+    for name, device in (("energy", energy), ("polarization", polarization)):
+        if not callable(getattr(device, "set", None)):
+            raise PlanArgumentError(f"{name} = {device!r} cannot be moved")
+    points = energy_points(energies)
+    check_energies_reachable(energy, points, polarizations)
+    return points, _check_dwell(counter, dwell_s)
+
+
+def _run(
+    body: MsgGenerator[None],
+    md: dict[str, Any],
+    monitors: Sequence[Any],
+    flyer: Any = None,
+    stage: Sequence[Any] = (),
+) -> MsgGenerator[str]:
+    if flyer is not None:
+        return (yield from in_fly_run(flyer, body, md=md, monitors=monitors))
+    # Staged as bluesky's own scans stage their detectors: the counter counts once per
+    # trigger (no auto-counting in between).
+    staged = bpp.stage_wrapper(body, [detector for detector in stage if detector is not None])
+    uid = yield from bpp.monitor_during_wrapper(bpp.run_wrapper(staged, md=md), list(monitors))
+    return str(uid)
+
+
+def _with_estimate(md: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    try:
+        return {**md, "estimate": estimate_spectromicroscopy(**kwargs).to_dict()}
+    except Exception:  # noqa: BLE001 - an estimate is never a reason not to scan
+        return md
+
+
+def _points_run(
+    scan_type: str, plan_name: str, counter: DwellCounter, energy: Any, polarization: Any,
+    x_motor: Positioner, y_motor: Positioner, xs: np.ndarray, ys: np.ndarray,
+    frames: list[tuple[float, str | None]], dwell_s: float, *, plan_args: dict[str, Any],
+    monitors: Sequence[Any], md: dict[str, Any] | None, extra_md: dict[str, Any] | None = None,
+) -> MsgGenerator[str]:  # fmt: skip
+    """One run: at each frame, count at every (xs[i], ys[i]) point (a point or a line)."""
+    framer = _Frames(energy, polarization)
+    detectors = [counter, x_motor, y_motor, framer.index]
+    _md: dict[str, Any] = {
+        "plan_name": plan_name,
+        "plan_args": plan_args,
+        "detectors": [counter.name],
+        "stxm_scan_type": scan_type,
+        "scan_mode": "step",
+        **_spatial_md(counter, x_motor, y_motor, xs, ys, dwell_s),
+        "shape": [1, len(xs)],
+        "frames": _frames_md(frames),
+        "num_points": len(frames) * len(xs),
+        "focus_follows_energy": bool(energy.focus_follows_energy.get()),
+        "focus_offset_um": float(energy.focus_offset_um.get()),
+        **(extra_md or {}),
+        "hints": {"dimensions": [(["stack_frame"], "primary")]},
+    }
+    _md = _with_estimate(
+        _md, frames=frames, pixels=len(xs), dwell_s=dwell_s, energy=energy,
+        polarization=polarization, mode="step",
+    )  # fmt: skip
+    _md |= check_md(md, _md)
+
+    def body() -> MsgGenerator[None]:
+        yield from bps.mv(counter.dwell, dwell_s)
+        yield from place_sample_stage(x_motor, xs, y_motor, ys)
+        for k, (e, pol) in enumerate(frames):
+            yield from framer.go_to(k, e, pol)
+            for x, y in zip(xs, ys, strict=True):
+                yield from bps.mv(x_motor, float(x), y_motor, float(y))
+                yield from _count_then_read([counter], detectors)
+
+    return (yield from _run(body(), _md, monitors, stage=[counter]))
+
+
+def point_spectrum(
+    counter: DwellCounter,
+    energy: Any,
+    polarization: Any,
+    x_motor: Positioner,
+    x_um: float,
+    y_motor: Positioner,
+    y_um: float,
+    energies: Any,
+    dwell_s: float,
+    *,
+    polarization_name: str | None = None,
+    monitors: Sequence[Any] = (),
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[str]:
+    """An absorption spectrum at one point of the sample (NXstxm "point spectrum").
+
+    Parameters
+    ----------
+    counter
+        Point detector with a ``dwell`` signal.
+    energy, polarization
+        The :class:`devices.Energy` and :class:`devices.Polarization` devices.
+    x_motor, y_motor, x_um, y_um
+        The stage axes and the point, um.
+    energies
+        Energies and regions (:func:`plans.energy_list.energy_points`), e.g.
+        ``[(695, 704, 1), (704, 712, 0.2), (712, 730, 1)]``.
+    dwell_s
+        Counting time per energy, s.
+    polarization_name
+        Take the spectrum in this polarisation (moved to first); default: as it is.
+    monitors
+        Signals recorded whenever they change (e.g. ``ring.current``, for I0 normalisation).
+    md
+        Extra start-document metadata.
+
+    Raises
+    ------
+    PlanArgumentError
+        Before anything moves, for a bad energy list, an energy the beamline, EPU or optics
+        cannot take, a point outside the stages' limits or a dwell outside the counter's.
+    """
+    pol = None if polarization_name is None else _check_polarization(
+        "polarization_name", polarization_name
+    )  # fmt: skip
+    check_positioner("x_motor", x_motor)
+    check_positioner("y_motor", y_motor)
+    check_distinct({"counter": counter, "x_motor": x_motor, "y_motor": y_motor})
+    x_um, _, _ = _check_axis("x", x_motor, x_um, 0.0, 1)
+    y_um, _, _ = _check_axis("y", y_motor, y_um, 0.0, 1)
+    points, dwell = _validate_common(
+        counter, energy, polarization, energies, [pol or polarization.position], dwell_s
+    )
+    frames: list[tuple[float, str | None]] = [(float(e), pol) for e in points]
+    args = {"x_um": x_um, "y_um": y_um, "energies": points.tolist(), "dwell_s": dwell,
+            "polarization_name": pol}  # fmt: skip
+    return (
+        yield from _points_run(
+            "point spectrum", "point_spectrum", counter, energy, polarization, x_motor,
+            y_motor, np.array([x_um]), np.array([y_um]), frames, dwell, plan_args=args,
+            monitors=monitors, md=md, extra_md={"x_center_um": x_um, "y_center_um": y_um},
+        )
+    )  # fmt: skip
+
+
+def line_spectrum(
+    counter: DwellCounter,
+    energy: Any,
+    polarization: Any,
+    x_motor: Positioner,
+    y_motor: Positioner,
+    start_um: tuple[float, float],
+    stop_um: tuple[float, float],
+    points: int,
+    energies: Any,
+    dwell_s: float,
+    *,
+    polarization_name: str | None = None,
+    monitors: Sequence[Any] = (),
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[str]:
+    """Spectra along a line of the sample (NXstxm "line spectrum"): energy x position.
+
+    At each energy the stages step along the line from ``start_um`` (x, y) to ``stop_um``,
+    ``points`` pixels, counting ``dwell_s`` at each. Other arguments as
+    :func:`point_spectrum`.
+    """
+    pol = None if polarization_name is None else _check_polarization(
+        "polarization_name", polarization_name
+    )  # fmt: skip
+    check_positioner("x_motor", x_motor)
+    check_positioner("y_motor", y_motor)
+    check_distinct({"counter": counter, "x_motor": x_motor, "y_motor": y_motor})
+    n = check_positive_int("points", points, MAX_LINE_POINTS)
+    ends = []
+    for name, value in (("start_um", start_um), ("stop_um", stop_um)):
+        if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+            raise PlanArgumentError(f"{name} = {value!r}: give (x_um, y_um)")
+        fix = "keep the line within the stages' limits"
+        x = check_in_range(f"{name}[0] (x)", value[0], *_limits(x_motor), "um", fix)
+        y = check_in_range(f"{name}[1] (y)", value[1], *_limits(y_motor), "um", fix)
+        ends.append((x, y))
+    xs = np.linspace(ends[0][0], ends[1][0], n)
+    ys = np.linspace(ends[0][1], ends[1][1], n)
+    frames_e, dwell = _validate_common(
+        counter, energy, polarization, energies, [pol or polarization.position], dwell_s
+    )
+    frames: list[tuple[float, str | None]] = [(float(e), pol) for e in frames_e]
+    args = {"start_um": list(ends[0]), "stop_um": list(ends[1]), "points": n,
+            "energies": frames_e.tolist(), "dwell_s": dwell, "polarization_name": pol}  # fmt: skip
+    return (
+        yield from _points_run(
+            "line spectrum", "line_spectrum", counter, energy, polarization, x_motor, y_motor,
+            xs, ys, frames, dwell, plan_args=args, monitors=monitors, md=md,
+            extra_md={"line_start_um": list(ends[0]), "line_stop_um": list(ends[1])},
+        )
+    )  # fmt: skip
+
+
+def _limits(motor: Any) -> tuple[float, float]:
+    from plans.validation import limits_of
+
+    return limits_of(motor) or (-float("inf"), float("inf"))
+
+
+def _image_frames_run(
+    scan_type: str, plan_name: str, counter: DwellCounter, energy: Any, polarization: Any,
+    x_motor: Positioner, x_center_um: float, x_range_um: float, x_points: int,
+    y_motor: Positioner, y_center_um: float, y_range_um: float, y_points: int,
+    frames: list[tuple[float, str | None]], dwell_s: float, *, mode: str,
+    flyer: LineFlyer | None, plan_args: dict[str, Any], monitors: Sequence[Any],
+    md: dict[str, Any] | None, extra_md: dict[str, Any],
+) -> MsgGenerator[str]:  # fmt: skip
+    """One run: at each frame an image, stepped or flown."""
+    chosen = choose_mode(mode, flyer, x_points, line_speed_um_per_s(x_range_um, x_points, dwell_s))
+    xs = sample_image_grid(x_center_um, x_range_um, x_points)
+    ys = sample_image_grid(y_center_um, y_range_um, y_points)
+    framer = _Frames(energy, polarization)
+    try:
+        frame_estimate = estimate_sample_image(
+            counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um,
+            y_range_um, y_points, dwell_s, mode=chosen, flyer=flyer,
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - an estimate is never a reason not to scan
+        frame_estimate = None
+    _md: dict[str, Any] = {
+        "plan_name": plan_name,
+        "plan_args": {**plan_args, "mode": chosen},
+        "stxm_scan_type": scan_type,
+        "scan_mode": chosen,
+        **_spatial_md(counter, x_motor, y_motor, xs, ys, dwell_s),
+        "x_center_um": x_center_um, "x_range_um": x_range_um,
+        "y_center_um": y_center_um, "y_range_um": y_range_um,
+        "frames": _frames_md(frames),
+        "num_points": len(frames) * x_points * y_points,
+        "focus_follows_energy": bool(energy.focus_follows_energy.get()),
+        "focus_offset_um": float(energy.focus_offset_um.get()),
+        **extra_md,
+    }  # fmt: skip
+    if chosen == "step":
+        detectors = [counter, x_motor, y_motor, framer.index]
+        _md |= {
+            "detectors": [counter.name],
+            "hints": {"dimensions": [(["stack_frame"], "primary")]},
+        }
+        _md = _with_estimate(
+            _md, frames=frames, pixels=x_points * y_points, dwell_s=dwell_s, energy=energy,
+            polarization=polarization, mode="step", frame_estimate=frame_estimate,
+        )  # fmt: skip
+        _md |= check_md(md, _md)
+
+        def step_body() -> MsgGenerator[None]:
+            yield from bps.mv(counter.dwell, dwell_s)
+            yield from place_sample_stage(x_motor, xs, y_motor, ys)
+            for k, (e, pol) in enumerate(frames):
+                yield from framer.go_to(k, e, pol)
+                for y in ys:
+                    yield from bps.mv(y_motor, float(y))
+                    for x in xs:
+                        yield from bps.mv(x_motor, float(x))
+                        yield from _count_then_read([counter], detectors)
+
+        return (yield from _run(step_body(), _md, monitors, stage=[counter]))
+
+    assert flyer is not None
+    check_distinct({"flyer": flyer, "x_motor": x_motor, "y_motor": y_motor})
+    dwell_s = _check_dwell(flyer, dwell_s)
+    check_fly_arguments(flyer, xs, dwell_s, flyer.max_line_speed_um_per_s)
+    coarse_x, coarse_y = (coarse_stage_of(m) for m in (x_motor, y_motor))
+    placed = place_fly_frames(flyer, coarse_x, coarse_y, xs, ys, dwell_s, snake=False)
+    name = flyer.name
+    _md |= {
+        **fly_frames_md(placed),
+        "detectors": [name],
+        "counter": name,
+        "counter_field": f"{name}_counts",
+        "x_field": f"{name}_x",
+        "y_field": f"{name}_y",
+        "row_field": f"{name}_row",
+        "column_field": f"{name}_column",
+        "dwell_field": f"{name}_dwell",
+        "frame_field": None,
+        "hints": {"dimensions": [([f"{name}_row"], "primary")]},
+    }
+    _md = _with_estimate(
+        _md, frames=frames, pixels=x_points * y_points, dwell_s=dwell_s, energy=energy,
+        polarization=polarization, mode="fly", lines=y_points, flyer=flyer,
+        x_range_um=x_range_um, x_points=x_points, frame_estimate=frame_estimate,
+    )  # fmt: skip
+    _md |= check_md(md, _md)
+
+    def fly_body() -> MsgGenerator[None]:
+        yield from declare_fly_streams(flyer)
+        for k, (e, pol) in enumerate(frames):
+            yield from framer.go_to(k, e, pol)
+            yield from fly_placed_frames(flyer, coarse_x, coarse_y, placed, ys)
+
+    return (yield from _run(fly_body(), _md, monitors, flyer=flyer))
+
+
+def _image_args(
+    counter: Any, x_motor: Any, x_center_um: Any, x_range_um: Any, x_points: Any, y_motor: Any,
+    y_center_um: Any, y_range_um: Any, y_points: Any,
+) -> tuple[float, float, int, float, float, int]:  # fmt: skip
+    check_positioner("x_motor", x_motor)
+    check_positioner("y_motor", y_motor)
+    check_distinct({"counter": counter, "x_motor": x_motor, "y_motor": y_motor})
+    x = _check_axis("x", x_motor, x_center_um, x_range_um, x_points)
+    y = _check_axis("y", y_motor, y_center_um, y_range_um, y_points)
+    return (*x, *y)
+
+
+def image_stack(
+    counter: DwellCounter,
+    energy: Any,
+    polarization: Any,
+    x_motor: Positioner,
+    x_center_um: float,
+    x_range_um: float,
+    x_points: int,
+    y_motor: Positioner,
+    y_center_um: float,
+    y_range_um: float,
+    y_points: int,
+    energies: Any,
+    dwell_s: float,
+    *,
+    polarization_name: str | None = None,
+    mode: str = "auto",
+    flyer: LineFlyer | None = None,
+    monitors: Sequence[Any] = (),
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[str]:
+    """An image at each energy (NXstxm "sample image stack"): energy x y x x.
+
+    The images are flown line by line when a ``flyer`` is given (``mode`` as
+    :func:`plans.sample_image`), else stepped. The zone plate follows energy (the
+    :class:`devices.Energy` device's focus policy, recorded as ``focus_follows_energy`` and
+    ``focus_offset_um``). Other arguments as :func:`plans.sample_image` and
+    :func:`point_spectrum`.
+    """
+    pol = None if polarization_name is None else _check_polarization(
+        "polarization_name", polarization_name
+    )  # fmt: skip
+    xc, xr, nx, yc, yr, ny = _image_args(
+        counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um, y_range_um,
+        y_points,
+    )  # fmt: skip
+    points, dwell = _validate_common(
+        counter, energy, polarization, energies, [pol or polarization.position], dwell_s
+    )
+    frames: list[tuple[float, str | None]] = [(float(e), pol) for e in points]
+    args = {"x_center_um": xc, "x_range_um": xr, "x_points": nx, "y_center_um": yc,
+            "y_range_um": yr, "y_points": ny, "energies": points.tolist(), "dwell_s": dwell,
+            "polarization_name": pol}  # fmt: skip
+    return (
+        yield from _image_frames_run(
+            "sample image stack", "image_stack", counter, energy, polarization, x_motor, xc,
+            xr, nx, y_motor, yc, yr, ny, frames, dwell, mode=mode, flyer=flyer,
+            plan_args=args, monitors=monitors, md=md, extra_md={},
+        )
+    )  # fmt: skip
+
+
+def xmcd_stack(
+    counter: DwellCounter,
+    energy: Any,
+    polarization: Any,
+    x_motor: Positioner,
+    x_center_um: float,
+    x_range_um: float,
+    x_points: int,
+    y_motor: Positioner,
+    y_center_um: float,
+    y_range_um: float,
+    y_points: int,
+    energies: Any,
+    dwell_s: float,
+    *,
+    plus_polarization: str = "Circular left",
+    minus_polarization: str = "Circular right",
+    pairs: int = 1,
+    mode: str = "auto",
+    flyer: LineFlyer | None = None,
+    monitors: Sequence[Any] = (),
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[str]:
+    """Images at both helicities at each energy (an XMCD "sample image stack").
+
+    At each energy, ``pairs`` image pairs, in the order +-, -+, +-, ... across the run
+    (:func:`xmcd_frames`): one helicity switch per pair. ``plus_polarization`` is recorded
+    as the image called I+ (the beamline's convention: ``[xmcd] plus_polarization``).
+    Other arguments as :func:`image_stack`.
+    """
+    plus, minus = _xmcd_pair(plus_polarization, minus_polarization)
+    n_pairs = check_positive_int("pairs", pairs, MAX_PAIRS)
+    xc, xr, nx, yc, yr, ny = _image_args(
+        counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um, y_range_um,
+        y_points,
+    )  # fmt: skip
+    points, dwell = _validate_common(
+        counter, energy, polarization, energies, [plus, minus], dwell_s
+    )
+    frames: list[tuple[float, str | None]] = list(xmcd_frames(points, plus, minus, n_pairs))
+    args = {"x_center_um": xc, "x_range_um": xr, "x_points": nx, "y_center_um": yc,
+            "y_range_um": yr, "y_points": ny, "energies": points.tolist(), "dwell_s": dwell,
+            "plus_polarization": plus, "minus_polarization": minus, "pairs": n_pairs}  # fmt: skip
+    scan_type = "sample image stack" if len(points) > 1 else "sample image"
+    return (
+        yield from _image_frames_run(
+            scan_type, "xmcd_stack" if len(points) > 1 else "xmcd_image", counter, energy,
+            polarization, x_motor, xc, xr, nx, y_motor, yc, yr, ny, frames, dwell, mode=mode,
+            flyer=flyer, plan_args=args, monitors=monitors, md=md,
+            extra_md={"xmcd": {"plus_polarization": plus, "minus_polarization": minus,
+                               "pairs": n_pairs}},
+        )
+    )  # fmt: skip
+
+
+def xmcd_image(
+    counter: DwellCounter,
+    energy: Any,
+    polarization: Any,
+    x_motor: Positioner,
+    x_center_um: float,
+    x_range_um: float,
+    x_points: int,
+    y_motor: Positioner,
+    y_center_um: float,
+    y_range_um: float,
+    y_points: int,
+    energy_eV: float,
+    dwell_s: float,
+    *,
+    plus_polarization: str = "Circular left",
+    minus_polarization: str = "Circular right",
+    pairs: int = 1,
+    mode: str = "auto",
+    flyer: LineFlyer | None = None,
+    monitors: Sequence[Any] = (),
+    md: dict[str, Any] | None = None,
+) -> MsgGenerator[str]:
+    """An XMCD image pair at one energy (e.g. the Fe L3 peak): ``pairs`` x (I+, I-).
+
+    The pairs alternate +-, -+, ... (an ABBA sequence for ``pairs`` = 2), so slow drift of
+    the beam or the sample enters both helicities alike. Arguments as :func:`xmcd_stack`,
+    with one energy.
+    """
+    if isinstance(energy_eV, Sequence):
+        raise PlanArgumentError(
+            f"energy_eV = {energy_eV!r}: xmcd_image takes one energy; use xmcd_stack for several"
+        )
+    return (
+        yield from xmcd_stack(
+            counter, energy, polarization, x_motor, x_center_um, x_range_um, x_points,
+            y_motor, y_center_um, y_range_um, y_points, [energy_eV], dwell_s,
+            plus_polarization=plus_polarization, minus_polarization=minus_polarization,
+            pairs=pairs, mode=mode, flyer=flyer, monitors=monitors, md=md,
+        )
+    )  # fmt: skip

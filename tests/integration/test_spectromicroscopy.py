@@ -1,0 +1,315 @@
+"""Spectra, stacks and XMCD on the simulated magnetic samples, against the ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bluesky import plan_stubs as bps
+from conftest import beam_drift_um, truth_model
+
+from plans import (
+    PlanArgumentError,
+    image_stack,
+    line_spectrum,
+    point_spectrum,
+    xmcd_image,
+    xmcd_stack,
+)
+from stxm_ctrl.analysis import i0_mask, optical_density, roi_spectrum, xmcd_from_stack
+from stxm_ctrl.physics.magnetic_samples import magnetic_sample
+from stxm_ctrl.physics.spectra import absorption_per_nm
+
+pytestmark = pytest.mark.ioc
+
+FE_L3, FE_L2, NI_L3, NI_L2 = 706.8, 719.9, 852.7, 870.0
+
+
+def _sample(config, name):
+    s = config.sim.sample
+    return magnetic_sample(
+        name, config.sim.magnetic_samples[name], s.reference_energy_eV, s.absorption_exponent
+    )
+
+
+def _true_rate(measured_Hz, config):
+    """Undo the counter's dead time (non-paralysable): the rate the sample transmitted."""
+    tau = config.sim.apd.dead_time_ns * 1e-9
+    return measured_Hz / (1.0 - measured_Hz * tau)
+
+
+@pytest.fixture
+def at_fe_edge(session, sim_config):
+    """Circular left, in focus on the sample; the energy, focus and polarisation restored.
+
+    The focus offset is the one ``sample_focus`` finds on this fleet (the sample sits
+    ``[sim.optics] sample_z_offset_um`` upstream of the stages' zero; test_optics_alignment
+    shows the scan finds it), so the plans' energy moves keep the sample in focus.
+    """
+    d = session.devices
+    start = float(d.energy.mono.readback.get())
+    offset = float(d.energy.focus_offset_um.get())
+    d.energy.focus_offset_um.put(sim_config.sim.optics.sample_z_offset_um)
+    session.RE(bps.mv(d.polarization, "Circular left"))
+    yield d
+    d.energy.focus_offset_um.put(offset)
+    session.RE(bps.mv(d.polarization, "Circular left"))
+    session.RE(bps.mv(d.energy, start))
+
+
+def test_point_spectrum_of_permalloy_has_the_fe_and_ni_edges_where_they_belong(
+    session, sim_config, at_fe_edge
+):
+    d = at_fe_edge
+    vortex = _sample(sim_config, "vortex_flat")
+    cx, cy = vortex.feature_centers_um()[4]
+    # 1 eV steps through each edge energy (physics.md): Fe L3, L2, Ni L3, L2.
+    energies = [(703.8, 709.8, 1.0), (716.9, 722.9, 1.0), (849.7, 855.7, 1.0), (867, 873, 1.0)]
+    on_disc = session.run(
+        point_spectrum(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            cx + 0.5,
+            d.stage.y,
+            cy,
+            energies,
+            0.02,
+            monitors=[d.ring.current],
+        )  # fmt: skip
+    )
+    membrane = session.run(
+        point_spectrum(
+            d.apd, d.energy, d.polarization, d.stage.x, cx + 2.0, d.stage.y, cy, energies, 0.02
+        )  # fmt: skip
+    )
+    disc, bare = session.stack(on_disc), session.stack(membrane)
+    assert disc.start["stxm_scan_type"] == "point spectrum"
+    assert disc.counts.shape == (len(disc.energies_eV), 1, 1)
+    e = disc.energies_eV
+    transmitted = _true_rate(disc.rate_Hz[:, 0, 0], sim_config)
+    od = -np.log(transmitted / _true_rate(bare.rate_Hz[:, 0, 0], sim_config))
+    # Each white line peaks at its edge energy.
+    for edge in (FE_L3, FE_L2, NI_L3, NI_L2):
+        window = abs(e - edge) <= 3.5
+        assert e[window][np.argmax(od[window])] == pytest.approx(edge), (edge, od[window])
+    # The OD of 30 nm permalloy, within photon statistics and the ring's top-up ripple.
+    truth = 30.0 * absorption_per_nm("permalloy", e)
+    assert np.allclose(od, truth, atol=0.015 + 0.03 * truth), np.c_[e, od, truth]
+    assert od[np.argmin(abs(e - FE_L3))] == pytest.approx(0.437, abs=0.03)  # 69 nm abs length
+
+
+def _truth_positions(config, image):
+    """Where the beam really was at each pixel: the interferometer's readback plus the x-ray
+    beam's own drift (which the interferometer does not see)."""
+    drift_x, drift_y = beam_drift_um(config, float(image.start["time"]))
+    return image.x_readback_um + drift_x, image.y_readback_um + drift_y
+
+
+def _truth_asymmetry(session, sample, x, y, energy_eV):
+    """The simulator's XMCD asymmetry with the optics as they are: the focus lands at the
+    zone plate's lateral position, and the spot is as wide as the optics make it (the test
+    fleet's sample sits 2 um off the nominal focus)."""
+    d, config = session.devices, session.config
+    axes = {
+        "zp_x": d.zone_plate.x, "zp_y": d.zone_plate.y, "zp_z": d.zone_plate.z,
+        "osa_x": d.osa.x, "osa_y": d.osa.y, "osa_z": d.osa.z,
+        "detector_x": d.detector.x, "detector_y": d.detector.y,
+    }  # fmt: skip
+    readings = {name: float(m.user_readback.get()) for name, m in axes.items()}
+    optics = truth_model(config).optics_positions(energy_eV, readings)
+    sigma = truth_model(config).beam_path.spot_sigma_um(optics)
+    pc = config.sim.beamline.circular_polarization_degree
+    return sample.xmcd_asymmetry(x + optics.zp_x_um, y + optics.zp_y_um, energy_eV, pc, sigma)
+
+
+def test_xmcd_image_of_a_tilted_vortex_shows_the_curl_and_flips_with_the_helicity(
+    session, sim_config, at_fe_edge
+):
+    d = at_fe_edge
+    tilted = _sample(sim_config, "vortex_tilted")
+    cx, cy = tilted.feature_centers_um()[4]
+    uid = session.run(
+        xmcd_image(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            cx,
+            2.4,
+            13,
+            d.stage.y,
+            cy,
+            2.4,
+            13,
+            FE_L3,
+            0.01,
+            pairs=1,
+            mode="step",
+        )  # fmt: skip
+    )
+    stack = session.stack(uid)
+    assert stack.polarizations == ["Circular left", "Circular right"]
+    assert stack.start["xmcd"]["plus_polarization"] == "Circular left"
+    result = xmcd_from_stack(stack, dead_time_ns=sim_config.sim.apd.dead_time_ns)
+    x, y = _truth_positions(sim_config, stack.images[0])
+    truth = _truth_asymmetry(session, tilted, x, y, FE_L3)
+    radius = np.hypot((x - cx) / np.cos(np.radians(30)), y - cy)
+    on_disc = (radius < 0.8) & (radius > 0.2)  # away from the rim and the core
+    # Curl seen on a tilted sample: the halves above and below the core have opposite sign,
+    # as the truth says for this circulation and helicity.
+    top, bottom = on_disc & (y > cy + 0.2), on_disc & (y < cy - 0.2)
+    assert np.sign(result.asymmetry[top].mean()) == np.sign(truth[top].mean()) != 0
+    assert np.sign(result.asymmetry[bottom].mean()) == -np.sign(result.asymmetry[top].mean())
+    assert abs(truth[top].mean()) > 0.02  # ~A Pc OD sin(30 deg): a few per cent
+    # The measured asymmetry is the simulator's within photon statistics.
+    residual = (result.asymmetry - truth)[on_disc] / result.asymmetry_error[on_disc]
+    assert abs(residual.mean()) < 0.5 and residual.std() < 1.5, (residual.mean(), residual.std())
+    # Swapping which helicity is "+" flips the contrast.
+    swapped = xmcd_from_stack(
+        stack, "Circular right", "Circular left", dead_time_ns=sim_config.sim.apd.dead_time_ns
+    )
+    assert np.allclose(swapped.asymmetry[on_disc], -result.asymmetry[on_disc])
+
+
+def test_xmcd_of_a_flat_vortex_shows_its_core_and_not_its_curl(session, sim_config, at_fe_edge):
+    d = at_fe_edge
+    flat = _sample(sim_config, "vortex_flat")
+    cx, cy = flat.feature_centers_um()[4]
+    uid = session.run(
+        xmcd_image(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            cx,
+            0.16,
+            9,
+            d.stage.y,
+            cy,
+            0.16,
+            9,
+            FE_L3,
+            0.05,
+            mode="step",
+        )  # fmt: skip
+    )
+    stack = session.stack(uid)
+    result = xmcd_from_stack(stack, dead_time_ns=sim_config.sim.apd.dead_time_ns)
+    x, y = _truth_positions(sim_config, stack.images[0])
+    truth = _truth_asymmetry(session, flat, x, y, FE_L3)
+    core = np.unravel_index(np.argmax(truth), truth.shape)
+    # Polarity +1 with "Circular left" the positive helicity: a bright core.
+    assert truth[core] > 0.03
+    assert result.asymmetry[core] > 5 * result.asymmetry_error[core]
+    # The core's contrast as the truth has it: over the pixels within 40 nm of the core
+    # (pixel by pixel the 3 nm vibration of the sample moves a 20 nm core by a lot).
+    near = np.hypot(x - x[core], y - y[core]) < 0.04
+    measured, expected = result.asymmetry[near].mean(), truth[near].mean()
+    error = np.sqrt((result.asymmetry_error[near] ** 2).sum()) / near.sum()
+    assert measured == pytest.approx(expected, abs=4 * error + 0.1 * expected)
+    # Far from the core the in-plane curl is invisible at normal incidence.
+    far = np.hypot(x - cx, y - cy) > 0.07
+    assert (
+        abs(result.asymmetry[far].mean())
+        < 3 * result.asymmetry_error[far].mean() / np.sqrt(far.sum()) + 0.002
+    )
+
+
+def test_image_stack_and_line_spectrum_record_every_energy(session, sim_config, at_fe_edge):
+    d = at_fe_edge
+    flat = _sample(sim_config, "vortex_flat")
+    cx, cy = flat.feature_centers_um()[4]
+    energies = [700.0, (705.0, 708.0, 1.0), 712.0]
+    uid = session.run(
+        image_stack(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            cx,
+            3.0,
+            7,
+            d.stage.y,
+            cy,
+            3.0,
+            5,
+            energies,
+            0.005,
+            mode="step",
+        )  # fmt: skip
+    )
+    stack = session.stack(uid)
+    assert list(stack.energies_eV) == [700.0, 705.0, 706.0, 707.0, 708.0, 712.0]
+    assert stack.counts.shape == (6, 5, 7) and not np.isnan(stack.counts).any()
+    assert stack.start["estimate"]["total_s"] > 6 * 35 * 0.005
+    mask = i0_mask(stack.x_um, stack.y_um, (cx + 1.2, cx + 1.6, cy - 2, cy + 2))
+    disc = i0_mask(stack.x_um, stack.y_um, (cx - 0.6, cx + 0.6, cy - 0.8, cy + 0.8))
+    spectrum = roi_spectrum(stack.energies_eV, stack.counts, disc, dwell_s=0.005, i0_region=mask)
+    assert spectrum.od is not None and np.argmax(spectrum.od) == 3  # the Fe L3 peak, 707 eV
+    od = optical_density(stack.counts, mask, dwell_s=0.005)
+    assert od.od.shape == (6, 5, 7)
+
+    line = session.run(
+        line_spectrum(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            d.stage.y,
+            (cx - 1.5, cy),
+            (cx + 1.5, cy),
+            7,
+            [706.8, 712.0],
+            0.005,
+        )  # fmt: skip
+    )
+    spectra = session.stack(line)
+    assert spectra.start["stxm_scan_type"] == "line spectrum"
+    assert spectra.counts.shape == (2, 1, 7)
+    # The disc absorbs more at the edge than after it; the membrane at the ends hardly changes.
+    assert spectra.rate_Hz[0, 0, 3] < spectra.rate_Hz[1, 0, 3] * 0.8
+
+
+def _point(energies):
+    return lambda d: point_spectrum(
+        d.apd, d.energy, d.polarization, d.stage.x, 300.0, d.stage.y, 0.0, energies, 0.01
+    )
+
+
+def _xmcd(plan=xmcd_image, energy=706.8, **kwargs):
+    return lambda d: plan(
+        d.apd, d.energy, d.polarization, d.stage.x, 300.0, 1.0, 3, d.stage.y, 0.0, 1.0, 3,
+        energy, 0.01, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (_point([(710, 700, 1)]), "stop_eV"),
+        (_point([(700, 710, 0)]), "step_eV"),
+        (_point([710, 705]), "increasing order"),
+        (_point([20.0]), "outside the beamline's range"),
+        (_point([]), "energies is empty"),
+        (_point("706.8"), "give a list of energies"),
+        (_xmcd(plus_polarization="Linear horizontal"), "plus_polarization"),
+        (_xmcd(minus_polarization="Circular left"), "two circular"),
+        (_xmcd(plan=xmcd_stack, energy=[706.8], pairs=0), "pairs"),
+        (_xmcd(energy=[706.8, 710.0]), "takes one energy"),
+    ],
+)
+def test_bad_energy_lists_and_helicities_are_refused_before_anything_moves(session, call, message):
+    d = session.devices
+
+    def where() -> tuple[float, ...]:
+        signals = (d.stage.x.coarse.user_setpoint, d.stage.x.fine.user_setpoint,
+                   d.energy.mono.setpoint, d.energy.epu_gap.user_setpoint,
+                   d.energy.zp_z.user_setpoint)  # fmt: skip
+        return tuple(float(s.get(use_monitor=False)) for s in signals)
+
+    before, polarization = where(), d.polarization.position
+    with pytest.raises(PlanArgumentError, match=message):
+        session.RE(call(d))
+    assert where() == before  # no setpoint changed: nothing moved
+    assert d.polarization.position == polarization
