@@ -213,15 +213,13 @@ def stack_from_documents(documents: Iterable[tuple[str, dict]]) -> StxmStack:
     if start is None:
         raise ValueError("no start document: these documents hold no run")
     _check(start)
-    primary = {k: np.asarray(v, dtype=float) for k, v in columns["primary"].items()}
     fly = start.get("scan_mode") == "fly"
     keys = (
         _fly_keys(start)
         if fly
         else (start["counter_field"], start["x_field"], start["y_field"], start["frame_field"])
     )
-    for key in keys:
-        primary.setdefault(key, np.array([]))
+    primary = {k: np.asarray(columns["primary"].get(k, []), dtype=float) for k in keys}
     return _assemble(
         start,
         primary,

@@ -313,3 +313,96 @@ def test_bad_energy_lists_and_helicities_are_refused_before_anything_moves(sessi
         session.RE(call(d))
     assert where() == before  # no setpoint changed: nothing moved
     assert d.polarization.position == polarization
+
+
+def test_a_flown_xmcd_stack_reads_back_alike_from_catalog_and_spool(
+    session, sim_config, at_fe_edge
+):
+    d = at_fe_edge
+    tilted = _sample(sim_config, "vortex_tilted")
+    cx, cy = tilted.feature_centers_um()[4]
+    uid = session.run(
+        xmcd_stack(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            cx,
+            3.0,
+            40,
+            d.stage.y,
+            cy,
+            2.0,
+            8,
+            [700.0, FE_L3],
+            0.002,
+            mode="fly",
+            flyer=d.fly,
+        )  # fmt: skip
+    )
+    stack = session.stack(uid)
+    assert stack.start["scan_mode"] == "fly" and stack.start["plan_name"] == "xmcd_stack"
+    # +- at the first energy, -+ at the second: one helicity switch per energy.
+    assert stack.polarizations == ["Circular left", "Circular right"] * 1 + [
+        "Circular right",
+        "Circular left",
+    ]
+    assert list(stack.energies_eV) == [700.0, 700.0, FE_L3, FE_L3]
+    assert stack.counts.shape == (4, 8, 40) and not np.isnan(stack.counts).any()
+    # Each line went to its own frame: the disc absorbs far more at the edge than below it.
+    disc = np.hypot((stack.images[0].x_readback_um - cx) / np.cos(np.radians(30)),
+                    stack.images[0].y_readback_um - cy) < 0.7  # fmt: skip
+    below, at_edge = stack.rate_Hz[0][disc].mean(), stack.rate_Hz[2][disc].mean()
+    assert at_edge < 0.8 * below
+    # The spool holds the same run.
+    from stxm_ctrl.data.stacks import stack_from_documents
+    from stxm_ctrl.data.writers import read_spool_file, spool_file_for
+
+    spooled = stack_from_documents(read_spool_file(spool_file_for(session.spool.spool_dir, uid)))
+    assert np.array_equal(spooled.counts, stack.counts)
+    result = xmcd_from_stack(stack, dead_time_ns=sim_config.sim.apd.dead_time_ns)
+    assert result.asymmetry.shape == (2, 8, 40)
+    # Below the edge there is (almost) no dichroism; at it the curl shows.
+    assert abs(np.nanmean(result.asymmetry[0][disc])) < abs(result.asymmetry[1][disc]).mean()
+
+
+def test_a_stack_drifted_by_the_zone_plate_is_registered_to_a_fifth_of_a_pixel(
+    session, at_fe_edge
+):
+    """Drift injected the way it happens: the focus follows the zone plate's lateral
+    position, so moving ZP x by 130 nm between frames moves the image by 1.3 pixels."""
+    from plans import sample_image
+    from stxm_ctrl.analysis import register_frames
+
+    d = at_fe_edge
+    flat = _sample(session.config, "vortex_flat")
+    cx, cy = flat.feature_centers_um()[4]
+    zp_x = float(d.zone_plate.x.position)
+    frames = []
+    try:
+        for shift_um in (0.0, 0.13, -0.08):
+            session.RE(bps.mv(d.zone_plate.x, zp_x + shift_um))
+            uid = session.run(
+                sample_image(
+                    d.apd,
+                    d.stage.x,
+                    cx + 1.0,
+                    6.3,
+                    64,
+                    d.stage.y,
+                    cy + 1.0,
+                    6.3,
+                    64,
+                    0.001,
+                    mode="fly",
+                    flyer=d.fly,
+                )  # fmt: skip
+            )
+            frames.append(session.image(uid).rate_Hz)
+    finally:
+        session.RE(bps.mv(d.zone_plate.x, zp_x))
+    result = register_frames(np.array(frames), upsample=20)
+    # The beam 130 nm to +x sees the sample 130 nm further right: the image moves to -x by
+    # 1.3 pixels, and the shift that undoes it is +1.3.
+    assert result.shifts_px[1] == pytest.approx([0.0, 1.3], abs=0.2)
+    assert result.shifts_px[2] == pytest.approx([0.0, -0.8], abs=0.2)
