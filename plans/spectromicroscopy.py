@@ -157,6 +157,16 @@ def _validate_common(
     for name, device in (("energy", energy), ("polarization", polarization)):
         if not callable(getattr(device, "set", None)):
             raise PlanArgumentError(f"{name} = {device!r} cannot be moved")
+    if not all(hasattr(energy, a) for a in ("energy_range_eV", "undulator", "focus_offset_um")):
+        raise PlanArgumentError(
+            f"energy = {energy!r} is not the beamline's energy (devices.Energy, which moves "
+            "the monochromator, EPU gap and zone plate together): pass session.devices.energy"
+        )
+    if not isinstance(getattr(polarization, "position", None), str):
+        raise PlanArgumentError(
+            f"polarization = {polarization!r} is not the EPU's polarisation "
+            "(devices.Polarization): pass session.devices.polarization"
+        )
     points = energy_points(energies)
     check_energies_reachable(energy, points, polarizations)
     return points, _check_dwell(counter, dwell_s)

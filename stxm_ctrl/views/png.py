@@ -10,7 +10,7 @@ import numpy as np
 
 from stxm_ctrl.data.images import StxmImage
 
-__all__ = ["save_image_png"]
+__all__ = ["save_image_png", "save_spectrum_png"]
 
 _WIDTH_PX = 820
 _HEIGHT_PX = 720
@@ -57,7 +57,7 @@ def _qt_app():
     return app
 
 
-def _add_colour_scale(window, colormap, low: float, high: float) -> None:
+def _add_colour_scale(window, colormap, low: float, high: float, label: str = "counts") -> None:
     """A grey-scale bar with a numbered counts axis, right of the image.
 
     Drawn as a small plot of its own: pyqtgraph's ColorBarItem leaves its tick values
@@ -75,13 +75,16 @@ def _add_colour_scale(window, colormap, low: float, high: float) -> None:
     scale.hideAxis("bottom")
     scale.hideAxis("left")
     scale.showAxis("right")
-    scale.setLabel("right", "counts")
+    scale.setLabel("right", label)
+    scale.getAxis("right").enableAutoSIPrefix(False)  # asymmetry 0.04, not 40 (x0.001)
     scale.setMouseEnabled(x=False, y=False)
     scale.getViewBox().setRange(xRange=(0, 1), yRange=(low, high), padding=0)
     window.ci.layout.setColumnFixedWidth(1, 80)
 
 
-def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
+def save_image_png(
+    image: StxmImage, path: Path, title: str = "", scale_label: str = "counts"
+) -> Path:
     """Save ``image`` as a PNG: counts in grey levels, axes in um, a colour bar, y up.
 
     Parameters
@@ -92,6 +95,8 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
         Output file (parent directories are created).
     title
         Plot title (default: scan id, scan type and uid).
+    scale_label
+        What the grey levels are (an XMCD asymmetry map drawn as an image: "asymmetry").
 
     Returns
     -------
@@ -140,8 +145,64 @@ def save_image_png(image: StxmImage, path: Path, title: str = "") -> Path:
     assert colormap is not None  # shipped with pyqtgraph
     item.setColorMap(colormap)
     item.setLevels((low, high))
-    _add_colour_scale(window, colormap, low, high)
+    _add_colour_scale(window, colormap, low, high, scale_label)
     window.show()  # lay out at full size (offscreen when there is no display)
+    _qt_app().processEvents()
+    exporter = ImageExporter(window.scene())
+    exporter.parameters()["width"] = _WIDTH_PX
+    exporter.export(str(path))
+    window.close()
+    return path
+
+
+def save_spectrum_png(
+    energies_eV: np.ndarray,
+    values: np.ndarray,
+    path: Path,
+    *,
+    title: str = "",
+    y_label: str = "optical density",
+    errors: np.ndarray | None = None,
+    edges_eV: dict[str, float] | None = None,
+) -> Path:
+    """Save a spectrum (values against energy) as a PNG, with error bars and edge marks.
+
+    Parameters
+    ----------
+    energies_eV, values
+        The spectrum.
+    path
+        Output file (parent directories are created).
+    title, y_label
+        Plot title and y-axis label.
+    errors
+        One standard deviation per point, drawn as error bars.
+    edges_eV
+        Vertical marks with labels, e.g. ``{"Fe L3": 706.8}``.
+    """
+    _qt_app()
+    import pyqtgraph as pg
+    from pyqtgraph.exporters import ImageExporter
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    window = pg.GraphicsLayoutWidget(size=(_WIDTH_PX, _HEIGHT_PX * 2 // 3))
+    window.setBackground("w")
+    plot = window.addPlot(title=title)
+    plot.setLabel("bottom", "photon energy", units="eV")
+    plot.setLabel("left", y_label)
+    for side in ("bottom", "left"):
+        plot.getAxis(side).enableAutoSIPrefix(False)
+    x = np.asarray(energies_eV, dtype=float)
+    y = np.asarray(values, dtype=float)
+    plot.plot(x, y, pen=pg.mkPen("k", width=2), symbol="o", symbolSize=4, symbolBrush="k")
+    if errors is not None:
+        plot.addItem(pg.ErrorBarItem(x=x, y=y, height=2 * np.asarray(errors), pen="k"))
+    for name, energy in (edges_eV or {}).items():
+        line = pg.InfiniteLine(pos=energy, angle=90, pen=pg.mkPen("r", style=2),
+                               label=name, labelOpts={"color": "r", "position": 0.9})  # fmt: skip
+        plot.addItem(line)
+    window.show()
     _qt_app().processEvents()
     exporter = ImageExporter(window.scene())
     exporter.parameters()["width"] = _WIDTH_PX

@@ -297,6 +297,31 @@ def _xmcd(plan=xmcd_image, energy=706.8, **kwargs):
         (_xmcd(minus_polarization="Circular left"), "two circular"),
         (_xmcd(plan=xmcd_stack, energy=[706.8], pairs=0), "pairs"),
         (_xmcd(energy=[706.8, 710.0]), "takes one energy"),
+        (
+            lambda d: point_spectrum(
+                d.apd, d.sample_x, d.polarization, d.stage.x, 300.0, d.stage.y, 0.0, [706.8], 0.01
+            ),
+            "devices.Energy",
+        ),  # fmt: skip
+        (
+            lambda d: image_stack(
+                d.apd,
+                d.energy,
+                d.polarization,
+                d.stage.x,
+                300.0,
+                1.0,
+                3,
+                d.stage.y,
+                0.0,
+                1.0,
+                3,
+                [706.8],
+                0.01,
+                polarization_name="Circular",
+            ),
+            "polarization_name",
+        ),  # fmt: skip
     ],
 )
 def test_bad_energy_lists_and_helicities_are_refused_before_anything_moves(session, call, message):
@@ -406,3 +431,58 @@ def test_a_stack_drifted_by_the_zone_plate_is_registered_to_a_fifth_of_a_pixel(
     # 1.3 pixels, and the shift that undoes it is +1.3.
     assert result.shifts_px[1] == pytest.approx([0.0, 1.3], abs=0.2)
     assert result.shifts_px[2] == pytest.approx([0.0, -0.8], abs=0.2)
+
+
+def test_the_apd_ioc_killed_mid_stack_ends_the_run_and_keeps_the_frames_measured(
+    session, sim_config, sim_fleet, at_fe_edge, reliability
+):
+    import threading
+    import time
+
+    from conftest import wait_for
+
+    d = at_fe_edge
+    flat = _sample(sim_config, "vortex_flat")
+    cx, cy = flat.feature_centers_um()[4]
+    killed_at: list[float] = []
+    frames_descriptor: set[str] = set()
+
+    def kill_in_the_third_frame(name, doc):
+        if name == "descriptor" and doc["name"] == "frames":
+            frames_descriptor.add(doc["uid"])
+        if name == "event" and doc["descriptor"] in frames_descriptor and doc["seq_num"] == 3:
+            killed_at.append(time.monotonic())
+            threading.Timer(0.05, sim_fleet.kill, args=("apd",)).start()
+
+    documents: list[tuple[str, dict]] = []
+    tokens = [
+        session.RE.subscribe(kill_in_the_third_frame),
+        session.RE.subscribe(lambda name, doc: documents.append((name, doc))),
+    ]
+    try:
+        with pytest.raises(Exception) as info:
+            session.run(
+                image_stack(d.apd, d.energy, d.polarization, d.stage.x, cx, 2.0, 10, d.stage.y,
+                            cy, 2.0, 6, [700.0, 704.0, 706.8, 710.0], 0.01, mode="step")
+            )  # fmt: skip
+        ended_after_s = time.monotonic() - killed_at[0]
+    finally:
+        for token in tokens:
+            session.RE.unsubscribe(token)
+        sim_fleet.restart("apd")
+    stop = documents[-1][1]
+    assert documents[-1][0] == "stop" and stop["exit_status"] == "fail"
+    stack = session.stack(documents[0][1]["uid"])
+    # The first two energies are whole; the third has what was counted before the kill at
+    # most; the last was never reached.
+    assert not np.isnan(stack.counts[:2]).any()
+    assert np.isnan(stack.counts[3]).all()
+    assert list(stack.energies_eV) == [700.0, 704.0, 706.8, 710.0]
+    reliability(
+        fault="APD IOC killed (SIGKILL) in the third energy of an image stack",
+        seen=str(info.value),
+        ended_s=ended_after_s,
+        kept="every frame and pixel measured before, read back as a stack (the rest NaN); "
+        "run closed with exit_status fail and the reason",
+    )
+    wait_for(lambda: d.apd.connected, 30, "the APD did not reconnect")
