@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ophyd import Component as Cpt
-from ophyd import Device, EpicsSignal, EpicsSignalRO
+from ophyd import Device, EpicsSignal, EpicsSignalRO, Staged
 from ophyd.status import StatusBase
 
 from devices.signals import BoundedEpicsSignal
@@ -53,6 +53,18 @@ class ApdPointCounter(Device):
         self.stage_sigs["count_mode"] = "OneShot"
         self.count_margin_s = count_margin_s
         self.dwell.timeout_s = put_timeout_s
+
+    def stage(self) -> list[Any]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Stage as ophyd does, first finishing an unstaging a dead IOC interrupted.
+
+        When the IOC dies during a run, the run's unstage cannot restore ``.CONT`` and
+        ophyd leaves the device "partially staged": every later run would be refused with
+        ``RedundantStaging`` although the restarted IOC answers. Unstaging again restores
+        the saved value (or raises, naming the PV, if the IOC is still gone).
+        """
+        if self._staged == Staged.partially:
+            self.unstage()
+        return super().stage()
 
     # ophyd types Device.trigger as returning DeviceStatus; a signal's put status is what
     # the RunEngine waits on here, and any StatusBase serves it.

@@ -10,7 +10,7 @@ from pathlib import Path
 import epics
 import numpy as np
 import pytest
-from conftest import expected_counts, poisson_limited_correlation
+from conftest import expected_counts, poisson_limited_correlation, wait_for
 
 from plans import PlanArgumentError, sample_image
 from sim_iocs.world import CLOCK, World
@@ -196,6 +196,9 @@ def test_the_piezo_ioc_killed_mid_step_scan_ends_the_run_and_keeps_its_points(
     finally:
         session.RE.unsubscribe(killer)
         sim_fleet.restart("fly")
+        # The next tests need the piezo and the interferometer back.
+        d = session.devices
+        wait_for(lambda: d.stage.connected and d.fly.connected, 30, "the fly IOC's PVs")
     message = str(info.value)
     assert "is its IOC" in message and "running?" in message, message
     documents = _newest_spooled_run(session)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bluesky import plan_stubs as bps
-from conftest import beam_drift_um, truth_model
+from conftest import beam_drift_um, truth_model, wait_for
 
 from plans import (
     PlanArgumentError,
@@ -46,6 +46,9 @@ def at_fe_edge(session, sim_config):
     shows the scan finds it), so the plans' energy moves keep the sample in focus.
     """
     d = session.devices
+    # Whatever a fault test before restarted must be back (an IOC reconnects in seconds).
+    needed = (d.apd, d.stage, d.energy, d.polarization, d.fly)
+    wait_for(lambda: all(device.connected for device in needed), 30, "the devices' PVs")
     start = float(d.energy.mono.readback.get())
     offset = float(d.energy.focus_offset_um.get())
     d.energy.focus_offset_um.put(sim_config.sim.optics.sample_z_offset_um)
@@ -439,8 +442,6 @@ def test_the_apd_ioc_killed_mid_stack_ends_the_run_and_keeps_the_frames_measured
     import threading
     import time
 
-    from conftest import wait_for
-
     d = at_fe_edge
     flat = _sample(sim_config, "vortex_flat")
     cx, cy = flat.feature_centers_um()[4]
@@ -486,3 +487,10 @@ def test_the_apd_ioc_killed_mid_stack_ends_the_run_and_keeps_the_frames_measured
         "run closed with exit_status fail and the reason",
     )
     wait_for(lambda: d.apd.connected, 30, "the APD did not reconnect")
+    # The next run stages the counter again: the unstaging the dead IOC interrupted is
+    # finished then, not refused as RedundantStaging.
+    uid = session.run(
+        point_spectrum(d.apd, d.energy, d.polarization, d.stage.x, cx, d.stage.y, cy,
+                       [706.8], 0.01)
+    )  # fmt: skip
+    assert session.stack(uid).counts[0, 0, 0] > 0

@@ -39,6 +39,7 @@ def test_a_stage_ioc_killed_mid_move_ends_the_run_within_its_timeout(
     try:
         with pytest.raises(Exception) as info:
             session.run(plan)
+        assert killed_at, f"the scan ended before the kill: {info.value!r}"
         ended_after_s = time.monotonic() - killed_at[0]
     finally:
         for token in tokens:
