@@ -53,10 +53,16 @@ def xmcd(
     plus_dwell_s: ArrayLike = 1.0,
     minus_dwell_s: ArrayLike = 1.0,
     dead_time_ns: float = 0.0,
+    i0_region: ArrayLike | None = None,
     x_um: ArrayLike | None = None,
     y_um: ArrayLike | None = None,
 ) -> XmcdImage:
     """XMCD asymmetry and log ratio of I+ and I- (any equal shapes), with error maps.
+
+    With ``i0_region`` (a (ny, nx) mask of non-magnetic pixels, e.g. bare membrane), each
+    helicity's rates are divided by their mean over it, so a change of the incident flux
+    between the two images (a top-up of the ring, a different undulator flux) does not
+    show as contrast.
 
     Rates (counts / dwell) make the contrast, corrected for the counter's non-paralysable
     dead time (``dead_time_ns``; at 10 MHz a 6 ns dead time loses 6 % of the photons, and
@@ -68,6 +74,12 @@ def xmcd(
         raise ValueError(f"I+ has shape {p.shape}, I- {m.shape}: give images of one shape")
     rp = dead_time_corrected(p / np.asarray(plus_dwell_s, dtype=float), dead_time_ns)
     rm = dead_time_corrected(m / np.asarray(minus_dwell_s, dtype=float), dead_time_ns)
+    if i0_region is not None:
+        mask = np.asarray(i0_region, dtype=bool)
+        if mask.shape != p.shape[-2:] or not mask.any():
+            raise ValueError(f"i0_region must be a non-empty mask of shape {p.shape[-2:]}")
+        rp = rp / np.nanmean(rp[..., mask], axis=-1)[..., None, None]
+        rm = rm / np.nanmean(rm[..., mask], axis=-1)[..., None, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         asym = (rp - rm) / (rp + rm)
         asym_err = 2.0 * np.sqrt(p * m / (p + m) ** 3)
@@ -102,6 +114,7 @@ def xmcd_from_stack(
     register: bool = False,
     upsample: int = 20,
     dead_time_ns: float = 0.0,
+    i0_region: ArrayLike | None = None,
 ) -> XmcdImage:
     """XMCD per energy of an :class:`stxm_ctrl.data.stacks.StxmStack` (an XMCD run).
 
@@ -109,7 +122,8 @@ def xmcd_from_stack(
     ``register`` every frame is first aligned to the run's first frame
     (:func:`register_frames`), and the shifts are recorded in the result. The helicities
     default to the run's ``xmcd`` metadata (``plus_polarization``, ``minus_polarization``);
-    ``dead_time_ns`` is the counter's dead time (:func:`xmcd`).
+    ``dead_time_ns`` is the counter's dead time and ``i0_region`` the pixels each helicity
+    is normalised to (:func:`xmcd`).
 
     Returns
     -------
@@ -156,8 +170,8 @@ def xmcd_from_stack(
             d.append(dwell[pick].sum(axis=0))
         sums[pol] = (np.stack(c), np.stack(d))
     result = xmcd(sums[plus][0], sums[minus][0], plus_dwell_s=sums[plus][1],
-                  minus_dwell_s=sums[minus][1], dead_time_ns=dead_time_ns, x_um=stack.x_um,
-                  y_um=stack.y_um)  # fmt: skip
+                  minus_dwell_s=sums[minus][1], dead_time_ns=dead_time_ns,
+                  i0_region=i0_region, x_um=stack.x_um, y_um=stack.y_um)  # fmt: skip
     squeeze = len(energies) == 1
 
     def shaped(a: NDArray[np.float64]) -> NDArray[np.float64]:
