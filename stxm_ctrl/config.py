@@ -43,8 +43,10 @@ __all__ = [
     "EpicsConfig",
     "EpicsPrefixes",
     "EpicsTimeouts",
+    "ExperimentConfig",
     "FlyConfig",
     "InterferometerConfig",
+    "NexusConfig",
     "RingConfig",
     "RingFillConfig",
     "SampleConfig",
@@ -436,6 +438,75 @@ class XmcdConfig(_Section):
     def minus_polarization(self) -> str:
         """The other circular polarisation."""
         return "Circular right" if self.plus_polarization == "Circular left" else "Circular left"
+
+
+NEXUS_PLACEHOLDERS = (
+    "proposal", "user", "date", "scan_id", "plan_name", "scan_type", "uid", "sample",
+)  # fmt: skip
+"""Names ``[nexus] file_template`` may use."""
+NEXUS_SUFFIXES = (".nxs", ".hdf5", ".stxm")
+"""File endings analysis programs (mantis-xray) recognise as NXstxm."""
+
+
+class ExperimentConfig(_Section):
+    """Who measures: recorded in every run, used to file the NeXus files and to find runs."""
+
+    proposal_id: str = Field(
+        default="",
+        max_length=100,
+        description="Proposal (or beamtime) identifier recorded as proposal_id in every run; "
+        "empty: none (set it per beamtime, or per run with md={'proposal_id': ...}).",
+    )
+    user: str = Field(
+        default="",
+        max_length=100,
+        description="Who runs the experiment, recorded as user in every run; empty: none.",
+    )
+
+
+class NexusConfig(_Section):
+    """NXstxm files: one per run, written when the run ends."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Write an NXstxm file for every run when it ends (`stxm export` writes "
+        "them later from the catalog or a spool file either way).",
+    )
+    directory: Path = Field(
+        default=Path("nexus"),
+        description="Where the files go; a relative path is taken inside data_dir.",
+    )
+    file_template: str = Field(
+        default="{proposal}/{date}/{scan_id:05d}_{plan_name}.nxs",
+        min_length=5,
+        description="Path of each file under directory, with placeholders {proposal} "
+        "(proposal_id, else user, else 'no_proposal'), {user}, {date} (YYYY-MM-DD, local, of "
+        "the run's start), {scan_id}, {plan_name}, {scan_type}, {uid} (first 8 characters) and "
+        "{sample}; it must end in .nxs, .hdf5 or .stxm (what mantis-xray opens).",
+    )
+
+    @model_validator(mode="after")
+    def _template_is_usable(self) -> NexusConfig:
+        template = self.file_template
+        if not template.endswith(NEXUS_SUFFIXES):
+            raise ValueError(
+                f"file_template = {template!r} must end in one of {', '.join(NEXUS_SUFFIXES)} "
+                "(analysis programs such as mantis-xray open NXstxm files by their ending)"
+            )
+        if template.startswith("/") or ".." in Path(template).parts:
+            raise ValueError(
+                f"file_template = {template!r} must stay inside [nexus] directory: no leading "
+                "'/' and no '..'"
+            )
+        sample = dict.fromkeys(NEXUS_PLACEHOLDERS, "x") | {"scan_id": 1}
+        try:
+            template.format(**sample)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"file_template = {template!r} cannot be filled ({exc}); use only the "
+                f"placeholders {', '.join('{' + n + '}' for n in NEXUS_PLACEHOLDERS)}"
+            ) from None
+        return self
 
 
 # -- simulator half -------------------------------------------------------------------------
@@ -1113,6 +1184,8 @@ class BeamlineConfig(_Section):
     catalog: CatalogConfig = CatalogConfig()
     optics: OpticsConfig = OpticsConfig()
     xmcd: XmcdConfig = XmcdConfig()
+    experiment: ExperimentConfig = ExperimentConfig()
+    nexus: NexusConfig = NexusConfig()
     sim: SimConfig = SimConfig()
 
     source: str = Field(default="<shipped default>", exclude=True)
@@ -1121,6 +1194,11 @@ class BeamlineConfig(_Section):
     def data_dir(self) -> Path:
         """Absolute data directory."""
         return self.beamline.data_dir.expanduser().resolve()
+
+    @property
+    def nexus_dir(self) -> Path:
+        """Absolute directory of the NXstxm files (``[nexus] directory`` under data_dir)."""
+        return self.data_dir / self.nexus.directory.expanduser()
 
     @property
     def sim_dir(self) -> Path:

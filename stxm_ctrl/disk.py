@@ -22,6 +22,7 @@ __all__ = [
     "free_bytes",
     "make_private_dir",
     "open_private_append",
+    "same_disk",
 ]
 
 PRIVATE_DIR_MODE = 0o700
@@ -57,6 +58,14 @@ def _existing_ancestor(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def same_disk(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` (existing or not yet) would be on the same filesystem."""
+    try:
+        return _existing_ancestor(a).stat().st_dev == _existing_ancestor(b).stat().st_dev
+    except OSError:
+        return False
 
 
 def free_bytes(directory: Path) -> int:

@@ -4,9 +4,11 @@ baseline of the optics' positions at its start and end.
 :class:`InstrumentMetadata` is a RunEngine preprocessor that fills the start document of
 every run, as it opens, with the state it is taken in: energy, polarisation, the zone plate
 and OSA in the beam (names and dimensions), A0, ZP z, the focus offset and whether focus
-follows energy. Values a plan gives itself in its metadata win. :func:`record_instrument_state`
-installs it and bluesky's :class:`~bluesky.preprocessors.SupplementalData` with the optics as
-its baseline, so a run also reads every optics axis when it starts and when it ends.
+follows energy; the energy range the run covers; the configuration it runs under. Values a
+plan gives itself in its metadata win. :func:`record_instrument_state`
+installs it and bluesky's :class:`~bluesky.preprocessors.SupplementalData` with the optics,
+the coarse sample stage and the ring current as its baseline, so a run also reads them when
+it starts and when it ends (the NeXus file's sample position and ring current come from it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from bluesky.utils import Msg
 from devices import StxmDevices
 from stxm_ctrl.config import BeamlineConfig
 
-__all__ = ["InstrumentMetadata", "instrument_state", "record_instrument_state"]
+__all__ = ["InstrumentMetadata", "energy_range", "instrument_state", "record_instrument_state"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,23 @@ class InstrumentMetadata:
         except Exception as exc:  # a disconnected axis must not stop the run from starting
             log.warning("instrument state not recorded in the run: %s", exc)
             state = {"instrument_state_error": str(exc)}
-        return msg._replace(kwargs={**state, **msg.kwargs})
+        kwargs = {**state, **msg.kwargs}
+        kwargs.setdefault("configuration", self.config.model_dump(mode="json"))
+        return msg._replace(kwargs={**kwargs, **energy_range(kwargs)})
+
+
+def energy_range(md: dict[str, Any]) -> dict[str, float]:
+    """``energy_min_eV`` / ``energy_max_eV`` a run covers (its frames, else its energy).
+
+    Recorded so that runs can be found by energy range in the catalog.
+    """
+    frames = md.get("frames")
+    energies = [float(f["energy_eV"]) for f in frames] if isinstance(frames, list) else []
+    if not energies and isinstance(md.get("energy_eV"), int | float):
+        energies = [float(md["energy_eV"])]
+    if not energies:
+        return {}
+    return {"energy_min_eV": min(energies), "energy_max_eV": max(energies)}
 
 
 def record_instrument_state(
@@ -79,6 +97,9 @@ def record_instrument_state(
             devices.zone_plate,
             devices.osa,
             devices.detector,
+            devices.sample_x,
+            devices.sample_y,
+            devices.ring.current,
         ]
     )
     RE.preprocessors.append(metadata)

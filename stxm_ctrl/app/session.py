@@ -43,6 +43,8 @@ from stxm_ctrl.app.instrument_state import record_instrument_state
 from stxm_ctrl.config import BeamlineConfig, load_config
 from stxm_ctrl.data.catalog import catalog_uri, close_catalog, connect_catalog
 from stxm_ctrl.data.images import StxmImage, image_from_documents, image_from_run
+from stxm_ctrl.data.nexus_files import NexusFileWriter
+from stxm_ctrl.data.nexus_writer import estimate_nexus_bytes
 from stxm_ctrl.data.stacks import StxmStack, stack_from_documents, stack_from_run
 from stxm_ctrl.data.writers import (
     CatalogWriter,
@@ -51,7 +53,7 @@ from stxm_ctrl.data.writers import (
     read_spool_file,
     spool_file_for,
 )
-from stxm_ctrl.disk import check_free_space
+from stxm_ctrl.disk import check_free_space, same_disk
 from stxm_ctrl.epics_env import apply_ca_client_environment
 from stxm_ctrl.progress import ScanProgress
 from stxm_ctrl.scan_ids import ScanIdFile
@@ -112,12 +114,16 @@ def connect_devices(config: BeamlineConfig, *, connect: bool = True) -> StxmDevi
 
 
 def session_metadata(config: BeamlineConfig) -> dict[str, Any]:
-    """Metadata every run records: the beamline, and on the simulator its sample.
+    """Metadata every run records: the beamline, ``[experiment]`` proposal and user when set,
+    and on the simulator its sample.
 
     The instrument's state (energy, optics) is read as each run opens
     (:mod:`stxm_ctrl.app.instrument_state`).
     """
     md: dict[str, Any] = {"beamline_id": config.beamline.name}
+    experiment = config.experiment
+    who = {"proposal_id": experiment.proposal_id, "user": experiment.user}
+    md |= {key: value for key, value in who.items() if value}
     if config.simulated:
         # Known only on the simulated beamline; real runs take the sample from the scientist.
         md |= {"sample_name": config.sim.sample.name}
@@ -164,12 +170,15 @@ class DataPath:
         Tiled client of the catalog, or None when runs go only to the spool.
     catalog_writer
         The background writer to the catalog, or None.
+    nexus
+        The writer of each run's NXstxm file (``[nexus]``), or None when disabled.
     """
 
     RE: RunEngine
     spool: DocumentSpool
     catalog: Any | None = None
     catalog_writer: CatalogWriter | None = None
+    nexus: NexusFileWriter | None = None
     tokens: list[int] = field(default_factory=list)
     abort_reason: AbortReason = field(default_factory=AbortReason)
 
@@ -206,6 +215,22 @@ class DataPath:
         if self.catalog is not None:
             log.warning("run %s is not (fully) in the catalog; reading it from %s", uid, path)
         return stack_from_documents(read_spool_file(path))
+
+    def nexus_file(self, uid: str) -> Path:
+        """The NXstxm file of run ``uid`` (written when the run ended).
+
+        Raises
+        ------
+        LookupError
+            If NeXus files are disabled, the run is unknown, or its file could not be written
+            (says why and how to write it with ``stxm export``).
+        """
+        if self.nexus is None:
+            raise LookupError("NeXus files are off ([nexus] enabled = false); use stxm export")
+        if uid in self.nexus.written:
+            return self.nexus.written[uid]
+        reason = self.nexus.failed.get(uid, "no run of that uid ended in this session")
+        raise LookupError(f"no NXstxm file for run {uid}: {reason} (stxm export {uid[:8]})")
 
     def _finish_catalog_writes(self, writer: CatalogWriter, timeout_s: float) -> None:
         spool_dir = self.spool.spool_dir
@@ -255,8 +280,8 @@ class DataPath:
         self.close()
 
 
-def _with_free_space_check(validator: Any, spool_dir: Path) -> Any:
-    """``md_validator`` that also refuses a run the spool's disk cannot hold.
+def _with_free_space_check(validator: Any, spool_dir: Path, nexus_dir: Path | None) -> Any:
+    """``md_validator`` that also refuses a run the disk cannot hold (spool and NeXus file).
 
     bluesky calls it with the start metadata before the run opens, so a refused run has no
     start document and nothing of it was measured.
@@ -265,10 +290,16 @@ def _with_free_space_check(validator: Any, spool_dir: Path) -> Any:
     def validate(md: dict[str, Any]) -> None:
         validator(md)
         points = md.get("num_points")
-        if isinstance(points, int) and points > 0:
-            check_free_space(
-                spool_dir, estimate_spool_bytes(points), what=f"a run of {points} points"
-            )
+        if not (isinstance(points, int) and points > 0):
+            return
+        spool_bytes = estimate_spool_bytes(points)
+        nexus_bytes = estimate_nexus_bytes(points) if nexus_dir is not None else 0
+        what = f"a run of {points} points"
+        if nexus_dir is not None and not same_disk(spool_dir, nexus_dir):
+            check_free_space(spool_dir, spool_bytes, what=f"{what} (its spool file)")
+            check_free_space(nexus_dir, nexus_bytes, what=f"{what} (its NXstxm file)")
+        else:
+            check_free_space(spool_dir, spool_bytes + nexus_bytes, what=what)
 
     return validate
 
@@ -301,10 +332,15 @@ def wire_data_path(RE: RunEngine, config: BeamlineConfig, *, catalog: bool = Tru
     """
     RE.scan_id_source = ScanIdFile(config.data_dir / SCAN_ID_FILE)
     spool = DocumentSpool(config.data_dir / "spool")
-    RE.md_validator = _with_free_space_check(RE.md_validator, spool.spool_dir)
+    nexus_dir = config.nexus_dir if config.nexus.enabled else None
+    RE.md_validator = _with_free_space_check(RE.md_validator, spool.spool_dir, nexus_dir)
     data = DataPath(RE=RE, spool=spool)
     RE.preprocessors.append(data.abort_reason)
     data.tokens.append(RE.subscribe(spool))
+    if nexus_dir is not None:
+        # After the spool: the NeXus writer reads each finished run back from its spool file.
+        data.nexus = NexusFileWriter(nexus_dir, config.nexus.file_template, spool.spool_dir)
+        data.tokens.append(RE.subscribe(data.nexus))
     if catalog:
         client = connect_catalog(config)
         writer = CatalogWriter(client, spool.spool_dir, batch_size=config.catalog.batch_size)
@@ -404,6 +440,10 @@ class Session:
     def stack(self, uid: str, *, catalog_timeout_s: float = 120.0) -> StxmStack:
         """Read a spectrum, stack or XMCD run back (see :meth:`DataPath.stack`)."""
         return self.data.stack(uid, catalog_timeout_s=catalog_timeout_s)
+
+    def nexus_file(self, uid: str) -> Path:
+        """The NXstxm file of run ``uid`` (see :meth:`DataPath.nexus_file`)."""
+        return self.data.nexus_file(uid)
 
     def close(self, catalog_timeout_s: float = 60.0) -> None:
         """Finish writing to the catalog, unsubscribe callbacks, disconnect the devices."""

@@ -11,7 +11,9 @@ from event_model import pack_event_page
 from event_model.documents import Event
 
 __all__ = [
+    "RASTER_SCAN_TYPES",
     "StxmImage",
+    "fly_keys",
     "image_from_columns",
     "image_from_documents",
     "image_from_lines",
@@ -169,7 +171,8 @@ def image_from_lines(
     )
 
 
-def _fly_keys(start: Mapping[str, Any]) -> tuple[str, ...]:
+def fly_keys(start: Mapping[str, Any]) -> tuple[str, ...]:
+    """Fields of a fly run's line events: counts, x, y, row, first column, pixel dwell."""
     return (
         start["counter_field"], start["x_field"], start["y_field"], start["row_field"],
         start["column_field"], start["dwell_field"],
@@ -207,7 +210,7 @@ def image_from_run(run: Any) -> StxmImage:
     if start.get("scan_mode") == "fly":
         # Column by column: a stream's whole-table read turns array cells into text.
         stream = run["primary"]
-        return image_from_lines(start, *(np.asarray(stream[k].read()) for k in _fly_keys(start)))
+        return image_from_lines(start, *(np.asarray(stream[k].read()) for k in fly_keys(start)))
     table = run["primary"].read()
     return image_from_columns(
         start,
@@ -247,7 +250,7 @@ def image_from_documents(documents: Iterable[tuple[str, dict]]) -> StxmImage:
         return np.asarray(columns.get(key, []), dtype=float)
 
     if start.get("scan_mode") == "fly":
-        return image_from_lines(start, *(column(k) for k in _fly_keys(start)))
+        return image_from_lines(start, *(column(k) for k in fly_keys(start)))
     return image_from_columns(
         start, column(start["counter_field"]), column(start["x_field"]), column(start["y_field"])
     )

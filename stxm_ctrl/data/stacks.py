@@ -17,9 +17,15 @@ import numpy as np
 from event_model import pack_event_page
 from event_model.documents import Event
 
-from stxm_ctrl.data.images import StxmImage, image_from_columns, image_from_lines
+from stxm_ctrl.data.images import StxmImage, fly_keys, image_from_columns, image_from_lines
 
-__all__ = ["SPECTRO_SCAN_TYPES", "StxmStack", "stack_from_documents", "stack_from_run"]
+__all__ = [
+    "SPECTRO_SCAN_TYPES",
+    "StxmStack",
+    "frame_of_events",
+    "stack_from_documents",
+    "stack_from_run",
+]
 
 SPECTRO_SCAN_TYPES = ("point spectrum", "line spectrum", "sample image stack", "sample image")
 """Scan types a spectromicroscopy run records (an XMCD image pair is a "sample image")."""
@@ -95,16 +101,30 @@ def _check(start: Mapping[str, Any]) -> None:
         )
 
 
-def _fly_keys(start: Mapping[str, Any]) -> tuple[str, ...]:
-    return (
-        start["counter_field"], start["x_field"], start["y_field"], start["row_field"],
-        start["column_field"], start["dwell_field"],
-    )  # fmt: skip
-
-
 def _frame_of(times: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
     """Index of the last frame event at or before each time (-1 before the first)."""
     return np.searchsorted(frame_times, times, side="right") - 1
+
+
+def frame_of_events(
+    start: Mapping[str, Any],
+    columns: Mapping[str, np.ndarray],
+    times: np.ndarray,
+    frame_times: np.ndarray,
+    frame_indices: np.ndarray,
+) -> np.ndarray:
+    """Frame index of each ``primary`` event (-1: before the first frame).
+
+    Step-mode events carry it (``start["frame_field"]``); a fly-mode line belongs to the last
+    ``frames`` event at or before its time.
+    """
+    if start.get("scan_mode") != "fly":
+        return np.asarray(columns.get(start["frame_field"], np.array([])), dtype=int)
+    if not len(frame_times):
+        return np.full(len(times), -1)
+    position = _frame_of(times, frame_times)
+    which = frame_indices[np.clip(position, 0, None)]
+    return np.where(position < 0, -1, which)
 
 
 def _assemble(
@@ -117,21 +137,13 @@ def _assemble(
     frames = start["frames"]
     n = len(frames)
     fly = start.get("scan_mode") == "fly"
-    if fly:
-        which = (
-            frame_indices[np.clip(_frame_of(times, frame_times), 0, None)]
-            if len(frame_times)
-            else np.full(len(times), -1)
-        )
-        which = np.where(_frame_of(times, frame_times) < 0, -1, which)
-    else:
-        which = np.asarray(columns.get(start["frame_field"], np.array([])), dtype=int)
+    which = frame_of_events(start, columns, times, frame_times, frame_indices)
     images = []
     for k in range(n):
         mask = which == k
         if fly:
             images.append(
-                image_from_lines(start, *(_pick(columns[key], mask) for key in _fly_keys(start)))
+                image_from_lines(start, *(_pick(columns[key], mask) for key in fly_keys(start)))
             )
         else:
             images.append(
@@ -168,7 +180,7 @@ def stack_from_run(run: Any) -> StxmStack:
     _check(start)
     fly = start.get("scan_mode") == "fly"
     keys = (
-        _fly_keys(start)
+        fly_keys(start)
         if fly
         else (start["counter_field"], start["x_field"], start["y_field"], start["frame_field"])
     )
@@ -215,7 +227,7 @@ def stack_from_documents(documents: Iterable[tuple[str, dict]]) -> StxmStack:
     _check(start)
     fly = start.get("scan_mode") == "fly"
     keys = (
-        _fly_keys(start)
+        fly_keys(start)
         if fly
         else (start["counter_field"], start["x_field"], start["y_field"], start["frame_field"])
     )
