@@ -424,7 +424,10 @@ class _BatchFlushingTiledWriter(TiledWriter):
     """
 
     def __init__(self, client: Any, *, batch_size: int) -> None:
-        super().__init__(client, batch_size=batch_size)
+        # Arrays in events (a fly line) go to array storage whatever their size: the default
+        # puts arrays of up to 16 values in the SQL table, whose SQLite backend cannot store
+        # lists (a fly image 16 pixels wide or less never reached the catalog).
+        super().__init__(client, batch_size=batch_size, max_array_size=0)
         self._run_writers: dict[str, _RunWriter] = {}
 
     # TiledWriter types its factory more narrowly; RunRouter calls it with any start doc.
