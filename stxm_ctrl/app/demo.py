@@ -276,6 +276,8 @@ class DemoResult:
         The PNG file saved.
     spool_file
         The run's documents, as spooled.
+    nexus_file
+        The run's NXstxm file, or None if it could not be written (the log says why).
     catalog_uri
         The catalog the run went to.
     elapsed_s
@@ -292,6 +294,7 @@ class DemoResult:
     elapsed_s: float
     range_um: float
     dwell_s: float
+    nexus_file: Path | None = None
 
     @property
     def points(self) -> int:
@@ -433,6 +436,7 @@ def run_demo(
             elapsed_s=elapsed,
             range_um=range_um,
             dwell_s=dwell_s,
+            nexus_file=session.data.nexus.written.get(uid) if session.data.nexus else None,
         )
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
 

@@ -44,7 +44,7 @@ from stxm_ctrl.config import BeamlineConfig, load_config
 from stxm_ctrl.data.catalog import catalog_uri, close_catalog, connect_catalog
 from stxm_ctrl.data.images import StxmImage, image_from_documents, image_from_run
 from stxm_ctrl.data.nexus_files import NexusFileWriter
-from stxm_ctrl.data.nexus_writer import estimate_nexus_bytes
+from stxm_ctrl.data.nexus_writer import NXSTXM_SCAN_TYPES, estimate_nexus_bytes
 from stxm_ctrl.data.stacks import StxmStack, stack_from_documents, stack_from_run
 from stxm_ctrl.data.writers import (
     CatalogWriter,
@@ -293,13 +293,17 @@ def _with_free_space_check(validator: Any, spool_dir: Path, nexus_dir: Path | No
         if not (isinstance(points, int) and points > 0):
             return
         spool_bytes = estimate_spool_bytes(points)
-        nexus_bytes = estimate_nexus_bytes(points) if nexus_dir is not None else 0
+        writes_file = nexus_dir is not None and md.get("stxm_scan_type") in NXSTXM_SCAN_TYPES
         what = f"a run of {points} points"
-        if nexus_dir is not None and not same_disk(spool_dir, nexus_dir):
-            check_free_space(spool_dir, spool_bytes, what=f"{what} (its spool file)")
-            check_free_space(nexus_dir, nexus_bytes, what=f"{what} (its NXstxm file)")
+        if not writes_file or nexus_dir is None:
+            check_free_space(spool_dir, spool_bytes, what=what)
+        elif same_disk(spool_dir, nexus_dir):
+            check_free_space(
+                spool_dir, spool_bytes + estimate_nexus_bytes(points), what=f"{what} and its file"
+            )
         else:
-            check_free_space(spool_dir, spool_bytes + nexus_bytes, what=what)
+            check_free_space(spool_dir, spool_bytes, what=f"{what} (its spool file)")
+            check_free_space(nexus_dir, estimate_nexus_bytes(points), what=f"{what} (its file)")
 
     return validate
 

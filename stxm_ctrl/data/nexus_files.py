@@ -68,7 +68,7 @@ def _writable(start: dict[str, Any]) -> bool:
     return start.get("stxm_scan_type") in NXSTXM_SCAN_TYPES
 
 
-@dataclass
+@dataclass(eq=False)  # hashable: the RunEngine keeps callbacks in a registry
 class NexusFileWriter:
     """RunEngine callback that writes each run's NXstxm file when the run ends.
 

@@ -440,7 +440,8 @@ def _text(group: h5py.Group, name: str, value: str) -> h5py.Dataset:
 
 
 def _group(parent: h5py.Group, name: str, nx_class: str) -> h5py.Group:
-    group = parent.create_group(name)
+    # Creation order is kept: readers that take "the first NXdata" (MANTiS) get the I+ one.
+    group = parent.create_group(name, track_order=True)
     group.attrs["NX_class"] = nx_class
     return group
 
@@ -633,7 +634,7 @@ def write_nxstxm(documents: Iterable[tuple[str, dict]], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        with h5py.File(partial, "w") as file:
+        with h5py.File(partial, "w", track_order=True) as file:
             file.attrs["NX_class"] = "NXroot"
             file.attrs["creator"] = "stxm_ctrl"
             file.attrs["file_name"] = path.name

@@ -99,6 +99,18 @@ def test_demo_at_another_energy_keeps_the_focus(tmp_path):
     focus = focal_length_um(715.0, plate.diameter_um, plate.outer_zone_width_nm)
     expected_zp_z = config.optics.z_sign * (focus + config.sim.optics.sample_z_offset_um)
     assert start["zp_z_um"] == pytest.approx(expected_zp_z, abs=0.01)
+    # The run's NXstxm file, in the default layout, at the energy the run was taken at.
+    import h5py
+
+    from stxm_ctrl.data.nexus_check import check_nexus_file
+
+    nexus = Path(re.search(r"^NeXus:\s+(\S+)", result.stdout, re.M).group(1))
+    assert nexus.parent.parent.parent == config.nexus_dir
+    assert nexus.parent.parent.name == "no_proposal"
+    assert [p for p in check_nexus_file(nexus) if p.severity == "error"] == []
+    with h5py.File(nexus, "r") as file:
+        assert file["entry1/fly/energy"][0] == pytest.approx(715.0, abs=0.01)
+        assert file["entry1/fly/data"].shape == (8, 8)
 
 
 def test_demo_refuses_an_energy_the_osa_would_clip_before_starting(tmp_path):

@@ -13,11 +13,14 @@ import subprocess
 import sys
 import time
 
+import h5py
+import numpy as np
 import pytest
 from conftest import config_toml, free_port_overrides, ioc_ports
 
 from stxm_ctrl.config import load_config
 from stxm_ctrl.data.catalog import catalog_client, start_catalog_server
+from stxm_ctrl.data.nexus_check import check_nexus_file
 from stxm_ctrl.data.writers import import_spool_file, read_spool_file, spool_event_counts
 from stxm_ctrl.processes import port_holders, port_is_free
 
@@ -95,11 +98,31 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
             assert client[uid]["primary"].read().sizes["time"] == spooled["primary"]
     finally:
         server.stop()
+    # No NXstxm file was written (the run never ended); `stxm export` writes it from the
+    # spool: the measured pixels, NaN for the rest, conformant.
+    assert not (config.nexus_dir.exists() and list(config.nexus_dir.rglob("*.nxs")))
+    export = subprocess.run(
+        [sys.executable, "-m", "stxm_ctrl.app.cli", "export", str(spool_file), "--from-spool",
+         "--config", str(config_file)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    (nexus_file,) = config.nexus_dir.rglob("*.nxs")
+    assert str(nexus_file) in export.stdout
+    assert [p for p in check_nexus_file(nexus_file) if p.severity == "error"] == []
+    with h5py.File(nexus_file, "r") as file:
+        entry = file["entry1"]
+        data = entry["apd/data"][()]
+        assert data.shape == (80, 80)
+        assert np.isfinite(data).sum() == spooled["primary"]
+        assert len(entry["instrument/apd/data"]) == spooled["primary"]
+        assert entry["collection/exit_status"][()].decode() == "incomplete"
     reliability(
         fault="`stxm demo` killed with SIGKILL mid-scan (no chance to clean up)",
         seen="nothing from the demo; every child (fleet, IOCs, repeater, catalog) ends by the "
         "parent-death signal, every port is free again",
         ended_s=freed_s,
         kept="every spooled point; `stxm import-spool FILE` puts exactly those points in the "
-        "catalog (the run has no stop document)",
+        "catalog (the run has no stop document); `stxm export FILE` writes its NXstxm file "
+        "(measured pixels, NaN for the rest)",
     )
