@@ -31,6 +31,7 @@ ends (and rewritten by ``stxm export``) rather than as the run goes.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -631,17 +632,25 @@ def write_nxstxm(documents: Iterable[tuple[str, dict]], path: Path) -> Path:
         If the file cannot be written (names the file; nothing is left behind).
     """
     content = build_nexus_content(documents)
+    # Built in memory, then written with plain file I/O: HDF5 itself never writes to the
+    # disk, because libhdf5 meeting a full disk while it flushes fails in its close and can
+    # crash the process (seen on a 64 kB tmpfs: a segfault) - here, the acquisition's.
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", track_order=True) as file:
+        file.attrs["NX_class"] = "NXroot"
+        file.attrs["creator"] = "stxm_ctrl"
+        file.attrs["file_name"] = path.name
+        file.attrs["file_time"] = datetime.now().astimezone().isoformat()
+        file.attrs["HDF5_Version"] = h5py.version.hdf5_version
+        file.attrs["h5py_version"] = h5py.version.version
+        _write_entry(file, content)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        with h5py.File(partial, "w", track_order=True) as file:
-            file.attrs["NX_class"] = "NXroot"
-            file.attrs["creator"] = "stxm_ctrl"
-            file.attrs["file_name"] = path.name
-            file.attrs["file_time"] = datetime.now().astimezone().isoformat()
-            file.attrs["HDF5_Version"] = h5py.version.hdf5_version
-            file.attrs["h5py_version"] = h5py.version.version
-            _write_entry(file, content)
+        with partial.open("wb") as out:
+            out.write(buffer.getbuffer())
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
