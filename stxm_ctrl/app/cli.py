@@ -6,6 +6,9 @@
 ``stxm config``       show, write or check a beamline configuration
 ``stxm import-spool`` put a spooled run into the catalog (after a catalog outage)
 ``stxm optics``       zone-plate optics at an energy: focal length, resolution, allowed A0
+``stxm export``       write the NXstxm files of runs (from the catalog, else the spool)
+``stxm check-nexus``  check NXstxm files against the application definition
+``stxm runs``         find runs by sample, scan type, date, energy, proposal, user
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{int(image.counts.min())}..{int(image.counts.max())}"
     )
     print(f"PNG:   {result.png}")
+    print(f"NeXus: {result.nexus_file or 'not written (see the error above; stxm export)'}")
     print(f"spool: {result.spool_file}")
     return 0
 
@@ -266,6 +270,56 @@ def cmd_import_spool(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the NXstxm file of each named run."""
+    from stxm_ctrl.data.catalog import close_catalog, connect_catalog
+    from stxm_ctrl.data.nexus_files import ExportError, export_runs
+
+    config = _config(args)
+    client = None
+    if not args.from_spool:
+        try:
+            client = connect_catalog(config)
+        except ConnectionError as exc:
+            print(f"warning: {exc}; reading runs from the spool", file=sys.stderr)
+    directory = args.out.expanduser().resolve() if args.out else config.nexus_dir
+    try:
+        for result in export_runs(
+            args.runs,
+            directory=directory,
+            template=config.nexus.file_template,
+            spool_dir=config.data_dir / "spool",
+            client=client,
+        ):
+            print(result, flush=True)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if client is not None:
+            close_catalog(client)
+    return 0
+
+
+def cmd_check_nexus(args: argparse.Namespace) -> int:
+    """Check NXstxm files against the NXDL; non-zero if a required element is wrong."""
+    from stxm_ctrl.data.nexus_check import run_check_nexus
+
+    return run_check_nexus(args.files, sys.stdout)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Print a table of the runs in the catalog that match the filters."""
+    from stxm_ctrl.data.catalog import catalog_client
+    from stxm_ctrl.data.search import runs_command
+
+    with catalog_client(_config(args)) as client:
+        try:
+            return runs_command(client, args, sys.stdout)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+
 def cmd_optics(args: argparse.Namespace) -> int:
     """Print the zone-plate optics at an energy (a calculator: nothing is connected)."""
     from stxm_ctrl.app.optics_table import optics_table
@@ -384,6 +438,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object (keys carry their units)"
     )
     optics.set_defaults(func=cmd_optics)
+
+    export = sub.add_parser(
+        "export",
+        help="write the NXstxm files of runs (from the catalog, else the spool)",
+        description="Write (or write again) the NXstxm file of each run, as the session does "
+        "when a run ends: under [nexus] directory by [nexus] file_template, or under --out. "
+        "Runs are read from the catalog, or from the spool when the catalog does not have "
+        "them or does not answer; a run cut off by a crash is written as far as it got.",
+    )
+    _add_config_option(export)
+    export.add_argument(
+        "runs", nargs="+", help="scan id, uid (or its first characters) or spool file (.jsonl)"
+    )
+    export.add_argument("--out", type=Path, default=None, help="directory to write under")
+    export.add_argument("--from-spool", action="store_true", help="read runs from the spool only")
+    export.set_defaults(func=cmd_export)
+
+    check = sub.add_parser(
+        "check-nexus",
+        help="check NXstxm files against the application definition",
+        description="Check each file against NXstxm (required groups, fields, attributes, "
+        "enumerations, dimensions); print each problem with its path in the file. Exit "
+        "status 1 if a required element is missing or wrong.",
+    )
+    check.add_argument("files", nargs="+", type=Path, help="NXstxm files")
+    check.set_defaults(func=cmd_check_nexus)
+
+    from stxm_ctrl.data.search import add_runs_arguments
+
+    runs = sub.add_parser(
+        "runs",
+        help="find runs by sample, scan type, date, energy, proposal and user",
+        description="Print the runs in the catalog that match every filter, newest first.",
+    )
+    _add_config_option(runs)
+    add_runs_arguments(runs)
+    runs.set_defaults(func=cmd_runs)
     return parser
 
 
