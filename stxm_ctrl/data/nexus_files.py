@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from stxm_ctrl.data.nexus_writer import NXSTXM_SCAN_TYPES, nexus_relative_path, write_nxstxm
 from stxm_ctrl.data.writers import SpoolCorruptError, read_spool_file, spool_file_for
@@ -30,6 +31,7 @@ __all__ = [
     "ExportError",
     "ExportResult",
     "NexusFileWriter",
+    "catalog_run_documents",
     "export_runs",
     "nexus_path_for",
     "spool_documents_for",
@@ -186,12 +188,56 @@ def spool_documents_for(spool_dir: Path, ref: str) -> tuple[str, list[tuple[str,
 
 
 def _catalog_documents(client: Any, ref: str) -> tuple[str, list[tuple[str, dict]]] | None:
-    key: int | str = int(ref) if ref.isdigit() else ref
-    try:
-        run = client[key]
-    except (KeyError, ValueError):
+    """A run of the catalog by scan id (the newest of that id), uid or uid prefix."""
+    from tiled.queries import Eq, Like
+
+    if len(ref) == 36 and ref in client:
+        return "catalog", catalog_run_documents(client[ref])
+    query = Eq("start.scan_id", int(ref)) if ref.isdigit() else Like("start.uid", f"{ref}%")
+    found = list(client.search(query).items())
+    if not found:
         return None
-    return "catalog", list(run.documents())
+    if not ref.isdigit() and len(found) > 1:
+        uids = ", ".join(sorted(uid for uid, _ in found)[:5])
+        raise ExportError(f"{ref!r} starts several runs' uids ({uids}); give more characters")
+    _, run = max(found, key=lambda item: float(item[1].metadata["start"].get("time", 0.0)))
+    return "catalog", catalog_run_documents(run)
+
+
+def _jsonable(values: Any) -> list[Any]:
+    array = np.asarray(values)
+    if array.dtype.kind in "OUS":
+        return [v.decode() if isinstance(v, bytes) else v for v in array.tolist()]
+    return array.tolist()
+
+
+def catalog_run_documents(run: Any) -> list[tuple[str, dict]]:
+    """A catalog run as documents: start, one descriptor and event page per stream, stop.
+
+    Rebuilt from the run's metadata and its streams' columns: the embedded Tiled server has
+    no document exporter (``run.documents()`` is refused with 406), and the columns are
+    what the writer needs. Event uids are not kept by the catalog and are left out.
+    """
+    start = dict(run.metadata["start"])
+    documents: list[tuple[str, dict]] = [("start", start)]
+    for name in run:
+        stream = run[name]
+        data_keys = dict(stream.metadata.get("data_keys") or {})
+        descriptor_uid = str(stream.metadata.get("uid") or f"{start['uid']}-{name}")
+        columns = {key: _jsonable(stream[key].read()) for key in data_keys if key in stream}
+        times = _jsonable(stream["time"].read()) if "time" in stream else []
+        documents.append(("descriptor", {
+            "uid": descriptor_uid, "name": name, "run_start": start["uid"],
+            "data_keys": data_keys, "time": float(stream.metadata.get("time") or start["time"]),
+        }))  # fmt: skip
+        if times:
+            documents.append(("event_page", {
+                "descriptor": descriptor_uid, "time": times, "data": columns,
+                "seq_num": list(range(1, len(times) + 1)), "timestamps": {}, "filled": {},
+            }))  # fmt: skip
+    if run.metadata.get("stop"):
+        documents.append(("stop", dict(run.metadata["stop"])))
+    return documents
 
 
 def _documents_for(

@@ -1059,10 +1059,17 @@ def _frame_order(src: _Source, parts: list[_Frames]) -> list[_Slot]:
     return slots
 
 
+_ENERGY_MATCH_EV = 0.5
+"""How far a frame's measured energy may be from the energy its run asked for."""
+
+
 def _as_run_frames(slots: list[_Slot], run_frames: list[Any], single: bool) -> list[_Slot] | None:
     """Slots reordered to the start document's frames (energy, polarisation), or None.
 
-    One channel without a ``polarization`` attribute takes the run's polarisations.
+    One channel without a ``polarization`` attribute takes the run's polarisations. Each
+    frame takes the next frame of its polarisation in the file (a helicity's frames are
+    stored in the order measured); its energy must agree with the one asked within
+    ``_ENERGY_MATCH_EV`` (the file holds the monochromator's readback).
     """
     left = list(slots)
     ordered = []
@@ -1071,15 +1078,10 @@ def _as_run_frames(slots: list[_Slot], run_frames: list[Any], single: bool) -> l
             return None
         pol = frame.get("polarization")
         match = next(
-            (
-                s
-                for s in left
-                if np.isclose(s.energy, float(frame["energy_eV"]), rtol=0, atol=1e-3)
-                and (s.polarization == pol or (single and s.polarization is None))
-            ),
+            (s for s in left if s.polarization == pol or (single and s.polarization is None)),
             None,
         )
-        if match is None:
+        if match is None or abs(match.energy - float(frame["energy_eV"])) > _ENERGY_MATCH_EV:
             return None
         left.remove(match)
         ordered.append(_Slot(match.part, match.k, match.energy, match.polarization or pol))

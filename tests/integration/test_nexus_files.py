@@ -242,3 +242,38 @@ def test_export_rewrites_the_file_from_the_catalog_and_from_the_spool(
     assert missing.returncode == 1
     assert "no run '99999' in the catalog or the spool" in missing.stderr
     assert len(read_spool_file(spool)) > 0
+
+
+def test_stxm_runs_finds_the_runs_by_proposal_scan_type_and_energy(session, sim_config, runs,
+                                                                    tmp_path):  # fmt: skip
+    config_file = tmp_path / "beamline.toml"
+    config_file.write_text(config_toml(sim_config.model_dump(mode="json")))
+    argv = [sys.executable, "-m", "stxm_ctrl.app.cli", "runs", "--config", str(config_file),
+            "--proposal", "p20261126", "--scan-type", "sample image stack",
+            "--energy", "705", "708"]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["scan", "started"]
+    shown = {line.split()[-1] for line in lines[1:]}
+    assert shown == {runs["stack"][:8], runs["xmcd_stack"][:8]}, result.stdout
+    bad = subprocess.run([*argv[:5], "--energy", "800", "700"], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "--energy" in bad.stderr
+
+
+def test_the_project_reads_its_own_files_back_as_the_run(session, runs):
+    from stxm_ctrl.data.images import StxmImage
+    from stxm_ctrl.data.nexus_read import read_nxstxm
+
+    for key, uid in runs.items():
+        read = read_nxstxm(session.nexus_file(uid))
+        assert read.start["source_writer"] == "stxm_ctrl", key
+        assert read.start["uid"] == uid, key
+        if isinstance(read, StxmImage):
+            np.testing.assert_array_equal(read.counts, session.image(uid).counts, err_msg=key)
+            continue
+        stack = session.stack(uid)
+        np.testing.assert_array_equal(read.counts, stack.counts, err_msg=key)
+        np.testing.assert_allclose(read.energies_eV, stack.energies_eV, atol=0.05, err_msg=key)
+        assert read.polarizations == stack.polarizations or not key.startswith("xmcd"), key
