@@ -253,3 +253,48 @@ def test_a_real_small_disk_leaves_no_half_written_file(tmp_path):
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert "No space left on device" in outcome["error"] or "errno = 28" in outcome["error"]
     assert outcome["left"] == []  # no partial file under any name
+
+
+def test_a_run_whose_file_would_not_fit_is_refused_before_it_opens(
+    tmp_path, make_run_engine, monkeypatch
+):
+    from bluesky.plans import count
+    from ophyd.sim import det
+
+    from stxm_ctrl.app.session import wire_data_path
+    from stxm_ctrl.config import load_config
+    from stxm_ctrl.data.nexus_writer import estimate_nexus_bytes
+    from stxm_ctrl.data.writers import estimate_spool_bytes
+    from stxm_ctrl.disk import DiskSpaceError
+
+    config = load_config(overrides={"beamline": {"data_dir": str(tmp_path)}})
+    RE = make_run_engine({})
+    data = wire_data_path(RE, config, catalog=False)
+    points = 1000
+    # Room for the spool file, not for the spool file and the NXstxm file together.
+    free = estimate_spool_bytes(points) + estimate_nexus_bytes(points) // 2
+    monkeypatch.setattr("stxm_ctrl.disk.free_bytes", lambda directory: free)
+    seen: list[str] = []
+    RE.subscribe(lambda name, doc: seen.append(name))
+    with pytest.raises(DiskSpaceError, match=rf"a run of {points} points and its file"):
+        RE(count([det], num=points, md={"stxm_scan_type": "sample image"}))
+    assert seen == []  # refused before the start document: nothing measured, nothing moved
+    RE(count([det], num=points))  # no NXstxm file for a plain count: the spool fits
+    assert seen[0] == "start"
+    data.close()
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{scan_id}_{plan_name}.h5py", "must end in one of .nxs, .hdf5, .stxm"),
+        ("../{scan_id}.nxs", "must stay inside [nexus] directory"),
+        ("{proposal}/{beamtime}.nxs", "use only the placeholders {proposal}"),
+    ],
+)
+def test_a_bad_file_template_is_refused_with_the_fix(template, message):
+    from stxm_ctrl.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides={"nexus": {"file_template": template}})
+    assert "file_template" in str(info.value) and message in str(info.value)
