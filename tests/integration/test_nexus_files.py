@@ -212,7 +212,7 @@ def test_nexusformat_loads_every_file_with_its_signal_and_axes(session, runs):
             entry = root["entry1"]
             data = entry[str(entry.attrs["default"])]
             assert data.nxsignal is not None and data.nxsignal.nxname == "data", key
-            axes = [axis.nxname for axis in data.nxaxes]
+            axes = [axis.nxname for axis in data.nxaxes or []]
             assert len(axes) == data.nxsignal.ndim, (key, axes)
             for axis, length in zip(axes, data.nxsignal.shape, strict=True):
                 assert data[axis].shape == (length,), (key, axis)

@@ -46,7 +46,7 @@ def image_run(ny: int = 4, nx: int = 5, *, measured: int | None = None, scan_id:
     }  # fmt: skip
     bundle = compose_run(metadata=start_md)
     t0 = bundle.start_doc["time"]
-    docs: list[tuple[str, dict]] = [("start", bundle.start_doc)]
+    docs: list[tuple[str, dict]] = [("start", dict(bundle.start_doc))]
     baseline = bundle.compose_descriptor(
         name="baseline",
         data_keys={k: {"source": "PV", "dtype": "number", "shape": []}
