@@ -6,9 +6,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
-import subprocess
-import sys
 import textwrap
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +19,8 @@ from stxm_ctrl.data.nexus_check import check_nexus_file
 from stxm_ctrl.data.nexus_files import NexusFileWriter, export_runs, nexus_path_for
 from stxm_ctrl.data.nexus_writer import nexus_relative_path, write_nxstxm
 from stxm_ctrl.data.writers import DocumentSpool, spool_file_for
+
+from .small_disk import run_on_small_disk
 
 TEMPLATE = "{proposal}/{date}/{scan_id:05d}_{plan_name}.nxs"
 
@@ -212,8 +211,7 @@ REAL_SMALL_DISK = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    sys.path.insert(0, sys.argv[2])
-    from test_nexus_writer import image_run
+    from tests.unit.test_nexus_writer import image_run
     from stxm_ctrl.data.nexus_writer import write_nxstxm
     target = Path(sys.argv[1]) / "big.nxs"
     result = {}
@@ -231,26 +229,8 @@ def test_a_real_small_disk_leaves_no_half_written_file(tmp_path):
     """A 64 kB tmpfs in a private mount namespace (needs `unshare`; no mount is left)."""
     import json
 
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("`unshare` (util-linux) is not installed")
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    script = tmp_path / "fill.py"
-    script.write_text(REAL_SMALL_DISK)
-    shell = (
-        f"mount -t tmpfs -o size=64k tmpfs {mount_point} || exit 77; "
-        f"exec {sys.executable} {script} {mount_point} {Path(__file__).parent}"
-    )
-    argv = [unshare, "--mount", "--propagation", "private"]
-    if os.geteuid() != 0:
-        argv.append("--map-root-user")
-    result = subprocess.run([*argv, "sh", "-c", shell], capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
-    if result.returncode == 77 or "unshare failed" in result.stderr:
-        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    _, stdout = run_on_small_disk(tmp_path, REAL_SMALL_DISK)
+    outcome = json.loads(stdout.strip().splitlines()[-1])
     assert "No space left on device" in outcome["error"] or "errno = 28" in outcome["error"]
     assert outcome["left"] == []  # no partial file under any name
 

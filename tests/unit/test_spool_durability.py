@@ -7,10 +7,7 @@ import errno
 import json
 import logging
 import os
-import shutil
 import stat
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from stxm_ctrl.data.writers import (
 )
 from stxm_ctrl.disk import DiskSpaceError, check_free_space, free_bytes
 
+from .small_disk import run_on_small_disk
 from .test_writers import make_run
 
 
@@ -272,28 +270,8 @@ REAL_SMALL_DISK = textwrap.dedent(
 
 def test_a_real_64k_filesystem_fills_up_cleanly(tmp_path):
     """A tmpfs of 64 kB in a private mount namespace (needs `unshare`; no mount is left)."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("`unshare` (util-linux) is not installed")
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    script = tmp_path / "fill.py"
-    script.write_text(REAL_SMALL_DISK)
-    tests_unit = Path(__file__).parent
-    shell = (
-        f"mount -t tmpfs -o size=64k tmpfs {mount_point} || exit 77; "
-        f"exec {sys.executable} {script} {mount_point} {tests_unit}"
-    )
-    argv = [unshare, "--mount", "--propagation", "private"]
-    if os.geteuid() != 0:
-        argv.append("--map-root-user")  # an unprivileged user namespace, if the kernel allows
-    result = subprocess.run(
-        [*argv, "sh", "-c", shell], capture_output=True, text=True, timeout=120
-    )
-    if result.returncode == 77 or "unshare failed" in result.stderr:
-        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout)
+    mount_point, stdout = run_on_small_disk(tmp_path, REAL_SMALL_DISK)
+    outcome = json.loads(stdout)
     assert len(outcome["errors"]) == 1, outcome["errors"]
     assert f"the disk holding {mount_point} is full" in outcome["errors"][0]
     assert outcome["read"] == outcome["documents"] > 100
