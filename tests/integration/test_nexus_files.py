@@ -55,9 +55,12 @@ def runs(session, sim_config):
     d = session.devices
     needed = (d.apd, d.stage, d.energy, d.polarization, d.fly, d.osa, d.zone_plate, d.detector)
     wait_for(lambda: all(device.connected for device in needed), 30, "the devices' PVs")
-    motors = [d.osa.x, d.osa.y, d.zone_plate.z, d.detector.x, d.detector.y, d.sample_x,
-              d.sample_y]  # fmt: skip
+    # The piezo too: the tests after these image the pattern with the coarse stage and the
+    # piezo where they found it.
+    motors = [d.osa.x, d.osa.y, d.zone_plate.z, d.detector.x, d.detector.y, d.stage.x.fine,
+              d.stage.y.fine, d.sample_x, d.sample_y]  # fmt: skip
     saved = [(m, float(m.user_readback.get())) for m in motors]
+    motion = [(axis.motion, axis.motion.get()) for axis in (d.stage.x, d.stage.y)]
     energy = float(d.energy.mono.readback.get())
     offset = float(d.energy.focus_offset_um.get())
     d.energy.focus_offset_um.put(sim_config.sim.optics.sample_z_offset_um)
@@ -68,8 +71,8 @@ def runs(session, sim_config):
     zp_z, osa_x = float(d.zone_plate.z.user_readback.get()), float(d.osa.x.user_readback.get())
     try:
         uids = {
-            "image_step": session.run(sample_image(d.apd, d.stage.x, cx, 2.0, 8, d.stage.y, cy,
-                                                   1.5, 6, 0.002, mode="step")),
+            "image_step": session.run(sample_image(d.apd, d.sample_x, 2.5, 1.2, 8, d.sample_y,
+                                                   -8.0, 0.4, 6, 0.002, mode="step")),
             "image_fly": session.run(sample_image(d.apd, d.stage.x, cx, 3.0, 24, d.stage.y, cy,
                                                   1.5, 8, 0.001, flyer=d.fly,
                                                   monitors=[d.ring.current])),
@@ -96,12 +99,25 @@ def runs(session, sim_config):
                                                          d.sample_x, 2.5, 1.0, 6, 0.001)).uid,
         }  # fmt: skip
     finally:
+        # Put back what the tests after these expect (energy, focus, optics, stages); every
+        # axis is tried, and the first failure is raised after.
         session.RE.md.pop("proposal_id", None)
         session.RE.md.pop("user", None)
         d.energy.focus_offset_um.put(offset)
-        for motor, position in saved:
-            motor.move(position, wait=True)
-        session.RE(bps.mv(d.energy, energy))
+        failures = []
+        for restore in [lambda: session.RE(bps.mv(d.polarization, "Circular left")),
+                        lambda: session.RE(bps.mv(d.energy, energy)),
+                        *[lambda m=m, p=p: m.move(p, wait=True) for m, p in saved]]:  # fmt: skip
+            try:
+                restore()
+            except Exception as exc:  # noqa: BLE001 - report after trying every axis
+                failures.append(exc)
+        for signal, value in motion:
+            signal.put(value)
+        if failures:
+            raise failures[0]
+    for motor, position in saved:
+        assert float(motor.user_readback.get()) == pytest.approx(position, abs=0.01), motor.name
     return uids
 
 
