@@ -18,6 +18,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from event_model import compose_run
@@ -40,7 +41,11 @@ def spool_fly_stack(spool_dir: Path, energies: int, ny: int, nx: int) -> Path:
         "energy_eV": 700.0,
     }  # fmt: skip
     bundle = compose_run(metadata=start_md)
-    spool = DocumentSpool(spool_dir)
+    spooler = DocumentSpool(spool_dir)
+
+    def spool(name: str, doc: Any) -> None:
+        spooler(name, dict(doc))
+
     spool("start", bundle.start_doc)
     number = {"dtype": "number", "shape": [], "source": "sim"}
     integer = {**number, "dtype": "integer"}
