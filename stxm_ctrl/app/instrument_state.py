@@ -6,9 +6,9 @@ every run, as it opens, with the state it is taken in: energy, polarisation, the
 and OSA in the beam (names and dimensions), A0, ZP z, the focus offset and whether focus
 follows energy; the energy range the run covers; the configuration it runs under. Values a
 plan gives itself in its metadata win. :func:`record_instrument_state`
-installs it and bluesky's :class:`~bluesky.preprocessors.SupplementalData` with the optics,
-the coarse sample stage and the ring current as its baseline, so a run also reads them when
-it starts and when it ends (the NeXus file's sample position and ring current come from it).
+installs it and bluesky's :class:`~bluesky.preprocessors.SupplementalData` with the optics as
+its baseline, so a run also reads every optics axis when it starts and when it ends. The
+coarse sample position and the ring current as the run opens are in the start document.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ def instrument_state(devices: StxmDevices, config: BeamlineConfig) -> dict[str, 
         "focus_offset_um": float(cast(Any, energy.focus_offset_um.get())),
         "focus_follows_energy": bool(energy.focus_follows_energy.get()),
         "z_sign": optics.z_sign,
+        # Monitored values (no I/O): where the sample was and the ring current as the run
+        # opened; kept out of the baseline, whose closing read would fail the run's end when
+        # the stage or ring IOC is down and hide the reason the run failed.
+        "sample_x_um": round(float(devices.sample_x.user_readback.get()), 4),
+        "sample_y_um": round(float(devices.sample_y.user_readback.get()), 4),
+        "ring_current_mA": round(float(devices.ring.current.get()), 4),
     }
 
 
@@ -97,9 +103,6 @@ def record_instrument_state(
             devices.zone_plate,
             devices.osa,
             devices.detector,
-            devices.sample_x,
-            devices.sample_y,
-            devices.ring.current,
         ]
     )
     RE.preprocessors.append(metadata)

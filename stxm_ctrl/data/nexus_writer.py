@@ -143,9 +143,20 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).astimezone().isoformat()
 
 
+def _ring_samples(run: RunDocuments) -> tuple[np.ndarray, np.ndarray]:
+    """(times, mA) of the ring current: as the run opened, and any stream that recorded it."""
+    times, values = run.samples_of("ring_current")
+    opened = run.start.get("ring_current_mA")
+    if isinstance(opened, int | float) and np.isfinite(opened):
+        order = np.argsort(np.r_[float(run.start["time"]), times], kind="stable")
+        times = np.r_[float(run.start["time"]), times][order]
+        values = np.r_[float(opened), values][order]
+    return times, values
+
+
 def _ring_at(run: RunDocuments, times: np.ndarray) -> np.ndarray | None:
     """Ring current interpolated at ``times`` (NaN where ``times`` is NaN)."""
-    sample_times, values = run.samples_of("ring_current")
+    sample_times, values = _ring_samples(run)
     if not len(values):
         return None
     out = np.full(times.shape, np.nan)
@@ -155,8 +166,14 @@ def _ring_at(run: RunDocuments, times: np.ndarray) -> np.ndarray | None:
 
 
 def _baseline(run: RunDocuments) -> dict[str, Any]:
+    """The baseline's first readings, with the sample position the start document recorded."""
     baseline = run.stream("baseline")
-    return {key: values[0] for key, values in baseline.data.items() if values}
+    first = {key: values[0] for key, values in baseline.data.items() if values}
+    for axis in ("sample_x", "sample_y"):
+        value = run.start.get(f"{axis}_um")
+        if axis not in first and isinstance(value, int | float):
+            first[axis] = float(value)
+    return first
 
 
 def _baseline_energy(baseline: Mapping[str, Any], start: Mapping[str, Any]) -> float:
@@ -397,7 +414,7 @@ def build_nexus_content(documents: Iterable[tuple[str, dict]]) -> NexusContent:
         points["x"] = np.full(len(points["counts"]), float(baseline.get("sample_x", np.nan)))
         points["y"] = np.full(len(points["counts"]), float(baseline.get("sample_y", np.nan)))
     measured = np.isfinite(points["counts"])
-    _, ring = run.samples_of("ring_current")
+    _, ring = _ring_samples(run)
     return NexusContent(
         start=start,
         stop=run.stop,
