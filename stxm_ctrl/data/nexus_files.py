@@ -176,14 +176,14 @@ def spool_documents_for(spool_dir: Path, ref: str) -> tuple[str, list[tuple[str,
     if not spool_dir.is_dir():
         return None
     candidates = sorted(spool_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in candidates:
-        if ref.isdigit():
+    if ref.isdigit():  # a scan id; else the first characters of a uid (they can be digits)
+        for path in candidates:
             start = _spool_start(path)
-            if start is None or start.get("scan_id") != int(ref):
-                continue
-        elif not path.stem.startswith(ref):
-            continue
-        return f"spool {path.name}", list(read_spool_file(path))
+            if start is not None and start.get("scan_id") == int(ref):
+                return f"spool {path.name}", list(read_spool_file(path))
+    for path in candidates:
+        if path.stem.startswith(ref):
+            return f"spool {path.name}", list(read_spool_file(path))
     return None
 
 
@@ -193,11 +193,13 @@ def _catalog_documents(client: Any, ref: str) -> tuple[str, list[tuple[str, dict
 
     if len(ref) == 36 and ref in client:
         return "catalog", catalog_run_documents(client[ref])
-    query = Eq("start.scan_id", int(ref)) if ref.isdigit() else Like("start.uid", f"{ref}%")
-    found = list(client.search(query).items())
+    found = list(client.search(Eq("start.scan_id", int(ref))).items()) if ref.isdigit() else []
+    by_scan_id = bool(found)
+    if not found:  # the first characters of a uid (they can be all digits)
+        found = list(client.search(Like("start.uid", f"{ref}%")).items())
     if not found:
         return None
-    if not ref.isdigit() and len(found) > 1:
+    if not by_scan_id and len(found) > 1:
         uids = ", ".join(sorted(uid for uid, _ in found)[:5])
         raise ExportError(f"{ref!r} starts several runs' uids ({uids}); give more characters")
     _, run = max(found, key=lambda item: float(item[1].metadata["start"].get("time", 0.0)))

@@ -25,8 +25,15 @@ from .small_disk import run_on_small_disk
 TEMPLATE = "{proposal}/{date}/{scan_id:05d}_{plan_name}.nxs"
 
 
-def image_run(ny: int = 4, nx: int = 5, *, measured: int | None = None, scan_id: int = 7,
-              md: dict | None = None) -> list[tuple[str, dict]]:  # fmt: skip
+def image_run(
+    ny: int = 4,
+    nx: int = 5,
+    *,
+    measured: int | None = None,
+    scan_id: int = 7,
+    md: dict | None = None,
+    uid: str | None = None,
+) -> list[tuple[str, dict]]:
     """Documents of a step ``sample_image`` of (ny, nx) with counts 1000 + 10 x + 100 y.
 
     ``measured`` points only, and no stop document, for a run cut off mid-scan.
@@ -43,7 +50,7 @@ def image_run(ny: int = 4, nx: int = 5, *, measured: int | None = None, scan_id:
         "configuration": {"ring": {"name": "BESSY II"}},
         **(md or {}),
     }  # fmt: skip
-    bundle = compose_run(metadata=start_md)
+    bundle = compose_run(metadata=start_md, uid=uid)
     t0 = bundle.start_doc["time"]
     docs: list[tuple[str, dict]] = [("start", dict(bundle.start_doc))]
     baseline = bundle.compose_descriptor(
@@ -203,6 +210,13 @@ def test_export_finds_runs_in_the_spool_by_scan_id_and_uid_prefix(tmp_path):
     by_id, by_uid = export_runs(["12", uid[:6]], directory=out, template=TEMPLATE,
                                 spool_dir=spool.spool_dir)  # fmt: skip
     assert by_id.uid == by_uid.uid == uid and by_id.path == by_uid.path
+    # A uid whose first characters are all digits is not taken for a scan id that no run has.
+    digits = image_run(scan_id=13, uid="40099700-0000-4000-8000-000000000000")
+    for name, doc in digits:
+        spool(name, doc)
+    (by_digits,) = export_runs(["400997"], directory=out, template=TEMPLATE,
+                               spool_dir=spool.spool_dir)  # fmt: skip
+    assert by_digits.uid == digits[0][1]["uid"]
     with pytest.raises(LookupError, match=r"no run '99' in the spool .*scan id"):
         list(export_runs(["99"], directory=out, template=TEMPLATE, spool_dir=spool.spool_dir))
 
