@@ -44,7 +44,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from stxm_ctrl.data.images import RASTER_SCAN_TYPES, fly_keys, image_from_documents
+from stxm_ctrl.data.images import (
+    RASTER_SCAN_TYPES,
+    StxmImage,
+    fly_keys,
+    image_from_documents,
+)
 from stxm_ctrl.data.run_documents import RunDocuments
 from stxm_ctrl.data.stacks import SPECTRO_SCAN_TYPES, frame_of_events, stack_from_documents
 from stxm_ctrl.physics.zone_plate import a1_um_per_eV
@@ -269,14 +274,19 @@ def _spectro_point_energies(run: RunDocuments, points: Mapping[str, np.ndarray])
     return per_point
 
 
+def _count_time(image: StxmImage) -> np.ndarray:
+    """Each pixel's counting time: as the fly controller clocked it, else the dwell asked for
+    (NaN where the pixel was never measured)."""
+    if image.pixel_dwell_s is not None:
+        return image.pixel_dwell_s
+    return np.where(np.isfinite(image.counts), image.dwell_s, np.nan)
+
+
 def _image_group(run: RunDocuments, scan_type: str, baseline: Mapping[str, Any]) -> NxdataGroup:
     start = run.start
     image = image_from_documents(run.documents)
     times = image_from_documents(_with_counts_as_time(run)).counts
-    count_time = (
-        image.pixel_dwell_s if image.pixel_dwell_s is not None
-        else np.where(np.isfinite(image.counts), image.dwell_s, np.nan)
-    )  # fmt: skip
+    count_time = _count_time(image)
     energy = np.array([_baseline_energy(baseline, start)])
     fields: dict[str, np.ndarray] = {"energy": energy, "count_time": count_time}
     units = {"energy": "eV", "count_time": "s", "sample_x": "um", "sample_y": "um"}
@@ -333,13 +343,7 @@ def _spectro_groups(run: RunDocuments, scan_type: str) -> list[NxdataGroup]:
         ]  # fmt: skip
         counts = stack.counts[keep]
         time = times[keep]
-        dwell = np.stack(
-            [
-                image.pixel_dwell_s if image.pixel_dwell_s is not None
-                else np.where(np.isfinite(image.counts), image.dwell_s, np.nan)
-                for image in (stack.images[i] for i in keep)
-            ]
-        )  # fmt: skip
+        dwell = np.stack([_count_time(stack.images[i]) for i in keep])
         energy = energies[keep]
         units = {"energy": "eV", "count_time": "s", "sample_x": "um", "sample_y": "um"}
         fields: dict[str, np.ndarray]
