@@ -78,6 +78,9 @@ class ScanCosts:
     A step run costs ``step_run_s`` plus ``step_point_s`` per point; a fly run
     ``fly_run_s`` plus ``fly_frame_s`` per frame. Runs teach the per-point cost of step
     scans and the per-run cost of fly scans (the parts that vary with the machine's load).
+    A mode's first run replaces the default outright (the defaults were measured on another
+    day, and a machine can be half as fast again under load); later runs move the cost half
+    way towards what they measured.
 
     Attributes
     ----------
@@ -85,6 +88,8 @@ class ScanCosts:
         The costs, s.
     learned_runs
         Runs learned from.
+    learned_step_runs, learned_fly_runs
+        Of those, the step and the fly runs.
     """
 
     step_point_s: float = STEP_COST_S
@@ -92,6 +97,8 @@ class ScanCosts:
     fly_frame_s: float = FLY_FRAME_COST_S
     fly_run_s: float = FLY_RUN_COST_S
     learned_runs: int = 0
+    learned_step_runs: int = 0
+    learned_fly_runs: int = 0
 
     def control_s(self, mode: str, points: int, frames: int) -> float:
         """The control system's share of a scan of ``points`` points in ``frames`` frames."""
@@ -112,15 +119,22 @@ class ScanCosts:
             return None
 
     def learn(self, estimate: Mapping[str, Any], measured_s: float, weight: float = 0.5) -> None:
-        """Move the step per-point or the fly per-run cost towards what a run measured."""
+        """Move the step per-point or the fly per-run cost towards what a run measured.
+
+        The first run of a mode sets its cost; later ones move it by ``weight``.
+        """
         physics = float(estimate["counting_s"]) + float(estimate["motion_s"])
         mode, points, frames = estimate["mode"], int(estimate["points"]), int(estimate["frames"])
         if mode == "step" and points:
             per_point = max((measured_s - physics - self.step_run_s) / points, 0.0)
-            self.step_point_s += weight * (per_point - self.step_point_s)
+            step_weight = weight if self.learned_step_runs else 1.0
+            self.step_point_s += step_weight * (per_point - self.step_point_s)
+            self.learned_step_runs += 1
         elif mode == "fly":
             per_run = max(measured_s - physics - frames * self.fly_frame_s, 0.0)
-            self.fly_run_s += weight * (per_run - self.fly_run_s)
+            fly_weight = weight if self.learned_fly_runs else 1.0
+            self.fly_run_s += fly_weight * (per_run - self.fly_run_s)
+            self.learned_fly_runs += 1
         self.learned_runs += 1
 
 

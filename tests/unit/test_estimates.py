@@ -27,8 +27,23 @@ def test_runs_teach_the_step_cost_per_point_and_the_fly_cost_per_run():
     assert costs.step_point_s == pytest.approx((12.5 - 2.6 - costs.step_run_s) / 900, rel=0.05)
     learner("start", {"uid": "f", "time": 0.0, "estimate": FLY})
     learner("stop", {"run_start": "f", "time": 69.0, "exit_status": "success"})
-    assert costs.fly_run_s == pytest.approx((0.2 + (69.0 - 68.2 - 0.06)) / 2)
-    assert costs.learned_runs == 7
+    assert costs.fly_run_s == pytest.approx(69.0 - 68.2 - 0.06)  # the first fly run sets it
+    learner("start", {"uid": "g", "time": 0.0, "estimate": FLY})
+    learner("stop", {"run_start": "g", "time": 70.0, "exit_status": "success"})
+    assert costs.fly_run_s == pytest.approx(((69.0 - 68.26) + (70.0 - 68.26)) / 2)
+    assert (costs.learned_runs, costs.learned_step_runs, costs.learned_fly_runs) == (8, 6, 2)
+
+
+def test_a_sessions_first_run_replaces_a_default_measured_on_another_day():
+    costs = ScanCosts(step_point_s=0.008)
+    learner = CostLearner(costs)
+    learner("start", {"uid": "s", "time": 100.0, "estimate": STEP})  # 18 ms a point today
+    learner(
+        "stop",
+        {"run_start": "s", "time": 100.0 + 2.6 + 0.3 + 900 * 0.018, "exit_status": "success"},
+    )
+    assert costs.step_point_s == pytest.approx(0.018)
+    assert costs.total_s(STEP) == pytest.approx(2.6 + 0.3 + 900 * 0.018)
 
 
 def test_failed_and_unestimated_runs_teach_nothing():
