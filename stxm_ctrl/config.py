@@ -924,7 +924,8 @@ class SampleConfig(_Section):
 
     name: str = Field(
         default="Resolution pattern on 100 nm SiN",
-        description="Recorded as sample_name in runs on the simulated beamline.",
+        description="Recorded as sample_name by runs on the simulated beamline that look "
+        "into its window (a magnetic window records its own name and kind).",
     )
     kind: Literal["resolution_pattern"] = Field(
         default="resolution_pattern", description="Which sample model."
@@ -959,6 +960,11 @@ class SampleConfig(_Section):
         description="ODs scale as (E / reference_energy_eV) ** -exponent (2.64 fits 100 nm "
         "Si3N4 from 707 to 933 eV; no edges).",
     )
+
+
+def _box(cx: float, cy: float, side: float) -> tuple[float, float, float, float]:
+    """A square of ``side`` around (``cx``, ``cy``) as (x0, x1, y0, y1)."""
+    return cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2
 
 
 MagneticSampleKind = Literal["vortex_discs", "maze_multilayer", "cocu_pillars"]
@@ -1131,18 +1137,42 @@ class SimConfig(_Section):
             )
         return self
 
-    @model_validator(mode="after")
-    def _windows_apart(self) -> SimConfig:
-        def box(cx: float, cy: float, side: float) -> tuple[float, float, float, float]:
-            return cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2
-
+    def windows(self) -> dict[str, tuple[float, float, float, float]]:
+        """Each window of the simulated chip as (x0, x1, y0, y1), um, by its config key
+        (``sample``, ``magnetic_samples.<name>``)."""
         pattern = self.sample
-        windows = {"sample": box(pattern.center_x_um, pattern.center_y_um, pattern.window_size_um)}
+        windows = {
+            "sample": _box(pattern.center_x_um, pattern.center_y_um, pattern.window_size_um)
+        }
         windows |= {
-            f"magnetic_samples.{name}": box(m.center_x_um, m.center_y_um, m.window_size_um)
+            f"magnetic_samples.{name}": _box(m.center_x_um, m.center_y_um, m.window_size_um)
             for name, m in self.magnetic_samples.items()
         }
-        chip = box(pattern.center_x_um, pattern.center_y_um, pattern.chip_size_um)
+        return windows
+
+    def sample_name_at(self, x_um: float, y_um: float) -> str:
+        """What the beam goes through with the sample stage at (``x_um``, ``y_um``).
+
+        The resolution pattern's ``name``, a magnetic sample as ``<name> (<kind>)``, or the
+        chip's silicon frame, or open beam off the chip; runs record it as ``sample_name``.
+        """
+        for key, (x0, x1, y0, y1) in self.windows().items():
+            if x0 <= x_um <= x1 and y0 <= y_um <= y1:
+                if key == "sample":
+                    return self.sample.name
+                name = key.removeprefix("magnetic_samples.")
+                return f"{name} ({self.magnetic_samples[name].kind})"
+        pattern = self.sample
+        x0, x1, y0, y1 = _box(pattern.center_x_um, pattern.center_y_um, pattern.chip_size_um)
+        if x0 <= x_um <= x1 and y0 <= y_um <= y1:
+            return "silicon frame of the chip (between its windows)"
+        return "open beam (off the chip)"
+
+    @model_validator(mode="after")
+    def _windows_apart(self) -> SimConfig:
+        pattern = self.sample
+        windows = self.windows()
+        chip = _box(pattern.center_x_um, pattern.center_y_um, pattern.chip_size_um)
         names = list(windows)
         for i, a in enumerate(names):
             ax0, ax1, ay0, ay1 = windows[a]

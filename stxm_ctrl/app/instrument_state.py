@@ -4,17 +4,17 @@ baseline of the optics' positions at its start and end.
 :class:`InstrumentMetadata` is a RunEngine preprocessor that fills the start document of
 every run, as it opens, with the state it is taken in: energy, polarisation, the zone plate
 and OSA in the beam (names and dimensions), A0, ZP z, the focus offset and whether focus
-follows energy; the energy range the run covers; the configuration it runs under. Values a
-plan gives itself in its metadata win. :func:`record_instrument_state`
-installs it and bluesky's :class:`~bluesky.preprocessors.SupplementalData` with the optics as
-its baseline, so a run also reads every optics axis when it starts and when it ends. The
-coarse sample position and the ring current as the run opens are in the start document.
+follows energy; the coarse sample position and the ring current; the energy range the run
+covers; the configuration it runs under; on the simulated beamline, the sample in the beam.
+Values a plan gives itself in its metadata win. :func:`record_instrument_state` installs it
+and bluesky's :class:`~bluesky.preprocessors.SupplementalData` with the optics as its
+baseline, so a run also reads every optics axis when it starts and when it ends.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from bluesky import RunEngine
@@ -55,11 +55,23 @@ def instrument_state(devices: StxmDevices, config: BeamlineConfig) -> dict[str, 
 
 
 class InstrumentMetadata:
-    """RunEngine preprocessor: every ``open_run`` gets the instrument's state (see module)."""
+    """RunEngine preprocessor: every ``open_run`` gets the instrument's state (see module).
 
-    def __init__(self, devices: StxmDevices, config: BeamlineConfig) -> None:
+    On the simulated beamline it also names the sample the run looks at
+    (:meth:`~stxm_ctrl.config.SimConfig.sample_name_at`: the pattern or a magnetic sample,
+    by the window the scan's centre or the stage is in), unless the plan's metadata or the
+    RunEngine's ``md`` (``session_md``) gives ``sample_name``.
+    """
+
+    def __init__(
+        self,
+        devices: StxmDevices,
+        config: BeamlineConfig,
+        session_md: Mapping[str, Any] | None = None,
+    ) -> None:
         self.devices = devices
         self.config = config
+        self.session_md: Mapping[str, Any] = session_md if session_md is not None else {}
 
     def __call__(self, plan: Iterable[Msg]) -> Any:
         return bpp.msg_mutator(plan, self._fill)
@@ -74,7 +86,41 @@ class InstrumentMetadata:
             state = {"instrument_state_error": str(exc)}
         kwargs = {**state, **msg.kwargs}
         kwargs.setdefault("configuration", self.config.model_dump(mode="json"))
+        if self.config.simulated and "sample_name" not in kwargs | dict(self.session_md):
+            where = _sample_position_um(kwargs)
+            if where is not None:
+                kwargs["sample_name"] = self.config.sim.sample_name_at(*where)
         return msg._replace(kwargs={**kwargs, **energy_range(kwargs)})
+
+
+_CENTRED_SCAN_TYPES = ("sample image", "sample image stack", "sample point spectrum")
+"""Scan types whose ``x_center_um``, ``y_center_um`` are a point of the sample."""
+
+
+def _sample_position_um(md: Mapping[str, Any]) -> tuple[float, float] | None:
+    """Where a run looks at the sample: its scan's centre when it scans the sample (the
+    stage moves there after the run opens), else where the stage stands."""
+
+    def number(key: str) -> float | None:
+        value = md.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    scan_type = str(md.get("stxm_scan_type", ""))
+    here = number("sample_x_um"), number("sample_y_um")
+    centre = number("x_center_um"), number("y_center_um")
+    start, stop = md.get("line_start_um"), md.get("line_stop_um")
+    if scan_type == "sample line spectrum" and isinstance(start, list) and isinstance(stop, list):
+        here = 0.5 * (float(start[0]) + float(stop[0])), 0.5 * (float(start[1]) + float(stop[1]))
+    elif scan_type in _CENTRED_SCAN_TYPES:
+        here = centre
+    elif scan_type == "sample focus":  # one sample axis (x_field) against the zone plate's z
+        axis = str(md.get("x_field", ""))
+        if axis.endswith("_x"):
+            here = centre[0], here[1]
+        elif axis.endswith("_y"):
+            here = here[0], centre[0]
+    x, y = here
+    return None if x is None or y is None else (x, y)
 
 
 def energy_range(md: dict[str, Any]) -> dict[str, float]:
@@ -95,7 +141,7 @@ def record_instrument_state(
     RE: RunEngine, devices: StxmDevices, config: BeamlineConfig
 ) -> tuple[InstrumentMetadata, bpp.SupplementalData]:
     """Make every run of ``RE`` record the instrument's state (start document and baseline)."""
-    metadata = InstrumentMetadata(devices, config)
+    metadata = InstrumentMetadata(devices, config, session_md=RE.md)
     baseline = bpp.SupplementalData(
         baseline=[
             devices.energy,

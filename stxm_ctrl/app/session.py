@@ -114,19 +114,16 @@ def connect_devices(config: BeamlineConfig, *, connect: bool = True) -> StxmDevi
 
 
 def session_metadata(config: BeamlineConfig) -> dict[str, Any]:
-    """Metadata every run records: the beamline, ``[experiment]`` proposal and user when set,
-    and on the simulator its sample.
+    """Metadata every run records: the beamline, ``[experiment]`` proposal and user when set.
 
-    The instrument's state (energy, optics) is read as each run opens
-    (:mod:`stxm_ctrl.app.instrument_state`).
+    The instrument's state (energy, optics and, on the simulator, the sample in the beam)
+    is read as each run opens (:mod:`stxm_ctrl.app.instrument_state`); on a real beamline
+    the scientist names the sample (``RE.md["sample_name"]`` or a plan's ``md``).
     """
     md: dict[str, Any] = {"beamline_id": config.beamline.name}
     experiment = config.experiment
     who = {"proposal_id": experiment.proposal_id, "user": experiment.user}
     md |= {key: value for key, value in who.items() if value}
-    if config.simulated:
-        # Known only on the simulated beamline; real runs take the sample from the scientist.
-        md |= {"sample_name": config.sim.sample.name}
     return md
 
 

@@ -138,6 +138,13 @@ def test_every_scan_type_leaves_a_conformant_file_in_the_layout(session, sim_con
         assert path.name == f"{start['scan_id']:05d}_{start['plan_name']}.nxs"
         problems = check_nexus_file(path)
         assert [p for p in problems if p.severity == "error"] == [], (key, problems)
+        # The sample in the beam: the flat vortex's window, but the pattern for the image and
+        # the focus scan made on it (the OSA and detector scans stay where the stage stood).
+        on_pattern = key in ("image_step", "sample_focus")
+        sample = sim_config.sim.sample.name if on_pattern else "vortex_flat (vortex_discs)"
+        assert start["sample_name"] == sample, key
+        with h5py.File(path, "r") as nexus:
+            assert nexus["entry1/sample/name"][()].decode() == sample
         with h5py.File(path, "r") as file:
             entry = file["entry1"]
             nxdata = [g for g in entry.values() if g.attrs.get("NX_class") == "NXdata"]

@@ -105,3 +105,19 @@ def test_overlapping_windows_are_refused_with_their_names():
             "vortex_flat": {"kind": "vortex_discs", "center_x_um": 0.0, "center_y_um": 300.0},
             "maze": {"kind": "maze_multilayer", "center_x_um": 10.0, "center_y_um": 300.0},
         }}})  # fmt: skip
+
+
+def test_the_sample_in_the_beam_is_named_by_the_window_the_stage_is_in():
+    sim = CONFIG.sim
+    assert sim.sample_name_at(sim.sample.center_x_um + 25.0, sim.sample.center_y_um) == (
+        "Resolution pattern on 100 nm SiN"
+    )
+    flat = sim.magnetic_samples["vortex_flat"]
+    edge_um = flat.center_x_um + flat.window_size_um / 2
+    assert sim.sample_name_at(edge_um, flat.center_y_um) == "vortex_flat (vortex_discs)"
+    assert sim.sample_name_at(edge_um + 0.1, flat.center_y_um) == (
+        "silicon frame of the chip (between its windows)"
+    )
+    maze = sim.magnetic_samples["maze"]
+    assert sim.sample_name_at(maze.center_x_um, maze.center_y_um) == "maze (maze_multilayer)"
+    assert sim.sample_name_at(sim.sample.chip_size_um, 0.0) == "open beam (off the chip)"
