@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ophyd import Component as Cpt
-from ophyd import Device, EpicsSignal, EpicsSignalRO, Staged
+from ophyd import Device, EpicsSignal, Staged
 from ophyd.status import StatusBase
 
-from devices.signals import BoundedEpicsSignal
+from devices.signals import BoundedEpicsSignal, CheckedEpicsSignalRO
 
 __all__ = ["ApdPointCounter"]
 
@@ -29,7 +29,8 @@ class ApdPointCounter(Device):
         ``.CNT``: put 1 with put-completion to count; completes when counting has finished.
     counts
         ``.S2``, photons counted in the last count (read with a CA get, never a stale
-        monitor).
+        monitor; a count the IOC reports INVALID fails the read,
+        :class:`devices.signals.CheckedEpicsSignalRO`).
     count_mode
         ``.CONT``, staged to ``OneShot`` (no auto-counting between triggers).
 
@@ -43,7 +44,7 @@ class ApdPointCounter(Device):
 
     dwell = Cpt(BoundedEpicsSignal, "SCALER.TP", kind="config", auto_monitor=True)
     acquire = Cpt(EpicsSignal, "SCALER.CNT", put_complete=True, kind="omitted")
-    counts = Cpt(EpicsSignalRO, "SCALER.S2", kind="hinted")
+    counts = Cpt(CheckedEpicsSignalRO, "SCALER.S2", kind="hinted")
     count_mode = Cpt(EpicsSignal, "SCALER.CONT", string=True, kind="omitted")
 
     def __init__(

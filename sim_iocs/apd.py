@@ -16,6 +16,14 @@ photons. As on a real scaler:
 - ``.CONT`` = AutoCount: while no count is requested, count ``.TP1`` every ``.DLY1`` and post
   the results at ``.RAT1`` (a display mode; ``.CNT`` interrupts it).
 
+Simulator control (prefix ``[sim] control_prefix`` + ``APD:``, e.g. ``STXM:SIM:APD:``):
+
+- ``FAIL_COUNTS`` (longout N): the next N counts fail as a failing read of the counter card
+  would: the count takes its time, then the record goes into READ/INVALID alarm, ``.S1``,
+  ``.S2``, ``.T`` keep their old values and ``.CNT`` returns to Done (the put completes, as
+  EPICS completes it, without saying it failed: the alarm says so). The next good count
+  clears the alarm. Each failed count decrements N (posted).
+
 Photons are Poisson draws around the mean detected rate over each stretch of the gate. What
 is simulated: the rate of :class:`stxm_ctrl.physics.instrument.InstrumentModel`, the 0007
 rate model, which is also the tests' ground truth: the first-order spot of the zone plate
@@ -41,7 +49,7 @@ import time
 from typing import Any, NoReturn
 
 import numpy as np
-from caproto import SkipWrite
+from caproto import AlarmSeverity, AlarmStatus, SkipWrite
 from caproto.server import PVGroup, pvproperty
 
 from sim_iocs.fly import FINE_STAGE
@@ -53,7 +61,14 @@ from sim_iocs.optics_world import (
     OPTICS_STAGES,
     BeamlineState,
 )
-from sim_iocs.records import describe, forward_put, refuse, set_value
+from sim_iocs.records import (
+    DELAY_FIELD_UNITS,
+    describe,
+    forward_put,
+    post_alarm,
+    refuse,
+    set_value,
+)
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
 from sim_iocs.sample_stage import SAMPLE_STAGE
@@ -64,7 +79,16 @@ from stxm_ctrl.physics.detector import gate_average_rate_Hz, gate_sample_times_s
 from stxm_ctrl.physics.fly_line import interferometer_drift_um
 from stxm_ctrl.physics.instrument import OPTICS_AXES, InstrumentModel
 
-__all__ = ["APD_CHANNEL", "CHANNELS", "CLOCK_CHANNEL", "RECORD", "ApdCounter", "build"]
+__all__ = [
+    "APD_CHANNEL",
+    "CHANNELS",
+    "CLOCK_CHANNEL",
+    "RECORD",
+    "ApdCounter",
+    "ApdFaults",
+    "CountFailedError",
+    "build",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +109,54 @@ _PRESET_CHECK_S = 0.01
 _OPEN_COUNT_CHECK_S = 0.1
 
 
-def build(context: IocContext) -> list[ApdCounter]:
-    """The APD IOC: one :class:`ApdCounter` reading the stage and ring blocks."""
-    return [
-        ApdCounter(
-            context.config.epics.prefixes.apd + RECORD,
-            config=context.config,
-            world=context.world,
-        )
-    ]
+def build(context: IocContext) -> list[PVGroup]:
+    """The APD IOC: one :class:`ApdCounter` reading the world's blocks, and its faults."""
+    faults = ApdFaults(f"{context.config.sim.control_prefix}APD:")
+    counter = ApdCounter(
+        context.config.epics.prefixes.apd + RECORD,
+        config=context.config,
+        world=context.world,
+        faults=faults,
+    )
+    return [counter, faults]
+
+
+class CountFailedError(RuntimeError):
+    """A count of the simulated counter failed (``FAIL_COUNTS``)."""
+
+
+class ApdFaults(PVGroup):
+    """Simulator control of the APD counter (see the module docstring)."""
+
+    fail_counts = pvproperty(
+        name="FAIL_COUNTS",
+        value=0,
+        record="longout",
+        doc="Simulator: counts to fail",
+        alarm_group="fail_counts",
+    )
+
+    async def initialise(self) -> None:
+        """Describe the record; run once at start."""
+        record = self.fail_counts
+        await describe(record, units="counts", precision=3, field_units=DELAY_FIELD_UNITS)
+        await record.field_inst.drive_high_limit.write(1_000_000, verify_value=False)
+        await record.field_inst.drive_low_limit.write(0, verify_value=False)
+        await record.write_metadata(lower_ctrl_limit=0, upper_ctrl_limit=1_000_000)
+
+    @fail_counts.putter
+    async def fail_counts(self, instance, value):
+        if not 0 <= int(value) <= 1_000_000:
+            refuse(instance, f"{instance.pvname}: {value} counts; give 0 to 1000000")
+        return int(value)
+
+    async def take(self) -> bool:
+        """True (and one count less) if counts are left to fail."""
+        left = int(self.fail_counts.value)
+        if left <= 0:
+            return False
+        await self.fail_counts.write(left - 1, verify_value=False)
+        return True
 
 
 _Fields = scaler_fields(CHANNELS)
@@ -114,6 +177,8 @@ class ApdCounter(PVGroup):
         Configuration: ``[sim]`` detector, beam, zone plate and sample.
     world
         The fleet's world (the ``sample_stage`` and ``ring`` blocks are read).
+    faults
+        The simulator's fault control (``FAIL_COUNTS``), if any.
     """
 
     scaler = pvproperty(name="", value=0.0, record=_Fields, doc="APD photon counter")
@@ -121,8 +186,17 @@ class ApdCounter(PVGroup):
         getattr(scaler.fields, _name).putter(forward_put(_name))
     del _name
 
-    def __init__(self, record_name: str, *, config: BeamlineConfig, world: World, **kwargs):
+    def __init__(
+        self,
+        record_name: str,
+        *,
+        config: BeamlineConfig,
+        world: World,
+        faults: ApdFaults | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(record_name, **kwargs)
+        self.faults = faults
         sim = config.sim
         self.sim = sim
         self.scaler.reported_record_type = "scaler"
@@ -205,6 +279,12 @@ class ApdCounter(PVGroup):
         self._counting = asyncio.get_running_loop().create_future()
         try:
             await self._count(requested)  # in the put itself: no task hop per count
+        except CountFailedError as exc:
+            # As a record whose device support failed: in alarm, the old counts kept, CNT
+            # back to Done; the put completes (CA cannot say it failed), the alarm tells.
+            log.warning("%s: count failed: %s", self.scaler.pvname, exc)
+            await self._post_count_alarm(AlarmStatus.READ, AlarmSeverity.INVALID_ALARM)
+            await set_value(self._fields.count, "Done")
         finally:
             counting, self._counting = self._counting, None
             counting.set_result(None)
@@ -327,6 +407,9 @@ class ApdCounter(PVGroup):
                 if self._channel(f"G{n}").value == "Y" and int(self._channel(f"PR{n}").value)
             }
             preset_s = float(fields.preset_time.value) if fields.g1.value == "Y" else None
+            if self.faults is not None and await self.faults.take():
+                await self._wait_until(start + (preset_s or 0.0))
+                raise CountFailedError("simulated read failure of the counter card")
             await self._run(
                 start=start,
                 preset_s=preset_s,
@@ -393,11 +476,25 @@ class ApdCounter(PVGroup):
         return self._abort.is_set()
 
     async def _post(self, elapsed_s: float, photons: int, freq: float) -> None:
+        alarm = self.scaler.alarm
+        if (alarm.status, alarm.severity) == (AlarmStatus.READ, AlarmSeverity.INVALID_ALARM):
+            await self._post_count_alarm(AlarmStatus.NO_ALARM, AlarmSeverity.NO_ALARM)
         ticks = round(elapsed_s * freq)
         await set_value(self._channel(f"S{CLOCK_CHANNEL}"), ticks)
         await set_value(self._channel(f"S{APD_CHANNEL}"), photons)
         # The timer reads the clock channel, as the scaler record's T = S1 / FREQ.
         await set_value(self._fields.elapsed_time, ticks / freq)
+
+    async def _post_count_alarm(self, status: AlarmStatus, severity: AlarmSeverity) -> None:
+        """The record's alarm, on the record and on the count fields a client reads (an IOC
+        answers a DBR_TIME get of any field with its record's STAT and SEVR)."""
+        for channel in (
+            self.scaler,
+            self._channel(f"S{CLOCK_CHANNEL}"),
+            self._channel(f"S{APD_CHANNEL}"),
+            self._fields.elapsed_time,
+        ):
+            await post_alarm(channel, status, severity)
 
     def mean_rate_Hz(self, t_start_s: float, t_end_s: float) -> float:
         """Mean detected rate over a gate from ``t_start_s`` to ``t_end_s`` (monotonic).
