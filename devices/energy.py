@@ -229,7 +229,9 @@ class Polarization(Device):
     """The EPU's polarisation; a change re-tunes the gap to the energy in the beam.
 
     ``mv(polarization, "Circular right")``: the EPU shifts its magnet rows (seconds), then
-    the gap moves to the first harmonic of the current energy in the new polarisation.
+    the gap moves to the first harmonic, in the new polarisation, of the energy the
+    monochromator is set to. ``mv(polarization, p, energy, e)`` moves both at once: the
+    energy move tunes the gap for ``p`` (:attr:`target`) and the re-tune for ``e``.
 
     Components
     ----------
@@ -252,6 +254,7 @@ class Polarization(Device):
         self.setpoint.timeout_s = put_timeout_s
         self.readback.name = self.name  # read as ``polarization``, as EpicsMotor does
         self.energy: Energy | None = None  # re-tuned after a change (set by the composite)
+        self._changing_to: str | None = None
 
     def __repr__(self) -> str:
         return f"Polarization(prefix={self.prefix!r}, name={self.name!r})"
@@ -260,6 +263,15 @@ class Polarization(Device):
     def position(self) -> str:
         """The polarisation in the beam."""
         return str(self.readback.get())
+
+    @property
+    def target(self) -> str:
+        """The polarisation being changed to, else the one in the beam.
+
+        An energy move made while the polarisation changes (``mv(polarization, p, energy,
+        e)``) tunes the gap for this one, the polarisation the beam will have.
+        """
+        return self._changing_to or self.position
 
     def set(self, value: Any, **kwargs: Any) -> StatusBase:  # pyright: ignore[reportIncompatibleMethodOverride]
         """Change to ``value`` (one of :data:`POLARIZATIONS`), then re-tune the EPU gap.
@@ -275,22 +287,33 @@ class Polarization(Device):
                 f"polarization {value!r}: choose one of {', '.join(map(repr, POLARIZATIONS))}"
             )
         energy = self.energy
-        gap: float | None = None
         if energy is not None:
-            here = float(energy.mono.readback.get())
             try:
-                gap = energy.undulator.gap_mm(here, value)
+                energy.undulator.gap_mm(float(energy.mono.readback.get()), value)
             except UndulatorRangeError as exc:
                 raise InterlockError(f"{exc}; change energy first") from None
         status = DeviceStatus(self)
-        changed = self.setpoint.set(value)
+        self._changing_to = value
+        try:
+            changed = self.setpoint.set(value)
+        except Exception:
+            self._changing_to = None
+            raise
+        status.add_callback(lambda _: setattr(self, "_changing_to", None))
 
         def retune(done: StatusBase) -> None:
             if not done.success:
                 status.set_exception(done.exception() or RuntimeError("polarisation failed"))
                 return
-            if energy is None or gap is None:
+            if energy is None:
                 status.set_finished()
+                return
+            # The gap for the energy the monochromator is set to now: an energy move made
+            # meanwhile (to a new setpoint) tuned the gap for this polarisation too.
+            try:
+                gap = energy.undulator.gap_mm(float(energy.mono.setpoint.get()), value)
+            except Exception as exc:  # noqa: BLE001 - the status carries it to the plan
+                status.set_exception(exc)
                 return
             moved = energy.epu_gap.move(gap, wait=False)
             moved.add_callback(

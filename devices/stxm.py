@@ -140,7 +140,7 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
         prefixes.beamline, name="polarization", put_timeout_s=timeouts.put_s
     )
     polarization.energy = energy
-    energy.polarization_now = lambda: polarization.position
+    energy.polarization_now = lambda: polarization.target  # the one being changed to
     for motor in (energy.epu_gap, energy.zp_z, a0.z):
         motor.move_factor, motor.move_margin_s = timeouts.move_factor, timeouts.move_margin_s
     interlock = OpticsInterlock(

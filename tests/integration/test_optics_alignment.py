@@ -319,6 +319,31 @@ def test_interlocks_refuse_before_anything_moves(session, optics_restored):
     assert float(d.osa.z.user_readback.get()) == pytest.approx(osa_z, abs=1e-4)
 
 
+@pytest.mark.parametrize("polarization_first", [True, False])
+def test_polarization_and_energy_moved_together_leave_the_gap_tuned_to_both(
+    session, optics_restored, polarization_first
+):
+    """``mv(polarization, p, energy, e)`` in one step: the gap ends on the first harmonic of
+    e in p, whichever is named first (it once stayed tuned to the old energy)."""
+    d = optics_restored
+    here_eV = float(d.energy.mono.readback.get())
+    target_eV = here_eV + 5.0
+    pairs = [(d.polarization, "Linear horizontal"), (d.energy, target_eV)]
+    if not polarization_first:
+        pairs.reverse()
+    try:
+        session.RE(bps.mv(*[item for pair in pairs for item in pair]))
+        assert d.polarization.position == "Linear horizontal"
+        assert float(d.energy.mono.readback.get()) == pytest.approx(target_eV, abs=0.01)
+        tuned = d.energy.undulator.gap_mm(target_eV, "Linear horizontal")
+        assert float(d.energy.epu_gap.user_readback.get()) == pytest.approx(tuned, abs=1e-3)
+        assert abs(tuned - d.energy.undulator.gap_mm(here_eV, "Linear horizontal")) > 0.02
+    finally:
+        session.RE(bps.mv(d.polarization, "Circular left", d.energy, here_eV))
+    tuned = d.energy.undulator.gap_mm(here_eV, "Circular left")
+    assert float(d.energy.epu_gap.user_readback.get()) == pytest.approx(tuned, abs=1e-3)
+
+
 def test_polarization_change_retunes_the_gap(session, optics_restored):
     d = optics_restored
     energy_eV = float(d.energy.mono.readback.get())
