@@ -87,7 +87,11 @@ class InstrumentMetadata:
         kwargs = {**state, **msg.kwargs}
         kwargs.setdefault("configuration", self.config.model_dump(mode="json"))
         if self.config.simulated and "sample_name" not in kwargs | dict(self.session_md):
-            where = _sample_position_um(kwargs)
+            try:
+                where = _sample_position_um(kwargs)
+            except (IndexError, TypeError, ValueError) as exc:  # odd plan metadata: no name
+                log.warning("sample in the beam not recorded in the run: %s", exc)
+                where = None
             if where is not None:
                 kwargs["sample_name"] = self.config.sim.sample_name_at(*where)
         return msg._replace(kwargs={**kwargs, **energy_range(kwargs)})
