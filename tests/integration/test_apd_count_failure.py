@@ -37,6 +37,15 @@ def _alarm(record: str) -> tuple[str, str]:
 
 def test_a_failed_count_is_an_invalid_alarm_to_stock_clients(sim_config, sim_fleet):
     scaler, control = _pvs(sim_config)
+    dwell_s = epics.caget(scaler + ".TP", use_monitor=False)
+    try:
+        _fail_one_count(scaler, control)
+    finally:
+        epics.caput(control + "FAIL_COUNTS", 0, wait=True)
+        epics.caput(scaler + ".TP", dwell_s, wait=True)
+
+
+def _fail_one_count(scaler: str, control: str) -> None:
     assert epics.caput(scaler + ".TP", 0.05, wait=True) == 1
     assert epics.caput(scaler + ".CNT", 1, wait=True, timeout=10) == 1
     good = epics.caget(scaler + ".S2", use_monitor=False)
@@ -79,6 +88,20 @@ def test_a_failed_count_is_an_invalid_alarm_to_stock_clients(sim_config, sim_fle
 def test_a_failed_count_mid_image_ends_the_run_and_keeps_every_point_before(
     session, sim_config, sim_fleet, reliability
 ):
+    d = session.devices
+    # The tests after this one count with the stages and the dwell where they find them.
+    kept = [(m, float(m.user_readback.get()))
+            for m in (d.sample_x, d.sample_y, d.stage.x.fine, d.stage.y.fine)]  # fmt: skip
+    dwell_s = float(d.apd.dwell.get())
+    try:
+        _fail_a_count_mid_image(session, sim_config, reliability)
+    finally:
+        for motor, position in kept:
+            motor.move(position, wait=True)
+        d.apd.dwell.put(dwell_s, wait=True)
+
+
+def _fail_a_count_mid_image(session, sim_config, reliability) -> None:
     scaler, control = _pvs(sim_config)
     d = session.devices
     sample = sim_config.sim.sample
