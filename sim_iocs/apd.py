@@ -62,12 +62,14 @@ from sim_iocs.optics_world import (
     BeamlineState,
 )
 from sim_iocs.records import (
-    DELAY_FIELD_UNITS,
     describe,
+    describe_fault_count,
+    fault_count,
     forward_put,
     post_alarm,
     refuse,
     set_value,
+    take_fault,
 )
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
@@ -138,25 +140,15 @@ class ApdFaults(PVGroup):
 
     async def initialise(self) -> None:
         """Describe the record; run once at start."""
-        record = self.fail_counts
-        await describe(record, units="counts", precision=3, field_units=DELAY_FIELD_UNITS)
-        await record.field_inst.drive_high_limit.write(1_000_000, verify_value=False)
-        await record.field_inst.drive_low_limit.write(0, verify_value=False)
-        await record.write_metadata(lower_ctrl_limit=0, upper_ctrl_limit=1_000_000)
+        await describe_fault_count(self.fail_counts, "counts")
 
     @fail_counts.putter
     async def fail_counts(self, instance, value):
-        if not 0 <= int(value) <= 1_000_000:
-            refuse(instance, f"{instance.pvname}: {value} counts; give 0 to 1000000")
-        return int(value)
+        return fault_count(instance, value, "counts")
 
     async def take(self) -> bool:
         """True (and one count less) if counts are left to fail."""
-        left = int(self.fail_counts.value)
-        if left <= 0:
-            return False
-        await self.fail_counts.write(left - 1, verify_value=False)
-        return True
+        return await take_fault(self.fail_counts)
 
 
 _Fields = scaler_fields(CHANNELS)

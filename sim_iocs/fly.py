@@ -100,10 +100,13 @@ from sim_iocs.records import (
     RecordInteger,
     analog_alarm,
     describe,
+    describe_fault_count,
+    fault_count,
     long_string,
     post_alarm,
     refuse,
     set_value,
+    take_fault,
     write_with_alarm,
 )
 from sim_iocs.registry import IocContext
@@ -279,11 +282,7 @@ class FlyFaults(PVGroup):
     async def initialise(self) -> None:
         """Describe the records; run once at start."""
         for record in (self.miss_triggers, self.stall):
-            await describe(record, units="lines", precision=3, field_units=DELAY_FIELD_UNITS)
-            fields = record.field_inst
-            await fields.drive_high_limit.write(1_000_000, verify_value=False)
-            await fields.drive_low_limit.write(0, verify_value=False)
-            await record.write_metadata(lower_ctrl_limit=0, upper_ctrl_limit=1_000_000)
+            await describe_fault_count(record, "lines")
 
     @miss_triggers.putter
     async def miss_triggers(self, instance, value):
@@ -294,17 +293,11 @@ class FlyFaults(PVGroup):
         return self._count(instance, value)
 
     def _count(self, instance, value) -> int:
-        if not 0 <= int(value) <= 1_000_000:
-            refuse(instance, f"{instance.pvname}: {value} lines; give 0 to 1000000")
-        return int(value)
+        return fault_count(instance, value, "lines")
 
     async def take(self, record: Any) -> bool:
         """True (and one line less) if ``record`` has lines left to fault."""
-        left = int(record.value)
-        if left <= 0:
-            return False
-        await record.write(left - 1, verify_value=False)
-        return True
+        return await take_fault(record)
 
 
 @dataclass

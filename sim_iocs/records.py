@@ -38,17 +38,21 @@ __all__ = [
     "DELAY_FIELD_UNITS",
     "MBBI_FIELD_UNITS",
     "DIMENSIONLESS_FIELDS",
+    "FAULT_COUNT_MAX",
     "SEVERITY_NAMES",
     "RecordDouble",
     "RecordInteger",
     "analog_alarm",
     "describe",
+    "describe_fault_count",
+    "fault_count",
     "forward_put",
     "long_string",
     "post_alarm",
     "refuse",
     "severity_of",
     "set_value",
+    "take_fault",
     "write_with_alarm",
 ]
 
@@ -334,3 +338,32 @@ def _float_channels(record: Any) -> Iterable[Any]:
     for channel in (record, *record.fields.values()):
         if channel.data_type in _FLOAT_TYPES:
             yield channel
+
+
+FAULT_COUNT_MAX = 1_000_000
+"""Largest number a simulator fault counter (a longout: faults still to inject) takes."""
+
+
+async def describe_fault_count(record: Any, units: str) -> None:
+    """Describe a simulator fault counter: units, its 0..:data:`FAULT_COUNT_MAX` limits."""
+    await describe(record, units=units, precision=3, field_units=DELAY_FIELD_UNITS)
+    fields = record.field_inst
+    await fields.drive_high_limit.write(FAULT_COUNT_MAX, verify_value=False)
+    await fields.drive_low_limit.write(0, verify_value=False)
+    await record.write_metadata(lower_ctrl_limit=0, upper_ctrl_limit=FAULT_COUNT_MAX)
+
+
+def fault_count(instance: Any, value: Any, units: str) -> int:
+    """A put to a fault counter as an int, or refused naming the allowed range."""
+    if not 0 <= int(value) <= FAULT_COUNT_MAX:
+        refuse(instance, f"{instance.pvname}: {value} {units}; give 0 to {FAULT_COUNT_MAX}")
+    return int(value)
+
+
+async def take_fault(record: Any) -> bool:
+    """True (and one fault less, posted) if the fault counter ``record`` has faults left."""
+    left = int(record.value)
+    if left <= 0:
+        return False
+    await record.write(left - 1, verify_value=False)
+    return True
