@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from stxm_ctrl.disk import make_private_dir, open_private_append
@@ -71,15 +71,28 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    """A port that is free for TCP and UDP on ``host`` (for tests and ad-hoc servers)."""
+def free_tcp_port(host: str = "127.0.0.1", exclude: Collection[int] = ()) -> int:
+    """A port that is free for TCP and UDP on ``host`` (for tests and ad-hoc servers).
+
+    Ports in ``exclude`` are never returned: the kernel can hand the same free port out
+    twice in a row, so servers configured together but started later take their ports
+    from one :func:`free_tcp_ports`.
+    """
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((host, 0))
             port = sock.getsockname()[1]
-        if port_is_free(host, port):
+        if port not in exclude and port_is_free(host, port):
             return port
     raise RuntimeError(f"no free port found on {host}")
+
+
+def free_tcp_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports free for TCP and UDP on ``host``."""
+    ports: list[int] = []
+    for _ in range(count):
+        ports.append(free_tcp_port(host, exclude=ports))
+    return ports
 
 
 class ManagedProcess:

@@ -13,6 +13,7 @@ from stxm_ctrl.processes import (
     ManagedProcess,
     ProcessStartError,
     free_tcp_port,
+    free_tcp_ports,
     port_is_free,
     stop_all,
     tcp_answers,
@@ -34,6 +35,20 @@ def test_free_port_is_free_and_a_listening_port_is_not():
         sock.listen()
         assert not port_is_free("127.0.0.1", port)
         assert tcp_answers("127.0.0.1", port)
+
+
+def test_ports_handed_out_together_are_distinct_when_the_kernel_repeats_one(monkeypatch):
+    # The kernel handed the same ephemeral port out twice in a row once (a session's catalog
+    # and an IOC were configured on one port, and the suite did not start).
+    handed = iter([40001, 40001, 40001, 40002, 40003])
+
+    class RepeatingSocket(socket.socket):
+        def getsockname(self):
+            return ("127.0.0.1", next(handed))
+
+    monkeypatch.setattr(socket, "socket", RepeatingSocket)
+    monkeypatch.setattr("stxm_ctrl.processes.port_is_free", lambda host, port: True)
+    assert free_tcp_ports(3) == [40001, 40002, 40003]
 
 
 def test_process_is_polled_until_ready_and_stopped_by_pid(tmp_path):
