@@ -40,6 +40,12 @@ FLY_FRAME_COST_S = 0.06
 """Control-system cost per fly frame (settings, arming, the last line's arrival, collects)."""
 FLY_RUN_COST_S = 0.2
 """Cost per fly run beyond its frames."""
+STEP_PRIOR_POINTS = 20.0
+"""What the default step cost is worth, in points measured: little (it was measured on
+another day, and a machine can be half as fast again under load)."""
+STEP_EVIDENCE_MAX_POINTS = 1000.0
+"""At most this many points of past runs weigh against a new run: older evidence says
+little about the machine's load now."""
 
 
 @dataclass(frozen=True)
@@ -78,14 +84,21 @@ class ScanCosts:
     A step run costs ``step_run_s`` plus ``step_point_s`` per point; a fly run
     ``fly_run_s`` plus ``fly_frame_s`` per frame. Runs teach the per-point cost of step
     scans and the per-run cost of fly scans (the parts that vary with the machine's load).
-    A mode's first run replaces the default outright (the defaults were measured on another
-    day, and a machine can be half as fast again under load); later runs move the cost half
-    way towards what they measured.
+
+    A step run's per-point cost is weighed by its points: a run of six points says next to
+    nothing about the cost of a point (its fixed overhead, a tenth of a second either way,
+    is 20 ms a point), a run of hundreds says a lot. The cost is the points-weighted mean
+    of the runs, the evidence before each run halved (recent load counts most) and held to
+    :data:`STEP_EVIDENCE_MAX_POINTS`; the default counts as :data:`STEP_PRIOR_POINTS`, so a
+    session's first sizeable run all but replaces it. A fly run's cost per run is set by the
+    mode's first run and moved half way by each later one.
 
     Attributes
     ----------
     step_point_s, step_run_s, fly_frame_s, fly_run_s
         The costs, s.
+    step_evidence_points
+        What ``step_point_s`` rests on, in points (after the last run's halving and cap).
     learned_runs
         Runs learned from.
     learned_step_runs, learned_fly_runs
@@ -96,6 +109,7 @@ class ScanCosts:
     step_run_s: float = STEP_RUN_COST_S
     fly_frame_s: float = FLY_FRAME_COST_S
     fly_run_s: float = FLY_RUN_COST_S
+    step_evidence_points: float = STEP_PRIOR_POINTS
     learned_runs: int = 0
     learned_step_runs: int = 0
     learned_fly_runs: int = 0
@@ -121,14 +135,18 @@ class ScanCosts:
     def learn(self, estimate: Mapping[str, Any], measured_s: float, weight: float = 0.5) -> None:
         """Move the step per-point or the fly per-run cost towards what a run measured.
 
-        The first run of a mode sets its cost; later ones move it by ``weight``.
+        A step run weighs by its points against the evidence before it, which ``weight``
+        scales first; the first fly run sets the fly cost, later ones move it by ``weight``.
         """
         physics = float(estimate["counting_s"]) + float(estimate["motion_s"])
         mode, points, frames = estimate["mode"], int(estimate["points"]), int(estimate["frames"])
         if mode == "step" and points:
             per_point = max((measured_s - physics - self.step_run_s) / points, 0.0)
-            step_weight = weight if self.learned_step_runs else 1.0
-            self.step_point_s += step_weight * (per_point - self.step_point_s)
+            before = weight * self.step_evidence_points
+            self.step_point_s = (before * self.step_point_s + points * per_point) / (
+                before + points
+            )
+            self.step_evidence_points = min(before + points, STEP_EVIDENCE_MAX_POINTS)
             self.learned_step_runs += 1
         elif mode == "fly":
             per_run = max(measured_s - physics - frames * self.fly_frame_s, 0.0)

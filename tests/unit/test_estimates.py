@@ -42,8 +42,32 @@ def test_a_sessions_first_run_replaces_a_default_measured_on_another_day():
         "stop",
         {"run_start": "s", "time": 100.0 + 2.6 + 0.3 + 900 * 0.018, "exit_status": "success"},
     )
-    assert costs.step_point_s == pytest.approx(0.018)
-    assert costs.total_s(STEP) == pytest.approx(2.6 + 0.3 + 900 * 0.018)
+    # The default counts as a few points: 900 of today's all but replace it.
+    assert costs.step_point_s == pytest.approx(0.018, rel=0.01)
+    assert costs.total_s(STEP) == pytest.approx(2.6 + 0.3 + 900 * 0.018, rel=0.01)
+
+
+def _step_run(learner, uid, points, physics_s, took_s):
+    estimate = {"mode": "step", "counting_s": physics_s, "motion_s": 0.0, "points": points,
+                "frames": 0}  # fmt: skip
+    learner("start", {"uid": uid, "time": 0.0, "estimate": estimate})
+    learner("stop", {"run_start": uid, "time": took_s, "exit_status": "success"})
+
+
+def test_a_run_of_a_few_points_does_not_drag_the_cost_of_a_point():
+    # A CI session's step runs, as measured (the last CI that failed on the estimate): a
+    # 6-point image that took less than its estimated fixed overhead (0 ms a point by
+    # itself), a 40 x 40 image at 17.6 ms a point, then two 30 x 20 images at 18.3 and 19.3.
+    # Learned half way each, the 6-point run left the cost at 15 ms and the next estimate
+    # of those images 11 % short; weighed by points, within 5 % of either.
+    costs = ScanCosts(step_point_s=0.008)
+    learner = CostLearner(costs)
+    _step_run(learner, "tiny", 6, 0.03, 0.22)
+    assert costs.step_point_s > 0.004  # not 0, as a first run setting it outright left it
+    for k, (points, per_point_s) in enumerate([(1600, 0.0176), (600, 0.0183), (600, 0.0193)]):
+        _step_run(learner, f"s{k}", points, 1.4, 1.4 + costs.step_run_s + points * per_point_s)
+    assert costs.step_point_s == pytest.approx(0.0185, rel=0.05)
+    assert costs.step_evidence_points <= 1000
 
 
 def test_failed_and_unestimated_runs_teach_nothing():
