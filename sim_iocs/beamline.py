@@ -12,7 +12,10 @@ Records (prefix ``P`` = ``[epics.prefixes] beamline``, e.g. ``STXM:BL:``):
 - ``P ENERGY:RBV`` (ai, eV): the energy in the beam, every 20 ms while moving, every 0.5 s
   at rest; alarm limits as an ai record (none live at start).
 - ``P ENERGY:DMOV`` (bi ``Moving``/``Done``), ``P ENERGY:STOP`` (bo ``Go``/``Stop``: put 1
-  and the monochromator stops where it is; the setpoint takes that energy).
+  during a move and the monochromator stops where it is, the setpoint taking that energy;
+  once the move is done (DMOV Done, within the tolerance) a stop changes nothing, as a motor
+  record's STOP at rest: the monochromator keeps settling on its setpoint. The RunEngine
+  stops every positioner it moved when a plan ends, also after a move that has completed).
 - ``P EPU:GAP``: the EPU gap, a motor record (:mod:`sim_iocs.motor`) in **mm**, travel
   ``[sim.beamline] epu_min_gap_mm``..``epu_max_gap_mm`` (limit switches 0.2 mm beyond),
   velocity ``epu_gap_speed_mm_per_s``.
@@ -341,7 +344,11 @@ class Beamline(PVGroup):
     async def energy_stop(self, instance, value: Any):
         if value in ("Stop", 1):
             now = time.monotonic()
-            here = self._state().energy_move.energy_eV(now)
+            move = self._state().energy_move
+            if now >= move.done_s(self._tolerance_eV):
+                # At rest: stopping it in its settle tail would leave it off the setpoint.
+                return "Go"
+            here = move.energy_eV(now)
             bl = self.config.sim.beamline
             self._publish_energy(EnergyMove(here, here, now, bl.mono_speed_eV_per_s, 0.0, 0.0))
             await self.energy.write(here, verify_value=False)

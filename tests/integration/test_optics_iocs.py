@@ -247,6 +247,33 @@ def test_an_energy_move_takes_its_time_and_the_readback_settles(sim_config, sim_
     rbv.clear_callbacks()
 
 
+def test_stop_halts_a_moving_monochromator_and_leaves_one_at_rest_on_its_setpoint(
+    sim_config, sim_fleet
+):
+    energy, stop = _bl(sim_config, "ENERGY"), _bl(sim_config, "ENERGY:STOP")
+    with _kept(sim_config):
+        start = _get(_bl(sim_config, "ENERGY:RBV"))
+        # At rest: a stop (ophyd's stop(), which the RunEngine calls on every positioner a
+        # plan moved) just after the move completed, in the settle tail 5 meV off.
+        target = round(start - 20.0, 3)
+        assert epics.caput(energy, target, wait=True, timeout=30) == 1
+        assert epics.caput(stop, 1, wait=True, timeout=5) == 1
+        assert _get(energy) == pytest.approx(target, abs=1e-9)
+        wait_for(lambda: abs(_get(_bl(sim_config, "ENERGY:RBV")) - target) < 5e-4, 5,
+                 f"the readback to settle on {target} eV after a stop at rest")  # fmt: skip
+        # Moving: the monochromator stops where it is and the setpoint takes that energy.
+        far = target + 100.0  # 2 s of slew at the default 50 eV/s
+        epics.caput(energy, far, wait=False)
+        wait_for(lambda: _get(_bl(sim_config, "ENERGY:RBV")) > target + 1.0, 10,
+                 "the monochromator to start moving")  # fmt: skip
+        assert epics.caput(stop, 1, wait=True, timeout=5) == 1
+        wait_for(lambda: _get(_bl(sim_config, "ENERGY:DMOV")) == 1, 5, "DMOV after the stop")
+        stopped = _get(energy)
+        assert target + 1.0 < stopped < far - 1.0
+        time.sleep(1.0)
+        assert _get(_bl(sim_config, "ENERGY:RBV")) == pytest.approx(stopped, abs=1e-3)
+
+
 def test_a_polarisation_change_takes_its_seconds_while_busy(sim_config, sim_fleet):
     change_s = sim_config.sim.beamline.polarization_change_s
     polarization = _bl(sim_config, "EPU:POLARIZATION")

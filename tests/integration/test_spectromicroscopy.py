@@ -54,7 +54,8 @@ def at_fe_edge(session, sim_config):
     # The zone plate and the piezo too: the energy move back (focus following with the offset
     # restored) would leave ZP z at the nominal focus, 2 um from the sample's, and the tests
     # after these take the zone plate where they find it for the focus.
-    kept = [(m, float(m.user_readback.get())) for m in (d.zone_plate.z, d.stage.x.fine,
+    kept = [(m, float(m.user_readback.get())) for m in (d.zone_plate.z, d.stage.x.coarse,
+                                                        d.stage.y.coarse, d.stage.x.fine,
                                                         d.stage.y.fine)]  # fmt: skip
     d.energy.focus_offset_um.put(sim_config.sim.optics.sample_z_offset_um)
     session.RE(bps.mv(d.polarization, "Circular left"))
