@@ -286,13 +286,10 @@ class FlyFaults(PVGroup):
 
     @miss_triggers.putter
     async def miss_triggers(self, instance, value):
-        return self._count(instance, value)
+        return fault_count(instance, value, "lines")
 
     @stall.putter
     async def stall(self, instance, value):
-        return self._count(instance, value)
-
-    def _count(self, instance, value) -> int:
         return fault_count(instance, value, "lines")
 
     async def take(self, record: Any) -> bool:
