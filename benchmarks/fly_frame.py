@@ -26,21 +26,12 @@ def main() -> None:
     parser.add_argument("--step", type=float, default=0.05, help="pixel step, um")
     parser.add_argument("--snake", action="store_true", help="alternate lines")
     args = parser.parse_args()
-    from sim_iocs.fleet import SimFleet
-    from sim_iocs.registry import INSTRUMENTS
+    from sim_iocs.fleet import SimFleet, free_port_overrides
     from stxm_ctrl.config import load_config
     from stxm_ctrl.epics_env import apply_ca_client_environment
-    from stxm_ctrl.processes import free_tcp_port
 
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = {
-            "beamline": {"data_dir": tmp},
-            "sim": {
-                "iocs": {i.name: {"port": free_tcp_port()} for i in INSTRUMENTS},
-                "repeater_port": free_tcp_port(),
-            },
-            "catalog": {"port": free_tcp_port()},
-        }
+        overrides = free_port_overrides(tmp)
         config = load_config(overrides=overrides)
         fleet = SimFleet(config)
         fleet.start()

@@ -38,25 +38,14 @@ def main() -> None:
     dwell_s = args.dwell_ms / 1000.0
 
     from plans import sample_image
-    from sim_iocs.fleet import SimFleet
-    from sim_iocs.registry import INSTRUMENTS
+    from sim_iocs.fleet import SimFleet, free_port_overrides
     from stxm_ctrl.app.session import build_session
     from stxm_ctrl.config import load_config
     from stxm_ctrl.data.catalog import start_catalog_server
     from stxm_ctrl.physics.motion import move_duration_s
-    from stxm_ctrl.processes import free_tcp_port
 
     data_dir = Path(tempfile.mkdtemp(prefix="stxm-bench-"))
-    config = load_config(
-        overrides={
-            "beamline": {"data_dir": str(data_dir)},
-            "sim": {
-                "iocs": {i.name: {"port": free_tcp_port()} for i in INSTRUMENTS},
-                "repeater_port": free_tcp_port(),
-            },
-            "catalog": {"port": free_tcp_port()},
-        }
-    )
+    config = load_config(overrides=free_port_overrides(data_dir))
     x_range = RANGE_UM_PER_PIXEL * (args.nx - 1)
     y_range = RANGE_UM_PER_PIXEL * (args.ny - 1)
     snake = not args.unidirectional

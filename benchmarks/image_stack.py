@@ -44,24 +44,13 @@ def main() -> None:
 
     from plans import image_stack, xmcd_stack
     from plans.spectromicroscopy import xmcd_frames
-    from sim_iocs.fleet import SimFleet
-    from sim_iocs.registry import INSTRUMENTS
+    from sim_iocs.fleet import SimFleet, free_port_overrides
     from stxm_ctrl.app.session import build_session
     from stxm_ctrl.config import load_config
     from stxm_ctrl.data.catalog import start_catalog_server
-    from stxm_ctrl.processes import free_tcp_port
 
     data_dir = Path(tempfile.mkdtemp(prefix="stxm-bench-"))
-    config = load_config(
-        overrides={
-            "beamline": {"data_dir": str(data_dir)},
-            "sim": {
-                "iocs": {i.name: {"port": free_tcp_port()} for i in INSTRUMENTS},
-                "repeater_port": free_tcp_port(),
-            },
-            "catalog": {"port": free_tcp_port()},
-        }
-    )
+    config = load_config(overrides=free_port_overrides(data_dir))
     energies = np.round(np.linspace(700.0, 720.0, args.energies), 3)
     plus, minus = "Circular left", "Circular right"
     frames = (

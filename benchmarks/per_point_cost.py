@@ -67,22 +67,11 @@ def main() -> None:
     args = parser.parse_args()
     n = args.points
 
-    from sim_iocs.fleet import SimFleet
-    from sim_iocs.registry import INSTRUMENTS
+    from sim_iocs.fleet import SimFleet, free_port_overrides
     from stxm_ctrl.config import load_config
-    from stxm_ctrl.processes import free_tcp_port
 
     data_dir = Path(tempfile.mkdtemp(prefix="stxm-bench-"))
-    config = load_config(
-        overrides={
-            "beamline": {"data_dir": str(data_dir)},
-            "sim": {
-                "iocs": {i.name: {"port": free_tcp_port()} for i in INSTRUMENTS},
-                "repeater_port": free_tcp_port(),
-            },
-            "catalog": {"port": free_tcp_port()},
-        }
-    )
+    config = load_config(overrides=free_port_overrides(data_dir))
     sim_s = baseline_ophyd_sim(n, args.repeats)
 
     from plans import sample_image

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from sim_iocs.registry import INSTRUMENTS, RegistryError, SimInstrument, check_instruments
 from sim_iocs.server import prepare_environment
@@ -30,15 +31,35 @@ from stxm_ctrl.processes import (
     ManagedProcess,
     ProcessStartError,
     describe_port_holders,
+    free_tcp_ports,
     port_is_free,
     python_module_argv,
     stop_all,
     tcp_answers,
 )
 
-__all__ = ["SimFleet", "resolve_ports"]
+__all__ = ["SimFleet", "free_port_overrides", "resolve_ports"]
 
 _START_TIMEOUT_S = 30.0
+
+
+def free_port_overrides(
+    data_dir: str | Path, instruments: Iterable[SimInstrument] | None = None
+) -> dict[str, Any]:
+    """Configuration overrides for a private beamline: ``data_dir``, and every simulated IOC
+    (of the registry or ``instruments``), the CA repeater and the catalog on distinct free
+    loopback ports (for tests and benchmarks that run beside another fleet).
+    """
+    names = [i.name for i in (INSTRUMENTS if instruments is None else instruments)]
+    *ioc_ports, repeater_port, catalog_port = free_tcp_ports(len(names) + 2)
+    return {
+        "beamline": {"data_dir": str(data_dir)},
+        "sim": {
+            "iocs": {name: {"port": port} for name, port in zip(names, ioc_ports, strict=True)},
+            "repeater_port": repeater_port,
+        },
+        "catalog": {"port": catalog_port},
+    }
 
 
 def resolve_ports(config: BeamlineConfig, instruments: Iterable[SimInstrument]) -> dict[str, int]:

@@ -18,7 +18,6 @@ import pytest
 
 from stxm_ctrl.config import BeamlineConfig, load_config
 from stxm_ctrl.physics.instrument import InstrumentModel
-from stxm_ctrl.processes import free_tcp_ports
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -29,26 +28,18 @@ def free_port_overrides(data_dir: Path, instruments=None) -> dict:
     Every simulated IOC of the registry (or of ``instruments``) gets a port, so an
     instrument added to the registry is covered with no edit here.
     """
-    from sim_iocs.registry import INSTRUMENTS
+    from sim_iocs.fleet import free_port_overrides as private_beamline
 
-    names = [i.name for i in (instruments or INSTRUMENTS)]
-    # Distinct: a port handed out twice in a row would be two servers' (the configuration
-    # refuses that, and the session's fixtures would not start).
-    *ioc_ports, repeater_port, catalog_port = free_tcp_ports(len(names) + 2)
-    return {
-        "beamline": {"data_dir": str(data_dir)},
-        "sim": {
-            "iocs": {name: {"port": port} for name, port in zip(names, ioc_ports, strict=True)},
-            "repeater_port": repeater_port,
-            "random_seed": 12345,
-            # The sample sits off the stages' nominal zero, so a focus scan has to find it.
-            "optics": {"sample_z_offset_um": 2.0},
-            # A tenfold EPU gap speed: the motor-record conformance suite moves the gap tens of
-            # mm and back in every test (20 s each at the real 2 mm/s).
-            "beamline": {"epu_gap_speed_mm_per_s": 20.0},
-        },
-        "catalog": {"port": catalog_port},
+    overrides = private_beamline(data_dir, instruments)
+    overrides["sim"] |= {
+        "random_seed": 12345,
+        # The sample sits off the stages' nominal zero, so a focus scan has to find it.
+        "optics": {"sample_z_offset_um": 2.0},
+        # A tenfold EPU gap speed: the motor-record conformance suite moves the gap tens of
+        # mm and back in every test (20 s each at the real 2 mm/s).
+        "beamline": {"epu_gap_speed_mm_per_s": 20.0},
     }
+    return overrides
 
 
 def wait_for(condition, timeout_s: float, what: str) -> None:
