@@ -59,10 +59,12 @@ Each faulted line decrements its counter (posted). ``FINE_X:STALL``, ``FINE_Y:ST
 What is simulated (:mod:`stxm_ctrl.physics.fly_line`): a controller closed-loop on the
 interferometer, which sweeps the interferometer from START_X to STOP_X at constant speed
 (piezo = target - coarse - drift); the lines in real time (move, settle, run-up, sweep,
-turnaround); counting sub-sampled ``samples_per_pixel`` times per pixel, at the true
-position of each sub-sample (with noise, plus the beam drift of ``[sim.beam]``), with the
-rate of :class:`~stxm_ctrl.physics.instrument.InstrumentModel` for the optics, ring and
-beamline state read once per line; sub-samples binned by their measured x.
+turnaround); each pixel counted between position-compare edges (the crossings of its
+boundaries: its dwell, at constant speed), sub-sampled ``samples_per_pixel`` times per
+dwell at the true position of each sub-sample (with the vibration, plus the beam drift of
+``[sim.beam]``), with the rate of :class:`~stxm_ctrl.physics.instrument.InstrumentModel`
+for the optics, ring and beamline state read once per line; counts Poisson in the rate
+integrated over each pixel's gate.
 
 World block ``fine_stage`` (owned): the piezo's current move on each axis, so the APD and
 the interferometer see the piezo where it is. Reads ``sample_stage`` (the coarse stage),

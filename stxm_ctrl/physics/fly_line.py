@@ -14,12 +14,16 @@ sweep is a trapezoidal :class:`~stxm_ctrl.physics.motion.Move` with velocity ``v
 acceleration time ``run_up_s``, from half a pixel plus the run-up distance before the first
 pixel centre to the same beyond the last.
 
-Counting (:func:`measure_line`): the sweep is sub-sampled ``samples_per_pixel`` times per
-pixel dwell; each sub-sample has a true position (with noise), a rate from the instrument
-model, a Poisson count, and is binned into the pixel whose interferometer boundaries
-(centres +- half a step) contain its measured x. A pixel reports its counts, the mean
-measured x and y of its sub-samples and its dwell (sub-samples x their duration). Pixels are
-reported left to right (from ``START_X`` to ``STOP_X``) even for lines swept backwards.
+Counting (:func:`simulate_sweep`, :func:`measure_line`): the controller gates pixels by
+position, as a position-compare unit does: a pixel's gate opens when the interferometer
+crosses its lower boundary (centre - half a step) and closes when it crosses the upper one
+(:func:`gate_edges_s`, edges interpolated between position samples), so at constant speed
+every pixel counts for its dwell. The sweep is sub-sampled ``samples_per_pixel`` times per
+dwell for the motion within a pixel: each sub-sample has a true position (with the
+vibration), and a rate from the instrument model; a pixel's count is Poisson in the rate
+integrated over exactly its gate, its position the mean measured x and y during the gate, its
+dwell the gate's length. Pixels are reported left to right (from ``START_X`` to ``STOP_X``)
+even for lines swept backwards.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = [
     "LineData",
     "LineTiming",
     "frame_time_s",
+    "gate_edges_s",
     "interferometer_drift_um",
     "line_timing",
     "measure_line",
@@ -195,13 +200,54 @@ def frame_time_s(
 
 
 def sweep_sample_times_s(
-    t_sweep_s: float, nx: int, dwell_s: float, samples_per_pixel: int
+    t_sweep_s: float, nx: int, dwell_s: float, samples_per_pixel: int, margin_pixels: int = 1
 ) -> tuple[NDArray[np.float64], float]:
-    """Mid-times of the sub-samples of a sweep starting at ``t_sweep_s`` (first pixel edge),
-    and the duration of each."""
-    n = nx * samples_per_pixel
+    """Mid-times of the sub-samples of a sweep whose first pixel edge is due at ``t_sweep_s``,
+    and the duration of each.
+
+    They cover the ``nx`` pixel dwells and ``margin_pixels`` dwells either side, so that the
+    gate's edges (:func:`gate_edges_s`) fall inside them even when the sweep runs a little
+    off its nominal timing (drift changes the interferometer's speed).
+    """
+    n = (nx + 2 * margin_pixels) * samples_per_pixel
     dt = dwell_s / samples_per_pixel
-    return t_sweep_s + dt * (np.arange(n, dtype=np.float64) + 0.5), dt
+    t0 = t_sweep_s - margin_pixels * dwell_s
+    return t0 + dt * (np.arange(n, dtype=np.float64) + 0.5), dt
+
+
+def gate_edges_s(
+    plan: FramePlan, index: int, *, times_s: NDArray[np.float64], servo_x_um: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The position-compare edges of line ``index``: when each pixel boundary is crossed.
+
+    Pixel ``k`` is counted from edge ``k`` to edge ``k + 1`` (pixel order, START_X first; a
+    reversed line crosses edge ``nx`` first). The boundaries are the pixel centres +- half a
+    step in interferometer coordinates; an edge is the first time the controller's position
+    (``servo_x_um`` at ``times_s``, increasing) reaches its boundary, interpolated linearly
+    between the two position samples around it; NaN if the sweep never reaches it (a stall,
+    an abort).
+
+    ``servo_x_um`` is the interferometer reading the comparator sees: coarse + piezo + drift,
+    through the controller's input filter, which passes the sweep but not the vibration
+    (``[sim.interferometer] noise_nm``), so every pixel's gate lasts the time the sample takes
+    to cross it at the line's constant speed.
+    """
+    boundaries = plan.start_x_um + plan.step_x_um * (np.arange(plan.nx + 1) - 0.5)
+    direction = 1.0 if plan.step_x_um >= 0 else -1.0
+    if plan.reversed(index):
+        direction = -direction
+    # How far along the sweep the sample has come (a boundary is crossed once).
+    along = np.maximum.accumulate(direction * np.asarray(servo_x_um, dtype=float))
+    target = direction * boundaries
+    after = np.searchsorted(along, target, side="left")  # first sample at or past it
+    reached = (after > 0) & (after < along.size)
+    j = np.clip(after, 1, along.size - 1)
+    u0, u1 = along[j - 1], along[j]
+    t0, t1 = times_s[j - 1], times_s[j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        edges = t0 + (target - u0) / (u1 - u0) * (t1 - t0)
+    # A boundary already passed before the first sample: never seen crossing.
+    return np.where(reached, edges, np.nan)
 
 
 @dataclass(frozen=True)
@@ -215,58 +261,71 @@ class LineData:
 
     @property
     def npix(self) -> int:
-        """Pixels with at least one sub-sample."""
+        """Pixels whose gate opened and closed."""
         return int(np.count_nonzero(self.dwell_s > 0))
 
 
 def measure_line(
     plan: FramePlan,
     *,
+    edges_s: NDArray[np.float64],
+    sample_times_s: NDArray[np.float64],
+    dt_s: float,
     measured_x_um: NDArray[np.float64],
     measured_y_um: NDArray[np.float64],
     rates_Hz: NDArray[np.float64],
-    dt_s: float,
     rng: np.random.Generator,
-    valid: NDArray[np.bool_] | None = None,
     lost_pixels: NDArray[np.bool_] | None = None,
 ) -> LineData:
-    """Count and bin one line's sub-samples.
+    """Count one line's pixels between their gate edges.
 
     Parameters
     ----------
     plan
-        The frame (pixel centres and step).
+        The frame (pixels per line).
+    edges_s
+        The ``nx + 1`` gate edges in pixel order (:func:`gate_edges_s`); NaN: not reached.
+    sample_times_s, dt_s
+        Mid-times of the sub-samples (consecutive, ``dt_s`` long each) that cover the edges.
     measured_x_um, measured_y_um
         The interferometer reading at each sub-sample (the true position, noise included).
     rates_Hz
-        Mean detected rate at each sub-sample.
-    dt_s
-        Duration of each sub-sample.
+        Mean detected rate at each sub-sample (the rate is constant within one).
     rng
         Poisson noise.
-    valid
-        Sub-samples that were taken (False after a stall or an abort).
     lost_pixels
         Pixels (in pixel order) whose triggers were missed: no counts, NaN positions, no dwell.
+
+    Returns
+    -------
+    LineData
+        Per pixel: a Poisson count of the photons expected in its gate (the rate integrated
+        over exactly the gate's time), the mean interferometer x and y during the gate, and
+        the gate's length. A pixel whose gate never closed is not measured.
     """
-    nx = plan.nx
-    counts = rng.poisson(np.maximum(rates_Hz, 0.0) * dt_s)
-    index = np.rint((measured_x_um - plan.start_x_um) / plan.step_x_um).astype(np.int64)
-    keep = (index >= 0) & (index < nx)
-    if valid is not None:
-        keep &= valid
-    index = index[keep]
-    n = np.bincount(index, minlength=nx).astype(float)
-    total = np.bincount(index, weights=counts[keep], minlength=nx)
-    sum_x = np.bincount(index, weights=measured_x_um[keep], minlength=nx)
-    sum_y = np.bincount(index, weights=measured_y_um[keep], minlength=nx)
+    bounds = sample_times_s[0] - 0.5 * dt_s + dt_s * np.arange(sample_times_s.size + 1)
+
+    def integral(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        # The integral of a piecewise constant series from the first bound to each edge.
+        cumulative = np.concatenate(([0.0], np.cumsum(values * dt_s)))
+        return np.interp(edges_s, bounds, cumulative)
+
+    opens, closes = edges_s[:-1], edges_s[1:]
+    gate = np.abs(closes - opens)
+    measured = np.isfinite(gate) & (gate > 0)
     if lost_pixels is not None:
-        n[lost_pixels] = 0.0
-        total[lost_pixels] = 0.0
+        measured &= ~lost_pixels
+    sign = np.sign(closes - opens)  # reversed lines close the lower edge last
+    expected = np.maximum(sign * np.diff(integral(np.maximum(rates_Hz, 0.0))), 0.0)
+    sum_x = sign * np.diff(integral(measured_x_um))
+    sum_y = sign * np.diff(integral(measured_y_um))
     with np.errstate(invalid="ignore", divide="ignore"):
-        x = np.where(n > 0, sum_x / n, np.nan)
-        y = np.where(n > 0, sum_y / n, np.nan)
-    return LineData(counts=total.astype(np.int32), x_um=x, y_um=y, dwell_s=n * dt_s)
+        counts = np.where(measured, rng.poisson(np.where(measured, expected, 0.0)), 0)
+        x = np.where(measured, sum_x / gate, np.nan)
+        y = np.where(measured, sum_y / gate, np.nan)
+    return LineData(
+        counts=counts.astype(np.int32), x_um=x, y_um=y, dwell_s=np.where(measured, gate, 0.0)
+    )
 
 
 def simulate_sweep(
@@ -279,27 +338,32 @@ def simulate_sweep(
     coarse_xy_um: tuple[float, float],
     drift_um: _DriftFn,
     noise_um: float,
-    rate_Hz: Callable[
-        [NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]
-    ],
+    rate_Hz: _RateFn,
     samples_per_pixel: int,
     rng: np.random.Generator,
     valid_until_s: float = np.inf,
     lost_pixels: NDArray[np.bool_] | None = None,
 ) -> LineData:
-    """Measure line ``index`` whose piezo sweep is ``move`` (first pixel edge at ``t_sweep_s``).
+    """Measure line ``index`` whose piezo sweep is ``move`` (first pixel edge due at
+    ``t_sweep_s``).
 
-    The true (and measured) position of each sub-sample is coarse + piezo + drift(t) + noise;
-    ``rate_Hz(x, y, t)`` gives the detected rate there. Sub-samples from ``valid_until_s`` on
-    are not taken (a stall, an abort).
+    The controller's position is coarse + piezo + drift(t); the gate's edges are where it
+    crosses the pixel boundaries (:func:`gate_edges_s`). The true (and measured) position
+    of each sub-sample adds the vibration (``noise_um`` RMS); ``rate_Hz(x, y, t)`` gives the
+    detected rate there. Edges from ``valid_until_s`` on are not reached (a stall, an abort):
+    the pixels they would have closed are not measured.
     """
     from stxm_ctrl.physics.motion import positions_um
 
     times, dt = sweep_sample_times_s(t_sweep_s, plan.nx, plan.dwell_s, samples_per_pixel)
-    piezo_x = positions_um(
-        move.start_um, move.end_um, move.t0_s, move.velocity_um_per_s, move.acceleration_time_s,
-        times,
-    )  # fmt: skip
+    # The controller's position at the sub-samples' bounds, for the edges.
+    bounds = np.concatenate((times - 0.5 * dt, times[-1:] + 0.5 * dt))
+    moves = (move.start_um, move.end_um, move.t0_s, move.velocity_um_per_s,
+             move.acceleration_time_s)  # fmt: skip
+    servo_x = coarse_xy_um[0] + positions_um(*moves, bounds) + drift_um(bounds)[0]
+    edges = gate_edges_s(plan, index, times_s=bounds, servo_x_um=servo_x)
+    edges = np.where(edges <= valid_until_s, edges, np.nan)
+    piezo_x = positions_um(*moves, times)
     drift_x, drift_y = drift_um(times)
     noise = (
         rng.normal(0.0, noise_um, size=(2, times.size))
@@ -308,15 +372,14 @@ def simulate_sweep(
     )
     x = coarse_xy_um[0] + piezo_x + drift_x + noise[0]
     y = coarse_xy_um[1] + piezo_y_um + drift_y + noise[1]
-    rates = rate_Hz(x, y, times)
-    valid = (times + 0.5 * dt) <= valid_until_s if np.isfinite(valid_until_s) else None
     return measure_line(
         plan,
+        edges_s=edges,
+        sample_times_s=times,
+        dt_s=dt,
         measured_x_um=x,
         measured_y_um=y,
-        rates_Hz=rates,
-        dt_s=dt,
+        rates_Hz=rate_Hz(x, y, times),
         rng=rng,
-        valid=valid,
         lost_pixels=lost_pixels,
     )

@@ -139,3 +139,49 @@ def test_stall_and_lost_pixels_leave_pixels_unmeasured():
     )  # fmt: skip
     assert 10 <= stalled.npix <= 11
     assert np.all(np.isnan(stalled.x_um[12:]))
+
+
+def _flat_lines(nx: int, lines: int, *, dwell_s: float, rate_Hz: float, snake: bool):
+    """Lines over a flat sample at the default vibration (3 nm), with drift: 50 nm pixels."""
+    noise_um = InterferometerConfig().noise_nm * 1e-3
+    plan = _plan(start_x_um=0.0, stop_x_um=0.05 * (nx - 1), nx=nx, ny=lines, dwell_s=dwell_s,
+                 snake=snake)  # fmt: skip
+
+    def drift(t):
+        return 0.3 + 1e-5 * (t - 100.0), -0.2 - 1e-5 * (t - 100.0)  # 36 nm/h
+
+    return [
+        _line(
+            plan,
+            index,
+            rate=lambda x, y, t: np.full(x.shape, rate_Hz),
+            coarse=(7.0, 2.0),
+            drift=drift,
+            noise_um=noise_um,
+            seed=index,
+        )  # fmt: skip
+        for index in range(lines)
+    ]
+
+
+@pytest.mark.parametrize("snake", [False, True])
+@pytest.mark.parametrize("dwell_s", [0.001, 0.002])
+def test_every_pixel_is_gated_for_its_dwell_within_two_percent(dwell_s, snake):
+    # The gate opens and closes where the sample crosses the pixel's boundaries: at constant
+    # speed each pixel takes its dwell, not a whole number of sub-samples (1.5, 2 or 2.5 ms
+    # for 2 ms once, which put 25 % into the raw counts).
+    lines = _flat_lines(64, 4, dwell_s=dwell_s, rate_Hz=1e6, snake=snake)
+    dwell = np.array([line.dwell_s for line in lines])
+    assert np.all(np.abs(dwell / dwell_s - 1.0) < 0.02), (dwell.min(), dwell.max())
+    assert all(line.npix == 64 for line in lines)
+
+
+def test_raw_counts_on_a_flat_sample_have_poisson_noise():
+    # What analysis programs divide (MANTiS reads the counts, not counts / time): on a flat
+    # sample their variance is their mean. 64 lines x 64 pixels, ~2000 counts a pixel;
+    # var/mean of N Poisson counts has a standard error of sqrt(2 / N) (= 0.022 here).
+    lines = _flat_lines(64, 64, dwell_s=0.002, rate_Hz=1e6, snake=True)
+    counts = np.array([line.counts for line in lines], dtype=float)
+    ratio = counts.var(ddof=1) / counts.mean()
+    assert abs(ratio - 1.0) < 5 * np.sqrt(2.0 / counts.size), ratio
+    assert counts.mean() == pytest.approx(1e6 * 0.002, rel=0.01)
