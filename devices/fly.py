@@ -32,7 +32,7 @@ from ophyd.status import Status, StatusBase
 
 from devices.signals import BoundedEpicsSignal
 from devices.stages import BoundedMotor
-from stxm_ctrl.physics.fly_line import FramePlan
+from stxm_ctrl.physics.fly_line import FramePlan, unpack_line
 
 __all__ = ["FailedLines", "FlyControllerError", "FrameSpec", "LineFlyer", "LineRecord"]
 
@@ -176,8 +176,11 @@ class LineFlyer(Device):
         The controller's line timing (s, um/s), from which frames are estimated.
     message
         ``MESSAGE``: what the controller did last (why it refused a frame).
-    line_*
-        The last published line (``LINE:INDEX`` ... ``LINE:SEQ``), monitored.
+    line_data
+        ``LINE:DATA``: the last published line in one array (monitored; lines are taken
+        from it alone, see :meth:`_line_published`).
+    line_index, line_status, line_npix, line_counts, line_x, line_y, line_dwell, line_seq
+        The last published line PV by PV (``LINE:INDEX`` ... ``LINE:SEQ``), not monitored.
     fine_x, fine_y
         The piezo axes (``FX``, ``FY``), motor records; their limits bound a frame.
     interferometer_x, interferometer_y
@@ -220,14 +223,17 @@ class LineFlyer(Device):
     busy = Cpt(EpicsSignalRO, "BUSY", kind="omitted", auto_monitor=True)
     frame_time = Cpt(EpicsSignalRO, "FRAME_TIME", kind="omitted", auto_monitor=True)
     line_overhead = Cpt(EpicsSignalRO, "LINE_OVERHEAD", kind="config", auto_monitor=True)
-    line_index = Cpt(EpicsSignalRO, "LINE:INDEX", kind="omitted", auto_monitor=True)
-    line_status = Cpt(EpicsSignalRO, "LINE:STATUS", kind="omitted", auto_monitor=True, string=True)
-    line_npix = Cpt(EpicsSignalRO, "LINE:NPIX", kind="omitted", auto_monitor=True)
-    line_counts = Cpt(EpicsSignalRO, "LINE:COUNTS", kind="omitted", auto_monitor=True)
-    line_x = Cpt(EpicsSignalRO, "LINE:X", kind="omitted", auto_monitor=True)
-    line_y = Cpt(EpicsSignalRO, "LINE:Y", kind="omitted", auto_monitor=True)
-    line_dwell = Cpt(EpicsSignalRO, "LINE:DWELL", kind="omitted", auto_monitor=True)
-    line_seq = Cpt(EpicsSignalRO, "LINE:SEQ", kind="omitted", auto_monitor=True)
+    # Lines are read from LINE:DATA alone (one array per line); the separate line PVs are
+    # there for reading by hand and are not monitored.
+    line_data = Cpt(EpicsSignalRO, "LINE:DATA", kind="omitted", auto_monitor=True)
+    line_index = Cpt(EpicsSignalRO, "LINE:INDEX", kind="omitted")
+    line_status = Cpt(EpicsSignalRO, "LINE:STATUS", kind="omitted", string=True)
+    line_npix = Cpt(EpicsSignalRO, "LINE:NPIX", kind="omitted")
+    line_counts = Cpt(EpicsSignalRO, "LINE:COUNTS", kind="omitted")
+    line_x = Cpt(EpicsSignalRO, "LINE:X", kind="omitted")
+    line_y = Cpt(EpicsSignalRO, "LINE:Y", kind="omitted")
+    line_dwell = Cpt(EpicsSignalRO, "LINE:DWELL", kind="omitted")
+    line_seq = Cpt(EpicsSignalRO, "LINE:SEQ", kind="omitted")
     fine_x = FCpt(BoundedMotor, "{prefix}{_axes[x]}", kind="omitted")
     fine_y = FCpt(BoundedMotor, "{prefix}{_axes[y]}", kind="omitted")
     interferometer_x = Cpt(EpicsSignalRO, "IFX", kind="hinted", auto_monitor=True)
@@ -393,33 +399,39 @@ class LineFlyer(Device):
 
     def _subscribe(self) -> None:
         if not self._subscribed:
-            self.line_seq.subscribe(self._line_published, run=False)
+            self.line_data.subscribe(self._line_published, run=False)
             self._subscribed = True
 
     def _line_published(self, value: Any = None, timestamp: float | None = None, **_: Any) -> None:
-        # Monitors arrive in the order the controller posts them; SEQ comes last, so the
-        # other line PVs already hold this line.
+        # One LINE:DATA update is one whole line with its sequence number: a line cannot be
+        # torn (one line's index with another's counts) nor taken twice (a repeated or
+        # resent update carries a SEQ already taken). Assembling a line from the separate
+        # PVs when SEQ changed did both under load: when the client fell behind, libca
+        # turned events off, the server dropped the queued updates and later resent only
+        # the PVs posted since, so a new SEQ came with the last line's index and arrays.
         frame = self.frame
         if frame is None or value is None:
             return
-        seq = int(value)
+        try:
+            published = unpack_line(value)
+        except ValueError:
+            return  # not a line (the record's value before the first line)
         with self._lock:
-            if seq <= self._last_seq:
+            if published.seq <= self._last_seq:
                 return  # a repeat, or a line of an earlier frame
-            self._last_seq = seq
-            index = int(self.line_index.get())
-            nx = frame.nx
+            self._last_seq = published.seq
+            index, data, nx = published.index, published.data, frame.nx
             line = LineRecord(
-                seq=seq,
+                seq=published.seq,
                 index=index,
                 row=frame.row_of(index) if 0 <= index < frame.ny else -1,
                 column=frame.first_column,
-                status=str(self.line_status.get()),
-                measured_pixels=int(self.line_npix.get()),
-                counts=np.asarray(self.line_counts.get(), dtype=np.int64)[:nx],
-                x_um=np.asarray(self.line_x.get(), dtype=float)[:nx],
-                y_um=np.asarray(self.line_y.get(), dtype=float)[:nx],
-                dwell_s=np.asarray(self.line_dwell.get(), dtype=float)[:nx],
+                status=published.status,
+                measured_pixels=published.npix,
+                counts=data.counts.astype(np.int64),
+                x_um=data.x_um,
+                y_um=data.y_um,
+                dwell_s=data.dwell_s,
                 timestamp=float(timestamp if timestamp is not None else time.time()),
             )
             if line.row < 0 or len(line.counts) != nx:
@@ -452,7 +464,7 @@ class LineFlyer(Device):
                     if pending is not None and not pending.done:
                         pending.set_exception(reason)
             return
-        if status.success and not self.line_seq.connected:
+        if status.success and not self.line_data.connected:
             # A put whose channel dropped completes too: the controller went away.
             complete = self._complete_status
             with self._lock:

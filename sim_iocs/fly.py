@@ -43,7 +43,12 @@ Records (prefix ``P`` = ``[epics.prefixes] fly``, e.g. ``STXM:FLY:``):
   ``P LINE:X``, ``P LINE:Y`` (waveforms of float64, um: mean interferometer x and y of
   each pixel, NaN if not measured), ``P LINE:DWELL`` (waveform of float64, s per pixel),
   and last ``P LINE:SEQ`` (longin, +1 for every line published since the IOC started).
-  Waveforms hold up to ``max_pixels`` elements.
+  Waveforms hold up to ``max_pixels`` elements. Before them all, ``P LINE:DATA`` (waveform
+  of float64) holds the whole line in one array: SEQ, INDEX, STATUS (its index), NPIX, NX,
+  then COUNTS, X, Y and DWELL (:func:`~stxm_ctrl.physics.fly_line.pack_line`). A client
+  that records lines reads this one: a monitor delivers it whole, whereas the separate PVs'
+  updates may be dropped or resent one by one when the client falls behind (Channel
+  Access flow control), which can pair a new SEQ with the last line's arrays.
 
 Simulator controls (prefix ``[sim] control_prefix`` + ``FLY:``, e.g. ``STXM:SIM:FLY:``):
 
@@ -122,6 +127,8 @@ from stxm_ctrl.physics.fly_line import (
     LineData,
     frame_time_s,
     interferometer_drift_um,
+    line_data_length,
+    pack_line,
     simulate_sweep,
     sweep_move,
 )
@@ -143,6 +150,7 @@ _INTERFEROMETER_DEADBAND_UM = 1e-4
 _FOLLOW_PERIOD_S = 0.02
 _PRECISE_SLEEP_S = 0.0015
 _MISSED_FRACTION = 0.05
+_LINE_DATA_BACKLOG = 100  # lines a slow client may lag behind before the oldest are dropped
 
 
 def build(context: IocContext) -> list[PVGroup]:
@@ -451,6 +459,7 @@ class FlyController(PVGroup):
     line_x: Any
     line_y: Any
     line_dwell: Any
+    line_data: Any
 
     def __init__(
         self,
@@ -579,6 +588,7 @@ class FlyController(PVGroup):
                 record, units=units, precision={"s": 6, "um": 4}.get(units, 0),  # counts: integers
                 field_units={"HOPR": units, "LOPR": units, "SDLY": "s"},
             )  # fmt: skip
+        await describe(self.line_data, precision=6, field_units={"SDLY": "s"})
         await self._post_frame_time()
         asyncio.get_running_loop().create_task(self._interferometer_forever())
 
@@ -976,7 +986,9 @@ class FlyController(PVGroup):
         return t_end, aborted
 
     async def _publish_line(self, index: int, status: int, line: LineData) -> None:
-        """Post one line, in the documented order, SEQ last."""
+        """Post one line: LINE:DATA (the whole line), then the documented order, SEQ last."""
+        self._seq += 1
+        await self.line_data.write(pack_line(self._seq, index, status, line), verify_value=False)
         await self.line_index.write(index, verify_value=False)
         await self.line_status.write(LINE_STATUSES[status], verify_value=False)
         await self.line_npix.write(line.npix, verify_value=False)
@@ -984,7 +996,6 @@ class FlyController(PVGroup):
         await self.line_x.write(line.x_um, verify_value=False)
         await self.line_y.write(line.y_um, verify_value=False)
         await self.line_dwell.write(line.dwell_s, verify_value=False)
-        self._seq += 1
         await self.line_seq.write(self._seq, verify_value=False)
 
 
@@ -1002,6 +1013,18 @@ def controller_class_for(max_pixels: int) -> type[FlyController]:
         "line_x": waveform("LINE:X", ChannelType.DOUBLE, 0.0, "Interferometer x per pixel"),
         "line_y": waveform("LINE:Y", ChannelType.DOUBLE, 0.0, "Interferometer y per pixel"),
         "line_dwell": waveform("LINE:DWELL", ChannelType.DOUBLE, 0.0, "Dwell per pixel"),
+        # The whole line in one array: a monitor delivers it whole or not at all.
+        "line_data": pvproperty(
+            name="LINE:DATA",
+            value=[0.0],
+            dtype=ChannelType.DOUBLE,
+            max_length=line_data_length(max_pixels),
+            record="waveform",
+            read_only=True,
+            doc="Line: header, counts, x, y, dwell",
+            alarm_group="LINE:DATA",
+            max_subscription_backlog=_LINE_DATA_BACKLOG,
+        ),
         "__doc__": FlyController.__doc__,
         "__module__": __name__,
     }

@@ -45,18 +45,23 @@ _DriftFn = Callable[[_Series], tuple[_Series, _Series]]
 _RateFn = Callable[[_Series, _Series, _Series], _Series]
 
 __all__ = [
+    "LINE_DATA_HEADER",
     "LINE_STATUSES",
     "FramePlan",
     "LineData",
     "LineTiming",
+    "PublishedLine",
     "frame_time_s",
     "gate_edges_s",
     "interferometer_drift_um",
+    "line_data_length",
     "line_timing",
     "measure_line",
+    "pack_line",
     "simulate_sweep",
     "sweep_move",
     "sweep_sample_times_s",
+    "unpack_line",
 ]
 
 LINE_STATUSES = ("Complete", "Missed triggers", "Stalled", "Aborted")
@@ -383,3 +388,63 @@ def simulate_sweep(
         rng=rng,
         lost_pixels=lost_pixels,
     )
+
+
+LINE_DATA_HEADER = ("seq", "index", "status", "npix", "nx")
+"""What ``LINE:DATA`` holds before its arrays, in this order (:func:`pack_line`)."""
+
+
+def line_data_length(max_pixels: int) -> int:
+    """Elements of ``LINE:DATA`` for lines of up to ``max_pixels`` pixels."""
+    return len(LINE_DATA_HEADER) + 4 * max_pixels
+
+
+@dataclass(frozen=True)
+class PublishedLine:
+    """One line as ``LINE:DATA`` carries it: its sequence number, index, status and data."""
+
+    seq: int
+    index: int
+    status: str
+    npix: int
+    data: LineData
+
+
+def pack_line(seq: int, index: int, status: int, line: LineData) -> NDArray[np.float64]:
+    """One line in one array (``LINE:DATA``): the header of :data:`LINE_DATA_HEADER`, then
+    counts, x, y and dwell of its ``nx`` pixels.
+
+    A Channel Access monitor delivers one array whole or not at all, so a client that reads
+    lines from it cannot see a line twice under a new sequence number, nor one line's counts
+    with another's index (as it could assembling a line from several PVs, whose updates a
+    server may drop or resend separately when the client falls behind).
+    """
+    nx = line.counts.size
+    header = np.array([seq, index, status, line.npix, nx], dtype=np.float64)
+    return np.concatenate(
+        (header, line.counts.astype(np.float64), line.x_um, line.y_um, line.dwell_s)
+    )
+
+
+def unpack_line(values: ArrayLike) -> PublishedLine:
+    """The line in a ``LINE:DATA`` array (:func:`pack_line`).
+
+    Raises
+    ------
+    ValueError
+        If the array is shorter than its header says (not a ``LINE:DATA`` value).
+    """
+    array = np.asarray(values, dtype=np.float64).ravel()
+    head = len(LINE_DATA_HEADER)
+    if array.size < head:
+        raise ValueError(f"LINE:DATA holds {array.size} elements, fewer than its header's {head}")
+    seq, index, status, npix, nx = (int(v) for v in array[:head])
+    if nx < 0 or array.size < head + 4 * nx or not 0 <= status < len(LINE_STATUSES):
+        raise ValueError(
+            f"LINE:DATA holds {array.size} elements for a line of {nx} pixels (status {status})"
+        )
+    counts, x, y, dwell = array[head : head + 4 * nx].reshape(4, nx)
+    data = LineData(
+        counts=counts.astype(np.int32), x_um=x.copy(), y_um=y.copy(), dwell_s=dwell.copy()
+    )
+    return PublishedLine(seq=seq, index=index, status=LINE_STATUSES[status], npix=npix, data=data)

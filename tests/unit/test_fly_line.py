@@ -10,9 +10,12 @@ from stxm_ctrl.physics.fly_line import (
     FramePlan,
     frame_time_s,
     interferometer_drift_um,
+    line_data_length,
     line_timing,
+    pack_line,
     simulate_sweep,
     sweep_move,
+    unpack_line,
 )
 from stxm_ctrl.physics.instrument import InstrumentModel
 
@@ -185,3 +188,16 @@ def test_raw_counts_on_a_flat_sample_have_poisson_noise():
     ratio = counts.var(ddof=1) / counts.mean()
     assert abs(ratio - 1.0) < 5 * np.sqrt(2.0 / counts.size), ratio
     assert counts.mean() == pytest.approx(1e6 * 0.002, rel=0.01)
+
+
+def test_a_line_travels_whole_in_one_array():
+    line = _flat_lines(8, 1, dwell_s=0.001, rate_Hz=1e6, snake=False)[0]
+    packed = pack_line(41, 3, 1, line)
+    assert packed.size <= line_data_length(8)
+    published = unpack_line(packed)
+    assert (published.seq, published.index, published.status) == (41, 3, "Missed triggers")
+    assert published.npix == line.npix == 8
+    np.testing.assert_array_equal(published.data.counts, line.counts)
+    np.testing.assert_array_equal(published.data.dwell_s, line.dwell_s)
+    with pytest.raises(ValueError, match="17 elements for a line of 8 pixels"):
+        unpack_line(packed[:17])
