@@ -6,6 +6,7 @@ import threading
 import time
 
 import epics
+import h5py
 import numpy as np
 import pytest
 from conftest import (
@@ -351,3 +352,57 @@ def test_the_estimate_before_a_run_is_within_ten_percent_of_its_time(session, mo
     assert min(errors) < 0.10 and max(errors) < 0.25, (str(estimate), took_s)
     recorded = documents[0][1]["estimate"]  # in the start document, for the progress bar
     assert recorded["mode"] == mode and recorded["points"] == nx * ny
+
+
+def test_a_flat_membrane_has_poisson_pixels_and_every_line_once_in_a_slow_client(session):
+    # 64 x 64 pixels at 2 ms over bare membrane (20 um from the pattern's centre, whose
+    # features end at 11 um), in a client that falls behind now and then: a callback on the
+    # controller's circuit holds it for 0.3 s every 16 lines, as a loaded machine does.
+    nx = ny = 64
+    dwell_s = 0.002
+    prefix = session.config.epics.prefixes.fly
+    seq = lasting_pv(prefix + "LINE:SEQ", auto_monitor=True)
+    counts = lasting_pv(prefix + "LINE:COUNTS", auto_monitor=True)
+    for pv in (seq, counts):
+        assert pv.wait_for_connection(10)
+    held: list[int] = []
+
+    def hold(value=None, **_):
+        if value is not None and int(value) % 16 == 0:
+            held.append(int(value))
+            time.sleep(0.3)
+
+    documents, token = _record(session)
+    seq.add_callback(hold)
+    counts.add_callback(lambda **_: None)  # the line's arrays flow on this circuit too
+    try:
+        uid = session.run(
+            _fly_plan(session, 3.15, nx, 3.15, ny, dwell_s=dwell_s, x_offset_um=20.0,
+                      y_offset_um=20.0)
+        )  # fmt: skip
+    finally:
+        session.RE.unsubscribe(token)
+        seq.clear_callbacks()
+        counts.clear_callbacks()
+    assert len(held) >= 3
+    stop = documents[-1][1]
+    assert stop["exit_status"] == "success"
+    assert stop["num_events"]["primary"] == ny  # each line exactly once
+    assert session.catalog_writer.flush(60)
+    rows = np.asarray(session.catalog[uid]["primary"]["fly_row"].read())
+    assert sorted(rows.tolist()) == list(range(ny))
+    with h5py.File(session.nexus_file(uid), "r") as file:
+        entry = file["entry1"]
+        assert entry["instrument/fly/data"].size == nx * ny  # every point once
+        data = np.asarray(entry["fly/data"][()], dtype=float)
+        count_time = np.asarray(entry["fly/count_time"][()], dtype=float)
+    assert data.shape == count_time.shape == (ny, nx)
+    # Gated by position: every pixel counted for its dwell.
+    assert np.all(np.abs(count_time / dwell_s - 1.0) < 0.02), (count_time.min(), count_time.max())
+    # The raw counts (what MANTiS reads) have Poisson noise: over disjoint pairs of
+    # neighbours (slow changes of the beam cancel), mean((a - b)^2) / mean(a + b) is 1 with
+    # a standard error of sqrt(2 / pairs) (0.031 for 2048 pairs); 5 of them allowed.
+    a, b = data[:, 0::2], data[:, 1::2]
+    ratio = float(np.mean((a - b) ** 2) / np.mean(a + b))
+    assert abs(ratio - 1.0) < 5 * np.sqrt(2.0 / a.size), ratio
+    assert data.mean() > 100  # enough counts for the test to mean something

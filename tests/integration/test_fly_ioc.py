@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from conftest import expected_rate_at, lasting_pv, wait_for
 
-from stxm_ctrl.physics.fly_line import interferometer_drift_um
+from stxm_ctrl.physics.fly_line import interferometer_drift_um, unpack_line
 
-LINE = ("INDEX", "STATUS", "NPIX", "COUNTS", "X", "Y", "DWELL", "SEQ")
+LINE = ("DATA", "INDEX", "STATUS", "NPIX", "COUNTS", "X", "Y", "DWELL", "SEQ")
 
 
 def _p(sim_config, name: str) -> str:
@@ -149,7 +149,13 @@ def test_frame_publishes_consistent_lines_at_the_requested_positions(sim_config,
         assert np.all(counts > 0)
         assert np.allclose(x, centres, atol=noise), x - centres
         assert np.allclose(y, np.linspace(-10.5, -9.5, 5)[i], atol=noise)
-        assert np.allclose(dwell, 0.004, rtol=0.2)
+        # Gated by position at constant speed: every pixel counts for its dwell.
+        assert np.allclose(dwell, 0.004, rtol=0.02), dwell
+        # LINE:DATA (posted first) carries the same line whole, with its SEQ.
+        whole = unpack_line(line["DATA"])
+        assert (whole.seq, whole.index, whole.status) == (line["SEQ"], i, "Complete")
+        np.testing.assert_array_equal(whole.data.counts, counts)
+        np.testing.assert_array_equal(whole.data.dwell_s, dwell)
         # The interferometer reads the sample's position (the coarse stage at (0, -10) is in
         # it); the counts are the model's there, within Poisson error.
         expected = expected_rate_at(sim_config, x, y, current) * dwell
