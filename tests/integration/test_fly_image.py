@@ -45,7 +45,7 @@ def _ring_current(session, uid) -> float:
 
 def fly_expected_counts(config, image, ring_current_mA) -> np.ndarray:
     """The truth a fly pixel integrates (see ``conftest.expected_counts``)."""
-    assert image.pixel_dwell_s is not None  # pixels are clocked by position: dwell varies
+    assert image.pixel_dwell_s is not None  # pixels are gated by position: each its own dwell
     return expected_counts(config, image, ring_current_mA)
 
 
