@@ -363,13 +363,18 @@ def simulate_sweep(
     times, dt = sweep_sample_times_s(t_sweep_s, plan.nx, plan.dwell_s, samples_per_pixel)
     # The controller's position at the sub-samples' bounds, for the edges.
     bounds = np.concatenate((times - 0.5 * dt, times[-1:] + 0.5 * dt))
-    moves = (move.start_um, move.end_um, move.t0_s, move.velocity_um_per_s,
-             move.acceleration_time_s)  # fmt: skip
-    servo_x = coarse_xy_um[0] + positions_um(*moves, bounds) + drift_um(bounds)[0]
+    piezo_at_bounds = positions_um(
+        move.start_um, move.end_um, move.t0_s, move.velocity_um_per_s, move.acceleration_time_s,
+        bounds,
+    )  # fmt: skip
+    drift_at_bounds = drift_um(bounds)
+    servo_x = coarse_xy_um[0] + piezo_at_bounds + drift_at_bounds[0]
     edges = gate_edges_s(plan, index, times_s=bounds, servo_x_um=servo_x)
     edges = np.where(edges <= valid_until_s, edges, np.nan)
-    piezo_x = positions_um(*moves, times)
-    drift_x, drift_y = drift_um(times)
+    # At the sub-samples' mid-times: exact for the sweep and the (linear) drift, within
+    # acceleration x dt^2 / 8 (< 0.1 nm) in the run-up.
+    piezo_x = 0.5 * (piezo_at_bounds[:-1] + piezo_at_bounds[1:])
+    drift_x, drift_y = (0.5 * (d[:-1] + d[1:]) for d in drift_at_bounds)
     noise = (
         rng.normal(0.0, noise_um, size=(2, times.size))
         if noise_um > 0
