@@ -5,7 +5,8 @@ and the counter electronics: it is given a frame of lines (start, stop and pixel
 start, stop and lines along y, dwell, snake) in interferometer coordinates, armed, and it
 sweeps the piezo line by line, publishing each finished line as arrays (counts, the
 interferometer's x and y and the dwell of every pixel) with its row index, status and a
-sequence number that grows by one per published line. Decision record
+sequence number that grows by one per published line, all in one waveform (``LINE:DATA``)
+that the flyer reads alone, so each line is taken once and whole. Decision record
 [0008](../docs/decisions/0008-fly-scanning.md) says why a whole frame is armed at once.
 
 :class:`LineFlyer` implements bluesky's flyer protocols: ``prepare`` (a :class:`FrameSpec`),
@@ -177,8 +178,9 @@ class LineFlyer(Device):
     message
         ``MESSAGE``: what the controller did last (why it refused a frame).
     line_data
-        ``LINE:DATA``: the last published line in one array (monitored; lines are taken
-        from it alone, see :meth:`_line_published`).
+        ``LINE:DATA``: the last published line in one array, with its sequence number
+        (monitored; lines are taken from it alone, each sequence number once, so no line is
+        taken twice or assembled from two).
     line_index, line_status, line_npix, line_counts, line_x, line_y, line_dwell, line_seq
         The last published line PV by PV (``LINE:INDEX`` ... ``LINE:SEQ``), not monitored.
     fine_x, fine_y
