@@ -23,6 +23,7 @@ from bluesky.utils import Msg
 
 from devices import StxmDevices
 from stxm_ctrl.config import BeamlineConfig
+from stxm_ctrl.data.nexus_writer import NXSTXM_SCAN_TYPES
 
 __all__ = ["InstrumentMetadata", "energy_range", "instrument_state", "record_instrument_state"]
 
@@ -98,7 +99,8 @@ class InstrumentMetadata:
 
 
 _CENTRED_SCAN_TYPES = ("sample image", "sample image stack", "sample point spectrum")
-"""Scan types whose ``x_center_um``, ``y_center_um`` are a point of the sample."""
+"""Scan types (NXstxm's names) whose ``x_center_um``, ``y_center_um`` are a point of the
+sample."""
 
 
 def _sample_position_um(md: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -109,7 +111,10 @@ def _sample_position_um(md: Mapping[str, Any]) -> tuple[float, float] | None:
         value = md.get(key)
         return float(value) if isinstance(value, int | float) else None
 
+    # The plans write "point spectrum", "line spectrum"; NXstxm (and md from elsewhere)
+    # "sample point spectrum", ...: both are the same scan.
     scan_type = str(md.get("stxm_scan_type", ""))
+    scan_type = NXSTXM_SCAN_TYPES.get(scan_type, scan_type)
     here = number("sample_x_um"), number("sample_y_um")
     centre = number("x_center_um"), number("y_center_um")
     start, stop = md.get("line_start_um"), md.get("line_stop_um")
