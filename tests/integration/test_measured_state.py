@@ -13,7 +13,7 @@ from bluesky import plan_stubs as bps
 from conftest import config_toml, wait_for
 
 from devices.stxm import undulator_model
-from plans import line_spectrum, point_spectrum
+from plans import image_stack, line_spectrum, point_spectrum, xmcd_image
 from stxm_ctrl.data.run_documents import RunDocuments
 from stxm_ctrl.data.writers import read_spool_file, spool_file_for
 from stxm_ctrl.physics.magnetic_samples import magnetic_sample
@@ -98,6 +98,120 @@ def _assert_measured_state(session, config, uid, energies_eV, polarizations):
         assert energy.size % len(energies_eV) == 0
         frame = np.repeat(np.arange(len(energies_eV)), energy.size // len(energies_eV))
     np.testing.assert_allclose(gap, np.asarray(want_gap)[frame], atol=GAP_TOLERANCE_MM)
+
+
+def test_each_frame_records_the_optics_it_was_measured_with_not_the_state_before(
+    session, sim_config, restored
+):
+    d = restored
+    pillar_x, pillar_y = _sample(sim_config, "pillars").feature_centers_um()[4]
+    disc_x, disc_y = _sample(sim_config, "vortex_flat").feature_centers_um()[4]
+    # A Cu spectrum above the L3 edge leaves the optics at 964 eV ...
+    session.run(
+        point_spectrum(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            pillar_x,
+            d.stage.y,
+            pillar_y,
+            [ABOVE_CU_L3],
+            0.002,
+        )
+    )
+    before = float(d.zone_plate.z.user_readback.get())
+    assert before == pytest.approx(_focus_zp_z_um(sim_config, ABOVE_CU_L3), abs=0.5)
+    # ... then an XMCD image at the Fe L3 edge on a permalloy disc.
+    xmcd = session.run(
+        xmcd_image(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            disc_x,
+            1.0,
+            4,
+            d.stage.y,
+            disc_y,
+            1.0,
+            3,
+            FE_L3,
+            0.002,
+            mode="step",
+        )
+    )
+    start = _documents(sim_config, xmcd).start
+    # The start document holds the state at the start (964 eV) and says so.
+    assert start["zp_z_um"] == pytest.approx(before, abs=0.01)
+    _assert_measured_state(
+        session, sim_config, xmcd, [FE_L3, FE_L3], ["Circular left", "Circular right"]
+    )
+    # A stack in the polarisation the XMCD pair ended in: every frame at its own ZP z and gap
+    # (the focus moves ~5 um per eV).
+    assert d.polarization.position == "Circular right"
+    energies = [700.0, 712.0, 725.0]
+    stack = session.run(
+        image_stack(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            disc_x,
+            1.0,
+            3,
+            d.stage.y,
+            disc_y,
+            1.0,
+            2,
+            energies,
+            0.002,
+            mode="step",
+        )
+    )
+    _assert_measured_state(session, sim_config, stack, energies, ["Circular right"] * 3)
+    flown = session.run(
+        image_stack(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            disc_x,
+            2.0,
+            16,
+            d.stage.y,
+            disc_y,
+            1.0,
+            3,
+            [FE_L3, ABOVE_CU_L3],
+            0.001,
+            flyer=d.fly,
+        )
+    )
+    _assert_measured_state(
+        session, sim_config, flown, [FE_L3, ABOVE_CU_L3], ["Circular right"] * 2
+    )
+    # A point spectrum after it: one ZP z per energy, not the one it started at.
+    spectrum = session.run(
+        point_spectrum(
+            d.apd,
+            d.energy,
+            d.polarization,
+            d.stage.x,
+            disc_x,
+            d.stage.y,
+            disc_y,
+            [700.0, 712.0, 725.0],
+            0.002,
+        )
+    )
+    run = _documents(sim_config, spectrum)
+    assert run.start["zp_z_um"] == pytest.approx(_focus_zp_z_um(sim_config, ABOVE_CU_L3), abs=0.5)
+    with h5py.File(session.nexus_file(spectrum), "r") as file:
+        zp_z = np.asarray(file["entry1/instrument/zone_plate/z"][()])
+    np.testing.assert_allclose(
+        zp_z, [_focus_zp_z_um(sim_config, e) for e in energies], atol=ZP_Z_TOLERANCE_UM
+    )
 
 
 def _runs_table(config, tmp_path, *filters):
