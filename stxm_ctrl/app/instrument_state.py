@@ -5,10 +5,14 @@ baseline of the optics' positions at its start and end.
 every run, as it opens, with the state it is taken in: energy, polarisation, the zone plate
 and OSA in the beam (names and dimensions), A0, ZP z, the focus offset and whether focus
 follows energy; the coarse sample position and the ring current; the energy range the run
-covers; the configuration it runs under; on the simulated beamline, the sample in the beam.
-Values a plan gives itself in its metadata win. :func:`record_instrument_state` installs it
-and bluesky's :class:`~bluesky.preprocessors.SupplementalData` with the optics as its
-baseline, so a run also reads every optics axis when it starts and when it ends.
+covers; the configuration it runs under; on the simulated beamline, the sample the scan
+looks at (where the scan will be, not where the stage stands). That state is the run's
+start, before its plan moves anything, and ``instrument_state_at`` says so: a plan that moves
+energy records the state of each frame, read after its moves, in its ``frames`` stream (the
+NXstxm file takes it from there). Values a plan gives itself in its metadata win.
+:func:`record_instrument_state` installs it and bluesky's
+:class:`~bluesky.preprocessors.SupplementalData` with the optics as its baseline, so a run
+also reads every optics axis when it starts and when it ends.
 """
 
 from __future__ import annotations
@@ -23,14 +27,34 @@ from bluesky.utils import Msg
 
 from devices import StxmDevices
 from stxm_ctrl.config import BeamlineConfig
+from stxm_ctrl.data.nexus_writer import NXSTXM_SCAN_TYPES
 
-__all__ = ["InstrumentMetadata", "energy_range", "instrument_state", "record_instrument_state"]
+__all__ = [
+    "STATE_AT_START",
+    "InstrumentMetadata",
+    "energy_range",
+    "instrument_state",
+    "record_instrument_state",
+]
 
 log = logging.getLogger(__name__)
 
 
+STATE_AT_START = (
+    "run start: energy_eV, polarization, a0_um, zp_z_um, sample_x_um, sample_y_um and "
+    "ring_current_mA as the run opened, before its plan moved anything; the state each frame "
+    "was measured in (energy, EPU gap, ZP z, polarisation) is that frame's event in the "
+    "'frames' stream, each point's position its event in 'primary'"
+)
+"""What the start document's instrument state is (its ``instrument_state_at``)."""
+
+
 def instrument_state(devices: StxmDevices, config: BeamlineConfig) -> dict[str, Any]:
-    """The instrument's state now, as start-document metadata (monitored values, no I/O)."""
+    """The instrument's state now, as start-document metadata (monitored values, no I/O).
+
+    Taken as a run opens, before its plan moves anything; ``instrument_state_at`` says so
+    (:data:`STATE_AT_START`).
+    """
     optics = config.optics
     zone_plate = optics.selected_zone_plate
     energy = devices.energy
@@ -51,6 +75,7 @@ def instrument_state(devices: StxmDevices, config: BeamlineConfig) -> dict[str, 
         "sample_x_um": round(float(devices.sample_x.user_readback.get()), 4),
         "sample_y_um": round(float(devices.sample_y.user_readback.get()), 4),
         "ring_current_mA": round(float(devices.ring.current.get()), 4),
+        "instrument_state_at": STATE_AT_START,
     }
 
 
@@ -98,7 +123,8 @@ class InstrumentMetadata:
 
 
 _CENTRED_SCAN_TYPES = ("sample image", "sample image stack", "sample point spectrum")
-"""Scan types whose ``x_center_um``, ``y_center_um`` are a point of the sample."""
+"""Scan types (NXstxm's names) whose ``x_center_um``, ``y_center_um`` are a point of the
+sample."""
 
 
 def _sample_position_um(md: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -109,7 +135,10 @@ def _sample_position_um(md: Mapping[str, Any]) -> tuple[float, float] | None:
         value = md.get(key)
         return float(value) if isinstance(value, int | float) else None
 
+    # The plans write "point spectrum", "line spectrum"; NXstxm (and md from elsewhere)
+    # "sample point spectrum", ...: both are the same scan.
     scan_type = str(md.get("stxm_scan_type", ""))
+    scan_type = NXSTXM_SCAN_TYPES.get(scan_type, scan_type)
     here = number("sample_x_um"), number("sample_y_um")
     centre = number("x_center_um"), number("y_center_um")
     start, stop = md.get("line_start_um"), md.get("line_stop_um")

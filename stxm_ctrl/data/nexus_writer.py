@@ -13,9 +13,11 @@ as 1-element byte-string arrays, ``@axes`` a byte-string array, ``count_time`` i
         <counter>/data           counts of every point; count_time (s)
         sample_x/data            measured sample x of every point (interferometer or stage)
         sample_y/data
-        zone_plate/              NXfresnel_zone_plate: diameters, zone width, a0, a1, z
+        zone_plate/              NXfresnel_zone_plate: diameters, zone width, a0, a1, and
+                                 z of every point (um)
         osa/                     NXaperture: diameter, position
-        epu/                     NXinsertion_device: polarisation, gap
+        epu/                     NXinsertion_device: polarisation of every frame, gap of
+                                 every point (mm)
       sample/                    NXsample: name, rotation_angle
       <counter>[_plus|_minus]/   NXdata: stxm_scan_type, data, energy, sample_y, sample_x,
                                  count_time, axes (+ line_position, osa_x, zoneplate_z, ...)
@@ -139,6 +141,8 @@ class NexusContent:
     point_count_time_s: np.ndarray
     point_x_um: np.ndarray
     point_y_um: np.ndarray
+    point_zp_z_um: np.ndarray
+    point_epu_gap_mm: np.ndarray
     nxdata: list[NxdataGroup]
     baseline: dict[str, Any]
     ring_current_mA: float | None
@@ -239,20 +243,36 @@ def _raster_points(run: RunDocuments, energy_eV: float) -> dict[str, np.ndarray]
     }  # fmt: skip
 
 
-def _frame_energies(run: RunDocuments) -> np.ndarray:
-    """Energy each frame was measured at (its readback, else as asked)."""
-    asked = np.array([float(f["energy_eV"]) for f in run.start["frames"]])
+def _frame_values(run: RunDocuments, keys: Iterable[str], asked: np.ndarray) -> np.ndarray:
+    """Each frame's value of the first of ``keys`` its ``frames`` event recorded (read after
+    the frame's moves, before its counts), else ``asked``."""
     frames = run.stream("frames")
-    measured = asked.copy()
-    # The monochromator's readback: the energy pseudo axis can read stale right after a move.
-    readback = frames.column("energy_mono_readback") or frames.column("energy_eV")
-    for index, energy in zip(frames.column("stack_frame"), readback, strict=False):
-        if isinstance(index, int) and 0 <= index < len(measured) and energy is not None:
-            measured[index] = float(energy)
+    measured = np.asarray(asked, dtype=float).copy()
+    readback = next((frames.column(key) for key in keys if frames.column(key)), [])
+    for index, value in zip(frames.column("stack_frame"), readback, strict=False):
+        if isinstance(index, int) and 0 <= index < len(measured) and value is not None:
+            measured[index] = float(value)
     return measured
 
 
-def _spectro_point_energies(run: RunDocuments, points: Mapping[str, np.ndarray]) -> np.ndarray:
+def _frame_energies(run: RunDocuments) -> np.ndarray:
+    """Energy each frame was measured at (its readback, else as asked)."""
+    asked = np.array([float(f["energy_eV"]) for f in run.start["frames"]])
+    # The monochromator's readback: the energy pseudo axis can read stale right after a move.
+    return _frame_values(run, ("energy_mono_readback", "energy_eV"), asked)
+
+
+def _frame_optics(run: RunDocuments) -> dict[str, np.ndarray]:
+    """ZP z (um) and EPU gap (mm) each frame was measured with (NaN: not recorded)."""
+    unknown = np.full(len(run.start["frames"]), np.nan)
+    return {
+        "zp_z": _frame_values(run, ("energy_zp_z",), unknown),
+        "epu_gap": _frame_values(run, ("energy_epu_gap",), unknown),
+    }
+
+
+def _point_frames(run: RunDocuments, points: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Frame index of each point (acquisition order; -1 where not known)."""
     start = run.start
     primary = run.stream("primary")
     frames = run.stream("frames")
@@ -267,11 +287,17 @@ def _spectro_point_energies(run: RunDocuments, points: Mapping[str, np.ndarray])
     if start.get("scan_mode") == "fly":
         widths = [len(np.atleast_1d(c)) for c in primary.column(start["counter_field"])]
         which = np.repeat(which, widths)
-    energies = _frame_energies(run)
-    per_point = np.full(len(points["counts"]), np.nan)
-    known = (which >= 0) & (which < len(energies))
-    per_point[known[: len(per_point)]] = energies[which[known]][: len(per_point)]
-    return per_point
+    out = np.full(len(points["counts"]), -1)
+    out[: len(which)] = which[: len(out)]
+    return out
+
+
+def _per_point(per_frame: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """``per_frame`` values at each point's frame (NaN where the frame is not known)."""
+    out = np.full(len(which), np.nan)
+    known = (which >= 0) & (which < len(per_frame))
+    out[known] = per_frame[which[known]]
+    return out
 
 
 def _count_time(image: StxmImage) -> np.ndarray:
@@ -406,11 +432,21 @@ def build_nexus_content(documents: Iterable[tuple[str, dict]]) -> NexusContent:
     baseline = _baseline(run)
     energy_eV = _baseline_energy(baseline, start)
     points = _raster_points(run, energy_eV)
+    # The optics as each point was measured: a run with frames moved them before each frame
+    # (its frames stream read them then); other runs leave them as the run found them, but
+    # for the zone plate a focus scan steps.
+    n = len(points["counts"])
+    points["zp_z"] = np.full(n, float(start.get("zp_z_um", np.nan)))
+    points["epu_gap"] = np.full(n, float(baseline.get("energy_epu_gap", np.nan)))
     if "frames" in start and scan_type in SPECTRO_SCAN_TYPES:
-        points["energy"] = _spectro_point_energies(run, points)
+        which = _point_frames(run, points)
+        points["energy"] = _per_point(_frame_energies(run), which)
+        points |= {key: _per_point(values, which) for key, values in _frame_optics(run).items()}
         nxdata = _spectro_groups(run, scan_type)
     elif scan_type in RASTER_SCAN_TYPES:
         nxdata = [_image_group(run, scan_type, baseline)]
+        if _ALIGNMENT_AXES.get(scan_type, ("",))[0] == "zoneplate_z":
+            points["zp_z"] = points["y"]
     else:
         raise ValueError(f"run {start.get('uid')}: a {scan_type!r} run lists no frames")
     if scan_type != "sample image" and "frames" not in start:
@@ -431,6 +467,8 @@ def build_nexus_content(documents: Iterable[tuple[str, dict]]) -> NexusContent:
         point_count_time_s=points["dwell"][measured],
         point_x_um=points["x"][measured],
         point_y_um=points["y"][measured],
+        point_zp_z_um=points["zp_z"][measured],
+        point_epu_gap_mm=points["epu_gap"][measured],
         nxdata=nxdata,
         baseline=baseline,
         ring_current_mA=float(np.mean(ring)) if len(ring) else None,
@@ -514,8 +552,8 @@ def _write_instrument(entry: h5py.Group, content: NexusContent) -> None:
         _number(zp, "a1", a1, "um/eV")
         if "a0_um" in start:
             _number(zp, "a0", start["a0_um"], "um")
-        if "zp_z_um" in start:
-            _number(zp, "z", start["zp_z_um"], "um")
+        if np.isfinite(content.point_zp_z_um).any():
+            _number(zp, "z", content.point_zp_z_um, "um")
         _number(zp, "focus_offset", float(start.get("focus_offset_um", 0.0)), "um")
         zp.create_dataset("focus_follows_energy", data=bool(start.get("focus_follows_energy")))
     osa = start.get("osa") or {}
@@ -534,8 +572,8 @@ def _write_instrument(entry: h5py.Group, content: NexusContent) -> None:
         if isinstance(frames, list) else [str(start.get("polarization", ""))]
     )  # fmt: skip
     epu.create_dataset("polarization", data=np.array(polarizations, dtype=h5py.string_dtype()))
-    if "energy_epu_gap" in baseline:
-        _number(epu, "gap", float(baseline["energy_epu_gap"]), "mm")
+    if np.isfinite(content.point_epu_gap_mm).any():
+        _number(epu, "gap", content.point_epu_gap_mm, "mm")
 
 
 def _write_nxdata(entry: h5py.Group, group_spec: NxdataGroup, scan_type: str) -> h5py.Group:

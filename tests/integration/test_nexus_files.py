@@ -154,6 +154,13 @@ def test_every_scan_type_leaves_a_conformant_file_in_the_layout(session, sim_con
             zone_plate = entry["instrument/zone_plate"]
             assert zone_plate["a1"][()] == pytest.approx(240 * 0.025 / 1.23984, rel=1e-4)
             assert zone_plate["a0"][()] == pytest.approx(start["a0_um"])
+            # ZP z and EPU gap of every point, as the energy (a focus scan: the z it stepped).
+            energies = entry["instrument/monochromator/energy"][()]
+            zp_z = np.asarray(zone_plate["z"][()])
+            assert zp_z.shape == entry["instrument/epu/gap"].shape == energies.shape, key
+            if key.endswith("focus"):
+                stepped = np.asarray(entry[f"{entry.attrs['default']}/zoneplate_z"][()])
+                assert np.abs(zp_z[:, None] - stepped[None, :]).min(axis=1).max() < 0.1, key
             assert "configuration" in entry["collection"]
             assert entry["collection/exit_status"][()].decode() == "success"
             assert "control" in entry  # ring current from the baseline (and monitor)

@@ -15,8 +15,13 @@ STAGE = {"sample_x_um": 300.0, "sample_y_um": 0.0}  # where the stage stands as 
         ({"stxm_scan_type": "sample image", "x_center_um": 2.5, "y_center_um": -8.0}, (2.5, -8.0)),
         ({"stxm_scan_type": "sample image stack", "x_center_um": 1.0, "y_center_um": 2.0},
          (1.0, 2.0)),
+        # Spectra by the plans' scan types and by NXstxm's names for them.
+        ({"stxm_scan_type": "point spectrum", "x_center_um": 3.0, "y_center_um": 4.0},
+         (3.0, 4.0)),
         ({"stxm_scan_type": "sample point spectrum", "x_center_um": 3.0, "y_center_um": 4.0},
          (3.0, 4.0)),
+        ({"stxm_scan_type": "line spectrum", "line_start_um": [0.0, 300.0],
+          "line_stop_um": [2.0, 302.0]}, (1.0, 301.0)),
         ({"stxm_scan_type": "sample line spectrum", "line_start_um": [0.0, 300.0],
           "line_stop_um": [2.0, 302.0]}, (1.0, 301.0)),
         # A focus scan: its line's centre on its own axis, the stage on the other.
