@@ -278,7 +278,7 @@ class SimFleet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the fleet in the foreground until SIGINT or SIGTERM."""
+    """Run the fleet in the foreground until SIGINT, SIGTERM or SIGHUP."""
     parser = argparse.ArgumentParser(prog="python -m sim_iocs.fleet", description=__doc__)
     parser.add_argument("--config-json", type=Path, required=True)
     parser.add_argument("--runtime-dir", type=Path)
@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     # possibly while that thread holds a lock (setting a threading.Event from it deadlocked
     # the fleet when SIGTERM landed inside Event.wait, and its IOCs kept their ports).
     signals: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Installed whatever the fleet inherited (ignored, in a background job's line).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: signals.append(signum))
     try:
         fleet = SimFleet(config, args.runtime_dir)

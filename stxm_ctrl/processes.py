@@ -119,8 +119,10 @@ class ManagedProcess:
     Notes
     -----
     The child runs in its own session, so a Ctrl-C in the terminal reaches only this
-    process, which then stops its children in order. The log file is created 0600 in a
-    directory created 0700.
+    process, which then stops its children in order. It starts with SIGINT, SIGTERM and
+    SIGHUP at their defaults even if this process inherited them ignored (started as
+    ``nohup stxm demo &``), so :meth:`stop` works the same in the background. The log file
+    is created 0600 in a directory created 0700.
     """
 
     def __init__(
@@ -150,7 +152,7 @@ class ManagedProcess:
         """Start the child in its own session; it dies with this thread (``die_with_parent``)."""
         make_private_dir(self.log_path.parent)
         log = open_private_append(self.log_path)
-        preexec = _parent_death_preexec(signal.SIGTERM) if self.die_with_parent else None
+        preexec = _child_preexec(signal.SIGTERM if self.die_with_parent else None)
         try:
             self.process = subprocess.Popen(
                 self.argv,
@@ -267,22 +269,47 @@ def _prctl() -> Callable[..., int] | None:
         return None
 
 
-def _parent_death_preexec(signum: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child receive ``signum`` when its parent dies.
+# Signals a child must act on however this process was started: a shell starts background
+# jobs with SIGINT ignored and nohup with SIGHUP ignored, and ignored signals survive exec.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    Runs in the child between fork and exec; the signal survives exec. If the parent has
-    already died by then (the child was re-parented), the signal would never come, so the
-    child exits at once instead.
+
+@functools.cache
+def _libc_signal() -> Callable[..., int] | None:
+    """libc's ``signal``, resolved once in the parent (the forked child only calls it)."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).signal
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_void_p
+    function.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    return function
+
+
+def _child_preexec(parent_death: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that gives the child default stop signals and the parent-death signal.
+
+    Runs in the child between fork and exec. SIGINT, SIGTERM and SIGHUP get their default
+    disposition, so the child stops on them (and a Python child turns SIGINT into
+    KeyboardInterrupt) even when this process inherited them ignored. With ``parent_death``
+    the child receives that signal when its parent dies, and it survives exec; if the parent
+    has already died by then (the child was re-parented), the signal would never come, so
+    the child exits at once instead.
     """
-    prctl = _prctl()
-    if prctl is None:
+    reset = _libc_signal()
+    prctl = _prctl() if parent_death is not None else None
+    if reset is None and prctl is None:
         return None
     parent = os.getpid()
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
+        if reset is not None:
+            for signum in _STOP_SIGNALS:
+                reset(int(signum), int(signal.SIG_DFL))
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(parent_death), 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)
 
     return preexec
 

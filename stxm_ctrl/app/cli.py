@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from stxm_ctrl.config import load_config
 from stxm_ctrl.config_docs import default_config_text
@@ -487,10 +488,20 @@ class _RunEndReportedByUs(logging.Filter):
         return record.getMessage() not in self._DROPPED
 
 
-def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+def _stop_like_ctrl_c(signum: int, frame: FrameType | None) -> None:
     """SIGTERM and SIGHUP (a closed terminal, `timeout`, an ssh drop) end a command as Ctrl-C
-    does: a scan is paused and its run closed as aborted, children are stopped."""
-    signal.raise_signal(signal.SIGINT)
+    does: a scan is paused and its run closed as aborted, children are stopped.
+
+    Whatever the command inherited: started in the background (``stxm sim &`` from a script,
+    ``nohup``), SIGINT is ignored, so re-raising SIGINT would do nothing. The current SIGINT
+    handler (the RunEngine's pause during a scan, else Python's) is called directly, and
+    with none installed the command stops as Ctrl-C stops it.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
