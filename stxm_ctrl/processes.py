@@ -176,8 +176,32 @@ class ManagedProcess:
         """True while the child has not exited."""
         return self.process is not None and self.process.poll() is None
 
-    def wait_ready(self, ready: Callable[[], bool], timeout_s: float) -> None:
-        """Poll ``ready()`` until it is true; fail early if the child exits.
+    def wait_ready(
+        self,
+        ready: Callable[[], bool],
+        timeout_s: float,
+        *,
+        say: Callable[[str], None] | None = None,
+        say_every_s: float = 15.0,
+        limit: str | None = None,
+    ) -> None:
+        """Poll ``ready()`` until it is true while the child lives; fail early if it exits.
+
+        Parameters
+        ----------
+        ready
+            The readiness check, polled every 20 ms.
+        timeout_s
+            The longest a live child may take.
+        say
+            Receives a line every ``say_every_s`` while the child is alive and not ready yet
+            (how long so far, the CPU time it used, the limit), so a slow start on a loaded
+            machine is seen to progress.
+        say_every_s
+            Seconds between those lines.
+        limit
+            Where ``timeout_s`` is configured (``"[catalog] start_timeout_s"``), named in
+            the messages.
 
         Raises
         ------
@@ -185,7 +209,10 @@ class ManagedProcess:
             If the child exits first or ``timeout_s`` passes; the message ends with the tail
             of the child's log.
         """
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
+        next_say = started + say_every_s
+        where = f" ({limit})" if limit else ""
         while time.monotonic() < deadline:
             if not self.is_running():
                 raise ProcessStartError(
@@ -194,10 +221,34 @@ class ManagedProcess:
                 )
             if ready():
                 return
+            now = time.monotonic()
+            if say is not None and now >= next_say:
+                say(
+                    f"{self.name} still starting (pid {self.pid}, {now - started:.0f} s, "
+                    f"{self.cpu_time_s():.1f} s of CPU so far); waiting up to "
+                    f"{timeout_s:.0f} s{where}"
+                )
+                next_say = now + say_every_s
             time.sleep(0.02)
         raise ProcessStartError(
-            f"{self.name} did not become ready within {timeout_s:.0f} s{self.log_tail()}"
+            f"{self.name} did not become ready within {timeout_s:.0f} s (alive, "
+            f"{self.cpu_time_s():.1f} s of CPU used)"
+            + (f"; on a loaded machine raise {limit}" if limit else "")
+            + self.log_tail()
         )
+
+    def cpu_time_s(self) -> float:
+        """CPU time (user + system) the child has used so far, with its reaped children."""
+        pid = self.pid
+        if pid is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        # Fields 14-17 of proc(5): utime, stime, cutime, cstime (clock ticks); here 11-14.
+        ticks = sum(int(value) for value in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 15) -> str:
         """Last lines of the child's log, formatted for an error message."""
@@ -301,13 +352,14 @@ def _child_preexec(parent_death: int | None) -> Callable[[], None] | None:
     if reset is None and prctl is None:
         return None
     parent = os.getpid()
+    death = int(parent_death or 0)
 
     def preexec() -> None:
         if reset is not None:
             for signum in _STOP_SIGNALS:
                 reset(int(signum), int(signal.SIG_DFL))
         if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, int(parent_death), 0, 0, 0)
+            prctl(_PR_SET_PDEATHSIG, death, 0, 0, 0)
             if os.getppid() != parent:
                 os._exit(1)
 

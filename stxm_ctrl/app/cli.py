@@ -203,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     check_data_dir(config)
     with DataDirLock(config.data_dir, "stxm serve", part="catalog"):
-        server = start_catalog_server(config)
+        server = start_catalog_server(config, say=lambda line: print(line, flush=True))
         print(
             f"catalog at {server.uri} (SQLite in {config.data_dir}); API key in "
             f"{config.data_dir / API_KEY_FILE}"

@@ -146,3 +146,55 @@ def test_a_child_of_a_background_job_still_stops_on_sigint(tmp_path):
         assert child.returncode == -signal.SIGINT  # KeyboardInterrupt: the first step worked
     finally:
         child.kill()
+
+
+SLOW_LISTENER = (
+    "import socket, sys, time\n"
+    "time.sleep(float(sys.argv[2]))\n"  # a slow start: imports on a loaded machine
+    "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_live_slow_start_is_waited_for_and_reported_while_it_lasts(tmp_path):
+    port = free_tcp_port()
+    child = ManagedProcess(
+        "slow server", [sys.executable, "-c", SLOW_LISTENER, str(port), "2.5"], tmp_path / "s.log"
+    )
+    lines: list[str] = []
+    child.start()
+    try:
+        child.wait_ready(
+            lambda: tcp_answers("127.0.0.1", port),
+            timeout_s=60,
+            say=lines.append,
+            say_every_s=0.5,
+            limit="[catalog] start_timeout_s",
+        )
+    finally:
+        child.stop()
+    assert len(lines) >= 3, lines
+    assert all(
+        line.startswith(f"slow server still starting (pid {child.pid}, ")
+        and " s of CPU so far); waiting up to 60 s ([catalog] start_timeout_s)" in line
+        for line in lines
+    ), lines
+
+
+def test_a_start_past_its_limit_names_the_setting_to_raise(tmp_path):
+    port = free_tcp_port()
+    child = ManagedProcess(
+        "slow server", [sys.executable, "-c", SLOW_LISTENER, str(port), "30"], tmp_path / "s.log"
+    )
+    child.start()
+    try:
+        with pytest.raises(ProcessStartError) as info:
+            child.wait_ready(
+                lambda: tcp_answers("127.0.0.1", port), 1.0, limit="[catalog] start_timeout_s"
+            )
+    finally:
+        child.stop()
+    assert str(info.value).startswith("slow server did not become ready within 1 s (alive, "), (
+        info.value
+    )
+    assert "; on a loaded machine raise [catalog] start_timeout_s" in str(info.value)
