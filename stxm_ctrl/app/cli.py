@@ -306,6 +306,10 @@ def cmd_check_nexus(args: argparse.Namespace) -> int:
     """Check NXstxm files against the NXDL; non-zero if a required element is wrong."""
     from stxm_ctrl.data.nexus_check import run_check_nexus
 
+    # The check needs nothing configured; the configuration is still checked, as by every
+    # command, so a script passing --config to all of them learns of a bad file here too.
+    _config(args)
+
     return run_check_nexus(args.files, sys.stdout)
 
 
@@ -463,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         "enumerations, dimensions); print each problem with its path in the file. Exit "
         "status 1 if a required element is missing or wrong.",
     )
+    _add_config_option(check)
     check.add_argument("files", nargs="+", type=Path, help="NXstxm files")
     check.set_defaults(func=cmd_check_nexus)
 
