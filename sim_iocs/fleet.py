@@ -40,8 +40,6 @@ from stxm_ctrl.processes import (
 
 __all__ = ["SimFleet", "free_port_overrides", "resolve_ports"]
 
-_START_TIMEOUT_S = 30.0
-
 
 def free_port_overrides(
     data_dir: str | Path, instruments: Iterable[SimInstrument] | None = None
@@ -227,7 +225,9 @@ class SimFleet:
         )
         self.repeater.start()
         host, port = self.config.sim.host, self.config.sim.repeater_port
-        self.repeater.wait_ready(lambda: not port_is_free(host, port), _START_TIMEOUT_S)
+        self.repeater.wait_ready(
+            lambda: not port_is_free(host, port), self.config.sim.start_timeout_s
+        )
 
     def _ioc_environment(self) -> dict[str, str]:
         # Server tuning and loopback-only addresses, visible in the child's environment.
@@ -241,7 +241,7 @@ class SimFleet:
         ready = self.runtime_dir / f"{name}.ready"
         host, port = self.config.sim.host, self.ports[name]
         self.processes[name].wait_ready(
-            lambda: ready.exists() and tcp_answers(host, port), _START_TIMEOUT_S
+            lambda: ready.exists() and tcp_answers(host, port), self.config.sim.start_timeout_s
         )
 
     def kill(self, name: str) -> None:

@@ -1103,6 +1103,14 @@ class SimConfig(_Section):
     repeater_port: Port = Field(
         default=5073, description="The fleet's Channel Access repeater (its clients use it)."
     )
+    start_timeout_s: float = Field(
+        default=300.0,
+        ge=10.0,
+        le=3600.0,
+        description="How long the fleet's start may take while its processes are alive (each "
+        "IOC is a Python process importing caproto: on a loaded 2-core machine a start takes "
+        "a minute or more); a message every 15 s says it is still starting.",
+    )
     control_prefix: str = Field(
         default="STXM:SIM:",
         pattern=r"^[A-Za-z0-9_:\-]+:$",

@@ -171,7 +171,7 @@ def _run_sim(config) -> int:
 
     fleet = start_sim_fleet(config)
     try:
-        fleet.wait_ready()
+        fleet.wait_ready(config.sim.start_timeout_s, say=lambda line: print(line, flush=True))
         manifest = fleet.manifest()
     except BaseException:
         fleet.stop()

@@ -194,9 +194,11 @@ def test_listening_beyond_loopback_needs_allow_remote(section, reliability):
     )
 
 
-def test_the_catalog_start_limit_is_configurable_within_its_range(tmp_path):
+def test_the_start_limits_are_configurable_within_their_range(tmp_path):
     config = load_config(write(tmp_path, "[catalog]\nstart_timeout_s = 900\n"))
     assert config.catalog.start_timeout_s == 900.0
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, "[catalog]\nstart_timeout_s = 5\n"))
     assert "catalog.start_timeout_s = 5 is out of range; allowed [10.0, 3600.0]" in str(info.value)
+    config = load_config(write(tmp_path, "[sim]\nstart_timeout_s = 600\n"))
+    assert config.sim.start_timeout_s == 600.0
