@@ -40,8 +40,6 @@ from stxm_ctrl.processes import (
 
 __all__ = ["SimFleet", "free_port_overrides", "resolve_ports"]
 
-_START_TIMEOUT_S = 30.0
-
 
 def free_port_overrides(
     data_dir: str | Path, instruments: Iterable[SimInstrument] | None = None
@@ -227,7 +225,9 @@ class SimFleet:
         )
         self.repeater.start()
         host, port = self.config.sim.host, self.config.sim.repeater_port
-        self.repeater.wait_ready(lambda: not port_is_free(host, port), _START_TIMEOUT_S)
+        self.repeater.wait_ready(
+            lambda: not port_is_free(host, port), self.config.sim.start_timeout_s
+        )
 
     def _ioc_environment(self) -> dict[str, str]:
         # Server tuning and loopback-only addresses, visible in the child's environment.
@@ -241,7 +241,7 @@ class SimFleet:
         ready = self.runtime_dir / f"{name}.ready"
         host, port = self.config.sim.host, self.ports[name]
         self.processes[name].wait_ready(
-            lambda: ready.exists() and tcp_answers(host, port), _START_TIMEOUT_S
+            lambda: ready.exists() and tcp_answers(host, port), self.config.sim.start_timeout_s
         )
 
     def kill(self, name: str) -> None:
@@ -278,7 +278,7 @@ class SimFleet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the fleet in the foreground until SIGINT or SIGTERM."""
+    """Run the fleet in the foreground until SIGINT, SIGTERM or SIGHUP."""
     parser = argparse.ArgumentParser(prog="python -m sim_iocs.fleet", description=__doc__)
     parser.add_argument("--config-json", type=Path, required=True)
     parser.add_argument("--runtime-dir", type=Path)
@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     # possibly while that thread holds a lock (setting a threading.Event from it deadlocked
     # the fleet when SIGTERM landed inside Event.wait, and its IOCs kept their ports).
     signals: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Installed whatever the fleet inherited (ignored, in a background job's line).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: signals.append(signum))
     try:
         fleet = SimFleet(config, args.runtime_dir)

@@ -278,6 +278,14 @@ class CatalogConfig(_Section):
         description="Events per write to the catalog (1 streams each point but costs ~30 ms "
         "per point).",
     )
+    start_timeout_s: float = Field(
+        default=300.0,
+        ge=10.0,
+        le=3600.0,
+        description="Embedded server: how long a start may take while the server process "
+        "is alive (it imports tiled's server, ~12 s of CPU: 40-60 s on a loaded 2-core "
+        "machine); a message every 15 s says it is still starting.",
+    )
     api_key_env: str = Field(
         default="TILED_API_KEY",
         min_length=1,
@@ -1094,6 +1102,14 @@ class SimConfig(_Section):
     )
     repeater_port: Port = Field(
         default=5073, description="The fleet's Channel Access repeater (its clients use it)."
+    )
+    start_timeout_s: float = Field(
+        default=300.0,
+        ge=10.0,
+        le=3600.0,
+        description="How long the fleet's start may take while its processes are alive (each "
+        "IOC is a Python process importing caproto: on a loaded 2-core machine a start takes "
+        "a minute or more); a message every 15 s says it is still starting.",
     )
     control_prefix: str = Field(
         default="STXM:SIM:",

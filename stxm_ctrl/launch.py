@@ -5,6 +5,7 @@ The runtime never imports ``sim_iocs``: the fleet is started as ``python -m sim_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -15,7 +16,7 @@ from stxm_ctrl.processes import ManagedProcess, ProcessStartError, python_module
 
 __all__ = ["FleetProcess", "start_sim_fleet"]
 
-FLEET_START_TIMEOUT_S = 60.0
+FLEET_START_TIMEOUT_S = 300.0  # the default of [sim] start_timeout_s
 
 
 @dataclass
@@ -29,9 +30,20 @@ class FleetProcess:
     runtime_dir: Path
     ready_file: Path
 
-    def wait_ready(self, timeout_s: float = FLEET_START_TIMEOUT_S) -> None:
-        """Return once every IOC serves its PVs (raises ProcessStartError otherwise)."""
-        self.process.wait_ready(self.ready_file.exists, timeout_s)
+    def wait_ready(
+        self,
+        timeout_s: float = FLEET_START_TIMEOUT_S,
+        *,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        """Return once every IOC serves its PVs (raises ProcessStartError otherwise).
+
+        Waits while the fleet is alive, up to ``timeout_s`` (``[sim] start_timeout_s``);
+        ``say`` gets a line every 15 s while it is still starting.
+        """
+        self.process.wait_ready(
+            self.ready_file.exists, timeout_s, say=say, limit="[sim] start_timeout_s"
+        )
 
     def manifest(self) -> FleetManifest:
         """What the running fleet publishes (IOCs, ports, pids)."""

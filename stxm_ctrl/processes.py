@@ -119,8 +119,10 @@ class ManagedProcess:
     Notes
     -----
     The child runs in its own session, so a Ctrl-C in the terminal reaches only this
-    process, which then stops its children in order. The log file is created 0600 in a
-    directory created 0700.
+    process, which then stops its children in order. It starts with SIGINT, SIGTERM and
+    SIGHUP at their defaults even if this process inherited them ignored (started as
+    ``nohup stxm demo &``), so :meth:`stop` works the same in the background. The log file
+    is created 0600 in a directory created 0700.
     """
 
     def __init__(
@@ -150,7 +152,7 @@ class ManagedProcess:
         """Start the child in its own session; it dies with this thread (``die_with_parent``)."""
         make_private_dir(self.log_path.parent)
         log = open_private_append(self.log_path)
-        preexec = _parent_death_preexec(signal.SIGTERM) if self.die_with_parent else None
+        preexec = _child_preexec(signal.SIGTERM if self.die_with_parent else None)
         try:
             self.process = subprocess.Popen(
                 self.argv,
@@ -174,8 +176,32 @@ class ManagedProcess:
         """True while the child has not exited."""
         return self.process is not None and self.process.poll() is None
 
-    def wait_ready(self, ready: Callable[[], bool], timeout_s: float) -> None:
-        """Poll ``ready()`` until it is true; fail early if the child exits.
+    def wait_ready(
+        self,
+        ready: Callable[[], bool],
+        timeout_s: float,
+        *,
+        say: Callable[[str], None] | None = None,
+        say_every_s: float = 15.0,
+        limit: str | None = None,
+    ) -> None:
+        """Poll ``ready()`` until it is true while the child lives; fail early if it exits.
+
+        Parameters
+        ----------
+        ready
+            The readiness check, polled every 20 ms.
+        timeout_s
+            The longest a live child may take.
+        say
+            Receives a line every ``say_every_s`` while the child is alive and not ready yet
+            (how long so far, the CPU time it used, the limit), so a slow start on a loaded
+            machine is seen to progress.
+        say_every_s
+            Seconds between those lines.
+        limit
+            Where ``timeout_s`` is configured (``"[catalog] start_timeout_s"``), named in
+            the messages.
 
         Raises
         ------
@@ -183,7 +209,10 @@ class ManagedProcess:
             If the child exits first or ``timeout_s`` passes; the message ends with the tail
             of the child's log.
         """
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
+        next_say = started + say_every_s
+        where = f" ({limit})" if limit else ""
         while time.monotonic() < deadline:
             if not self.is_running():
                 raise ProcessStartError(
@@ -192,10 +221,34 @@ class ManagedProcess:
                 )
             if ready():
                 return
+            now = time.monotonic()
+            if say is not None and now >= next_say:
+                say(
+                    f"{self.name} still starting (pid {self.pid}, {now - started:.0f} s, "
+                    f"{self.cpu_time_s():.1f} s of CPU so far); waiting up to "
+                    f"{timeout_s:.0f} s{where}"
+                )
+                next_say = now + say_every_s
             time.sleep(0.02)
         raise ProcessStartError(
-            f"{self.name} did not become ready within {timeout_s:.0f} s{self.log_tail()}"
+            f"{self.name} did not become ready within {timeout_s:.0f} s (alive, "
+            f"{self.cpu_time_s():.1f} s of CPU used)"
+            + (f"; on a loaded machine raise {limit}" if limit else "")
+            + self.log_tail()
         )
+
+    def cpu_time_s(self) -> float:
+        """CPU time (user + system) the child has used so far, with its reaped children."""
+        pid = self.pid
+        if pid is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        # Fields 14-17 of proc(5): utime, stime, cutime, cstime (clock ticks); here 11-14.
+        ticks = sum(int(value) for value in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 15) -> str:
         """Last lines of the child's log, formatted for an error message."""
@@ -267,22 +320,48 @@ def _prctl() -> Callable[..., int] | None:
         return None
 
 
-def _parent_death_preexec(signum: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child receive ``signum`` when its parent dies.
+# Signals a child must act on however this process was started: a shell starts background
+# jobs with SIGINT ignored and nohup with SIGHUP ignored, and ignored signals survive exec.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    Runs in the child between fork and exec; the signal survives exec. If the parent has
-    already died by then (the child was re-parented), the signal would never come, so the
-    child exits at once instead.
+
+@functools.cache
+def _libc_signal() -> Callable[..., int] | None:
+    """libc's ``signal``, resolved once in the parent (the forked child only calls it)."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).signal
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_void_p
+    function.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    return function
+
+
+def _child_preexec(parent_death: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that gives the child default stop signals and the parent-death signal.
+
+    Runs in the child between fork and exec. SIGINT, SIGTERM and SIGHUP get their default
+    disposition, so the child stops on them (and a Python child turns SIGINT into
+    KeyboardInterrupt) even when this process inherited them ignored. With ``parent_death``
+    the child receives that signal when its parent dies, and it survives exec; if the parent
+    has already died by then (the child was re-parented), the signal would never come, so
+    the child exits at once instead.
     """
-    prctl = _prctl()
-    if prctl is None:
+    reset = _libc_signal()
+    prctl = _prctl() if parent_death is not None else None
+    if reset is None and prctl is None:
         return None
     parent = os.getpid()
+    death = int(parent_death or 0)
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
+        if reset is not None:
+            for signum in _STOP_SIGNALS:
+                reset(int(signum), int(signal.SIG_DFL))
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, death, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)
 
     return preexec
 

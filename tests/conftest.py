@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -262,6 +264,103 @@ def image_matches_ground_truth(sim_config: BeamlineConfig):
         return corr
 
     return check
+
+
+# -- child processes started by tests --------------------------------------------------------
+#
+# How the tests were launched must not change what a test sees: `nohup uv run pytest &` (a
+# nightly job) starts pytest with SIGINT and SIGHUP ignored, and ignored signals are
+# inherited. A test that stands for a terminal's Ctrl-C or a closed terminal starts its child
+# with the dispositions a terminal gives it; one that stands for a background job, with
+# those of `nohup cmd &`.
+
+#: A command typed at an interactive terminal: every stop signal at its default.
+TERMINAL_SIGNALS: Mapping[int, Callable | int] = {
+    signal.SIGINT: signal.SIG_DFL,
+    signal.SIGTERM: signal.SIG_DFL,
+    signal.SIGHUP: signal.SIG_DFL,
+}
+#: `nohup cmd &` from a script: the shell ignores SIGINT for a background job, nohup SIGHUP.
+NOHUP_BACKGROUND_SIGNALS: Mapping[int, Callable | int] = {
+    signal.SIGINT: signal.SIG_IGN,
+    signal.SIGTERM: signal.SIG_DFL,
+    signal.SIGHUP: signal.SIG_IGN,
+}
+
+
+def with_signal_dispositions(dispositions: Mapping[int, Callable | int]) -> Callable[[], None]:
+    """A ``preexec_fn`` giving the child exactly these signal dispositions."""
+
+    def preexec() -> None:
+        for signum, disposition in dispositions.items():
+            signal.signal(signum, disposition)
+
+    return preexec
+
+
+class Children:
+    """Processes a test starts; every one still running at teardown is killed by its pid.
+
+    Whatever the test's outcome: a test that fails mid-way must leave no process behind to
+    hold ports or to be reported ("subprocess N is still running") in a later test.
+    """
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen] = []
+
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        output: Path | None = None,
+        signals: Mapping[int, Callable | int] = TERMINAL_SIGNALS,
+        **popen: object,
+    ) -> subprocess.Popen:
+        """Start ``argv`` in a session of its own (as a terminal's job: a signal sent to it
+        reaches it alone), stdin closed, stdout and stderr to ``output`` if given."""
+        popen.setdefault("stdin", subprocess.DEVNULL)
+        if output is not None:
+            with output.open("w") as out:  # the child writes to its own copy
+                process = subprocess.Popen(
+                    argv,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=with_signal_dispositions(signals),
+                    **popen,  # type: ignore[arg-type]
+                )
+        else:
+            process = subprocess.Popen(
+                argv,
+                start_new_session=True,
+                preexec_fn=with_signal_dispositions(signals),
+                **popen,  # type: ignore[arg-type]
+            )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        """SIGKILL (by pid) every child still running, and reap them all."""
+        for process in self.started:
+            if process.poll() is None:
+                try:
+                    os.kill(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            process.wait()
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    """Start processes for a test (:class:`Children`); all stopped by pid at teardown."""
+    started = Children()
+    try:
+        yield started
+    finally:
+        started.stop_all()
 
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"

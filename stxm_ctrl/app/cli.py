@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from stxm_ctrl.config import load_config
 from stxm_ctrl.config_docs import default_config_text
@@ -170,7 +171,7 @@ def _run_sim(config) -> int:
 
     fleet = start_sim_fleet(config)
     try:
-        fleet.wait_ready()
+        fleet.wait_ready(config.sim.start_timeout_s, say=lambda line: print(line, flush=True))
         manifest = fleet.manifest()
     except BaseException:
         fleet.stop()
@@ -202,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     check_data_dir(config)
     with DataDirLock(config.data_dir, "stxm serve", part="catalog"):
-        server = start_catalog_server(config)
+        server = start_catalog_server(config, say=lambda line: print(line, flush=True))
         print(
             f"catalog at {server.uri} (SQLite in {config.data_dir}); API key in "
             f"{config.data_dir / API_KEY_FILE}"
@@ -304,6 +305,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_check_nexus(args: argparse.Namespace) -> int:
     """Check NXstxm files against the NXDL; non-zero if a required element is wrong."""
     from stxm_ctrl.data.nexus_check import run_check_nexus
+
+    # The check needs nothing configured; the configuration is still checked, as by every
+    # command, so a script passing --config to all of them learns of a bad file here too.
+    _config(args)
 
     return run_check_nexus(args.files, sys.stdout)
 
@@ -462,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         "enumerations, dimensions); print each problem with its path in the file. Exit "
         "status 1 if a required element is missing or wrong.",
     )
+    _add_config_option(check)
     check.add_argument("files", nargs="+", type=Path, help="NXstxm files")
     check.set_defaults(func=cmd_check_nexus)
 
@@ -487,10 +493,20 @@ class _RunEndReportedByUs(logging.Filter):
         return record.getMessage() not in self._DROPPED
 
 
-def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+def _stop_like_ctrl_c(signum: int, frame: FrameType | None) -> None:
     """SIGTERM and SIGHUP (a closed terminal, `timeout`, an ssh drop) end a command as Ctrl-C
-    does: a scan is paused and its run closed as aborted, children are stopped."""
-    signal.raise_signal(signal.SIGINT)
+    does: a scan is paused and its run closed as aborted, children are stopped.
+
+    Whatever the command inherited: started in the background (``stxm sim &`` from a script,
+    ``nohup``), SIGINT is ignored, so re-raising SIGINT would do nothing. The current SIGINT
+    handler (the RunEngine's pause during a scan, else Python's) is called directly, and
+    with none installed the command stops as Ctrl-C stops it.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -389,8 +389,8 @@ def run_demo(
         elif catalog.embedded:
             stack.enter_context(DataDirLock(data_dir, "stxm demo", part="catalog"))
             say(f"starting the catalog (Tiled, SQLite in {data_dir}) ...")
-            stack.enter_context(start_catalog_server(config))
-        fleet.wait_ready()
+            stack.enter_context(start_catalog_server(config, say=say))
+        fleet.wait_ready(config.sim.start_timeout_s, say=say)
         session = stack.enter_context(build_session(config, progress=progress))
         devices = session.devices
         if energy_eV is not None:

@@ -6,11 +6,17 @@ use and kept in ``data_dir/tiled_api_key`` (0600), and in no other file:
 
 - it reaches the child through the environment, never on the command line (where ``ps``
   would show it);
-- the child is this module run as ``python -m stxm_ctrl.data.catalog``, which takes the key
-  out of its environment and hands it to Tiled's command line *in-process* as
-  ``--api-key``. Given the key that way, Tiled does not print its start-up banner with the
-  key (it does when the key comes from ``TILED_SINGLE_USER_API_KEY``), so the server log
+- the child is :mod:`stxm_ctrl.data.tiled_server`, which takes the key out of its
+  environment and hands it to Tiled's command line *in-process* as ``--api-key``. Given
+  the key that way, Tiled does not print its start-up banner with the key (it does when the
+  key comes from ``TILED_SINGLE_USER_API_KEY``), so the server log
   ``data_dir/logs/tiled.log`` never holds it.
+
+A start waits for the server while its process is alive, up to ``[catalog]
+start_timeout_s`` (importing tiled's server costs ~12 s of CPU; on a loaded machine a start
+takes a minute), saying every 15 s that it is still starting. The child initialises a new
+catalog all at once (a temporary file renamed into place), so a start interrupted during
+the initialisation leaves nothing that stops the next one.
 
 Everything the server creates in the data directory is owner-only: it runs with umask 077
 (databases 0600, directories 0700), its log is 0600 in a 0700 directory.
@@ -22,8 +28,7 @@ import contextlib
 import os
 import secrets
 import stat
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,7 @@ __all__ = [
     "api_key_for",
     "catalog_uri",
     "catalog_client",
+    "catalog_server_process",
     "close_catalog",
     "connect_catalog",
     "ensure_api_key",
@@ -55,9 +61,10 @@ CATALOG_DB = "catalog.db"
 STORAGE_DIR = "tiled_storage"
 TABLES_DB = "tables.sqlite"
 LOG_FILE = Path("logs") / "tiled.log"
-_START_TIMEOUT_S = 60.0
-# How the key reaches the child (this module's __main__), which removes it before Tiled runs.
+# How the key reaches the child (stxm_ctrl.data.tiled_server), which removes it before Tiled
+# runs; the same name as there (that module is not imported here: it is the child's).
 _KEY_ENV = "TILED_SINGLE_USER_API_KEY"
+_STILL_STARTING_EVERY_S = 15.0
 
 
 def ensure_api_key(data_dir: Path) -> str:
@@ -115,13 +122,15 @@ class CatalogServer:
         self.stop()
 
 
-def start_catalog_server(config: BeamlineConfig) -> CatalogServer:
-    """Start the embedded Tiled server for ``config`` and wait until it answers.
+def catalog_server_process(config: BeamlineConfig) -> ManagedProcess:
+    """The embedded Tiled server for ``config`` as a child process, not started yet.
+
+    Creates the API key and the storage directory if needed.
 
     Raises
     ------
     ProcessStartError
-        If the port is taken or the server fails to start (message includes its log).
+        If the port is taken (naming the process that holds it).
     """
     data_dir = config.data_dir
     host, port = config.catalog.host, config.catalog.port
@@ -136,10 +145,8 @@ def start_catalog_server(config: BeamlineConfig) -> CatalogServer:
     make_private_dir(storage)
     _make_owner_only(database, storage / TABLES_DB)
     argv = python_module_argv(
-        "stxm_ctrl.data.catalog",
-        "serve",
-        "catalog",
-        f"sqlite:///{database}",
+        "stxm_ctrl.data.tiled_server",
+        str(database),
         # Arrays go to files under storage, event tables to a SQLite database beside it.
         "--write",
         str(storage),
@@ -150,14 +157,40 @@ def start_catalog_server(config: BeamlineConfig) -> CatalogServer:
         "--port",
         str(port),
     )
-    if not database.exists():
-        argv.append("--init")
     env = dict(os.environ, **{_KEY_ENV: key})
     # umask 077: the databases, their journals and the storage directories are owner-only.
-    process = ManagedProcess("Tiled catalog server", argv, data_dir / LOG_FILE, env, umask=0o077)
+    return ManagedProcess("Tiled catalog server", argv, data_dir / LOG_FILE, env, umask=0o077)
+
+
+def start_catalog_server(
+    config: BeamlineConfig, *, say: Callable[[str], None] | None = None
+) -> CatalogServer:
+    """Start the embedded Tiled server for ``config`` and wait until it answers.
+
+    Parameters
+    ----------
+    config
+        The configuration; ``[catalog] start_timeout_s`` bounds the wait.
+    say
+        Receives a line every 15 s while the server is still starting (None: silent).
+
+    Raises
+    ------
+    ProcessStartError
+        If the port is taken, the server exits while starting, or it does not answer
+        within ``[catalog] start_timeout_s`` (message includes its log).
+    """
+    host, port = config.catalog.host, config.catalog.port
+    process = catalog_server_process(config)
     process.start()
     try:
-        process.wait_ready(lambda: tcp_answers(host, port), _START_TIMEOUT_S)
+        process.wait_ready(
+            lambda: tcp_answers(host, port),
+            config.catalog.start_timeout_s,
+            say=say,
+            say_every_s=_STILL_STARTING_EVERY_S,
+            limit="[catalog] start_timeout_s",
+        )
     except BaseException:
         process.stop()
         raise
@@ -207,20 +240,3 @@ def connect_catalog(config: BeamlineConfig):
     except Exception as exc:  # httpx raises several kinds; all mean the same to a user
         start = "`stxm serve`" if config.catalog.embedded else "the catalog server"
         raise ConnectionError(f"catalog at {uri} does not answer ({exc}); start {start}") from exc
-
-
-def _serve_tiled(args: Sequence[str]) -> None:
-    """Run Tiled's command line with the API key from the environment as ``--api-key``.
-
-    In-process, so the key is in no command line ``ps`` shows; and given as an option, so
-    Tiled prints no banner with it (see the module docstring).
-    """
-    from tiled.commandline.main import main as tiled_main
-
-    key = os.environ.pop(_KEY_ENV, None)
-    extra = ["--api-key", key] if key else []
-    tiled_main(args=[*args, *extra], prog_name="tiled")
-
-
-if __name__ == "__main__":
-    _serve_tiled(sys.argv[1:])

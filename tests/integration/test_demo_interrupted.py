@@ -1,6 +1,8 @@
 """`stxm demo` stopped by Ctrl-C, SIGTERM or SIGHUP closes its run as aborted, keeps every
 point (spool and catalog), stops everything it started and exits 130; a second demo on the
-same data directory is refused at once, naming the first."""
+same data directory is refused at once, naming the first. The same when the demo was started
+in the background as a nightly job starts it (`nohup stxm demo &`: SIGINT and SIGHUP
+ignored)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,13 @@ import sys
 import time
 
 import pytest
-from conftest import config_toml, free_port_overrides, ioc_ports
+from conftest import (
+    NOHUP_BACKGROUND_SIGNALS,
+    TERMINAL_SIGNALS,
+    config_toml,
+    free_port_overrides,
+    ioc_ports,
+)
 
 from stxm_ctrl.config import load_config
 from stxm_ctrl.data.catalog import catalog_client, start_catalog_server
@@ -21,15 +29,15 @@ from stxm_ctrl.processes import port_is_free
 pytestmark = pytest.mark.slow
 
 
-def _demo(config_file, output, *options: str) -> subprocess.Popen:
-    with output.open("w") as out:  # the child writes to its own copy
-        return subprocess.Popen(
-            [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)]
-            + ["--no-progress", *options],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # signals below reach the demo alone, as from a terminal
-        )
+def _demo(children, config_file, output, *options: str, signals=TERMINAL_SIGNALS):
+    """The demo in a session of its own: signals below reach the demo alone, as from a
+    terminal, with the dispositions given (a terminal's, or a background job's)."""
+    return children.start(
+        [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)]
+        + ["--no-progress", *options],
+        output=output,
+        signals=signals,
+    )
 
 
 def _wait(condition, process: subprocess.Popen, output, timeout_s: float, what: str):
@@ -43,7 +51,6 @@ def _wait(condition, process: subprocess.Popen, output, timeout_s: float, what: 
                 f"demo exited with {process.returncode} before {what}: {output.read_text()}"
             )
         time.sleep(0.1)
-    process.kill()
     pytest.fail(f"no {what} within {timeout_s} s: {output.read_text()}")
 
 
@@ -64,32 +71,32 @@ def config_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("mode", "sig"),
+    ("mode", "sig", "started"),
     [
-        ("step", signal.SIGINT),
-        ("step", signal.SIGTERM),
-        ("step", signal.SIGHUP),
-        ("fly", signal.SIGINT),
+        ("step", signal.SIGINT, "terminal"),
+        ("step", signal.SIGTERM, "terminal"),
+        ("step", signal.SIGHUP, "terminal"),
+        ("fly", signal.SIGINT, "terminal"),
+        ("step", signal.SIGTERM, "nohup-background"),
+        ("fly", signal.SIGHUP, "nohup-background"),
     ],
     ids=lambda v: getattr(v, "name", v),
 )
 def test_a_signal_aborts_the_run_and_keeps_every_point(
-    config_file, tmp_path, mode, sig, reliability
+    config_file, tmp_path, children, mode, sig, started, reliability
 ):
     config = load_config(config_file)
     output = tmp_path / "demo.out"
-    demo = _demo(config_file, output, "--points", "60", "--mode", mode)
-    try:
-        # Step: one event per pixel; fly: one per line of 60 pixels.
-        spool_file = _wait(_spooling(config, 150 if mode == "step" else 25), demo, output,
-                           300, "scan")  # fmt: skip
-        demo.send_signal(sig)
-        signalled = time.monotonic()
-        code = demo.wait(timeout=120)
-        ended_s = time.monotonic() - signalled
-    finally:
-        if demo.poll() is None:
-            demo.kill()
+    signals = TERMINAL_SIGNALS if started == "terminal" else NOHUP_BACKGROUND_SIGNALS
+    demo = _demo(children, config_file, output, "--points", "60", "--mode", mode,
+                 signals=signals)  # fmt: skip
+    # Step: one event per pixel; fly: one per line of 60 pixels.
+    spool_file = _wait(_spooling(config, 150 if mode == "step" else 25), demo, output,
+                       300, "scan")  # fmt: skip
+    demo.send_signal(sig)
+    signalled = time.monotonic()
+    code = demo.wait(timeout=120)
+    ended_s = time.monotonic() - signalled
     out = output.read_text()
     assert code == 130, out
     assert "interrupted: scan aborted: interrupted by the user" in out, out
@@ -106,8 +113,9 @@ def test_a_signal_aborts_the_run_and_keeps_every_point(
     ports = [*ioc_ports(config), config.sim.repeater_port, config.catalog.port]
     assert all(port_is_free("127.0.0.1", port) for port in ports)  # everything stopped
 
+    how = "" if started == "terminal" else " started as `nohup stxm demo &`"
     reliability(
-        fault=f"`stxm demo` ({mode} scan) sent {sig.name} mid-scan"
+        fault=f"`stxm demo`{how} ({mode} scan) sent {sig.name} mid-scan"
         + (" (Ctrl-C)" if sig == signal.SIGINT else ""),
         seen=next(line for line in out.splitlines() if line.startswith("interrupted:"))[:160]
         + "...; exit status 130",
@@ -122,10 +130,10 @@ def test_a_signal_aborts_the_run_and_keeps_every_point(
 
 
 def test_a_second_demo_on_the_same_data_directory_is_refused_at_once(
-    config_file, tmp_path, reliability
+    config_file, tmp_path, children, reliability
 ):
     output = tmp_path / "first.out"
-    first = _demo(config_file, output, "--points", "40")
+    first = _demo(children, config_file, output, "--points", "40")
     try:
         _wait(lambda: "starting the simulated IOCs" in output.read_text(), first, output, 120,
               "start")  # fmt: skip
@@ -147,8 +155,4 @@ def test_a_second_demo_on_the_same_data_directory_is_refused_at_once(
         )
     finally:
         first.send_signal(signal.SIGINT)
-        try:
-            first.wait(timeout=120)
-        finally:
-            if first.poll() is None:
-                first.kill()
+        first.wait(timeout=120)

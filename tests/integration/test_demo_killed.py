@@ -38,33 +38,25 @@ def _wait_for_spool(process: subprocess.Popen, spool_dir, lines: int, timeout_s:
         if process.poll() is not None:
             pytest.fail(f"demo exited with {process.returncode} before it was killed")
         time.sleep(0.1)
-    process.kill()
     pytest.fail(f"the scan did not spool {lines} documents within {timeout_s} s")
 
 
 def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
-    tmp_path, reliability
+    tmp_path, children, reliability
 ):
     config_file = tmp_path / "beamline.toml"
     config_file.write_text(config_toml(free_port_overrides(tmp_path / "data")))
     config = load_config(config_file)
     sim = config.sim
     ports = [*ioc_ports(config), sim.repeater_port, config.catalog.port]
-    with (tmp_path / "demo.out").open("w") as out:  # the child writes to its own copy
-        demo = subprocess.Popen(
-            [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)]
-            + ["--points", "80", "--mode", "step", "--no-progress"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        spool_file = _wait_for_spool(demo, config.data_dir / "spool", KILL_AFTER_LINES, 300)
-        demo.kill()
-        demo.wait(timeout=10)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
+    demo = children.start(
+        [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)]
+        + ["--points", "80", "--mode", "step", "--no-progress"],
+        output=tmp_path / "demo.out",
+    )
+    spool_file = _wait_for_spool(demo, config.data_dir / "spool", KILL_AFTER_LINES, 300)
+    demo.kill()
+    demo.wait(timeout=10)
 
     # The fleet, its IOCs and repeater, and the catalog server all die with the demo.
     killed = time.monotonic()

@@ -142,3 +142,30 @@ def test_unusable_config_files_and_data_dirs_get_one_line(tmp_path, capsys):
     assert main(["config", "--write", str(tmp_path / "missing" / "b.toml")]) == 2
     err = capsys.readouterr().err
     assert "the directory" in err and "does not exist; create it first" in err
+
+
+def _subcommands() -> dict:
+    import argparse
+
+    parser = build_parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_every_command_takes_config_as_the_readme_says(command):
+    options = {o for a in _subcommands()[command]._actions for o in a.option_strings}
+    assert "--config" in options
+
+
+def test_check_nexus_takes_config_and_reports_a_bad_one(tmp_path, capsys):
+    missing = tmp_path / "missing.nxs"
+    config = tmp_path / "beamline.toml"
+    config.write_text(f'[beamline]\ndata_dir = "{tmp_path / "data"}"\n')
+    assert main(["check-nexus", "--config", str(config), str(missing)]) == 1
+    with_config = capsys.readouterr().out
+    assert main(["check-nexus", str(missing)]) == 1
+    assert capsys.readouterr().out == with_config  # the check itself uses nothing configured
+    assert str(missing) in with_config
+    assert main(["check-nexus", "--config", str(tmp_path), str(missing)]) == 2
+    assert "is a directory; give the path of a TOML file" in capsys.readouterr().err

@@ -192,3 +192,13 @@ def test_listening_beyond_loopback_needs_allow_remote(section, reliability):
         ended_s=None,
         kept="nothing starts; with allow_remote = true it listens there, as documented",
     )
+
+
+def test_the_start_limits_are_configurable_within_their_range(tmp_path):
+    config = load_config(write(tmp_path, "[catalog]\nstart_timeout_s = 900\n"))
+    assert config.catalog.start_timeout_s == 900.0
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "[catalog]\nstart_timeout_s = 5\n"))
+    assert "catalog.start_timeout_s = 5 is out of range; allowed [10.0, 3600.0]" in str(info.value)
+    config = load_config(write(tmp_path, "[sim]\nstart_timeout_s = 600\n"))
+    assert config.sim.start_timeout_s == 600.0

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import Children
 
 from stxm_ctrl.processes import (
     ManagedProcess,
@@ -73,12 +74,16 @@ def _wait_gone(pids: list[int], timeout_s: float) -> list[int]:
     return [pid for pid in pids if _alive(pid)]
 
 
-def _start_parent(tmp_path: Path, depth: int) -> tuple[subprocess.Popen, list[int]]:
+def _start_parent(
+    children: Children, tmp_path: Path, depth: int
+) -> tuple[subprocess.Popen, list[int]]:
+    """The parent, started as from a terminal (its stop signals at their defaults, whatever
+    this test process inherited)."""
     import json
 
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
-    parent = subprocess.Popen(
+    parent = children.start(
         [sys.executable, str(script), str(depth), str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
@@ -100,20 +105,19 @@ def _kill_leftovers(pids: list[int]) -> None:
 @pytest.mark.parametrize(
     "how", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=lambda sig: sig.name
 )
-def test_a_child_dies_when_its_parent_is_killed(tmp_path, how):
-    parent, pids = _start_parent(tmp_path, depth=1)
+def test_a_child_dies_when_its_parent_is_killed(tmp_path, children, how):
+    parent, pids = _start_parent(children, tmp_path, depth=1)
     try:
         parent.send_signal(how)
         parent.wait(timeout=10)
         assert _wait_gone(pids, timeout_s=5) == [], f"orphaned after {how.name}: {pids}"
     finally:
         _kill_leftovers(pids)
-        parent.kill()
 
 
-def test_grandchildren_die_too_when_the_top_parent_is_killed(tmp_path):
+def test_grandchildren_die_too_when_the_top_parent_is_killed(tmp_path, children):
     """Like `stxm demo` -> fleet -> IOCs: a SIGKILL at the top takes down the whole line."""
-    parent, pids = _start_parent(tmp_path, depth=3)
+    parent, pids = _start_parent(children, tmp_path, depth=3)
     try:
         parent.kill()
         parent.wait(timeout=10)
@@ -122,7 +126,7 @@ def test_grandchildren_die_too_when_the_top_parent_is_killed(tmp_path):
         _kill_leftovers(pids)
 
 
-def test_a_child_started_without_parent_death_survives_its_parent(tmp_path):
+def test_a_child_started_without_parent_death_survives_its_parent(tmp_path, children):
     """The opt-out does what it says (and shows the test above can see a survivor)."""
     code = (
         "import sys, time\n"
@@ -132,7 +136,7 @@ def test_a_child_started_without_parent_death_survives_its_parent(tmp_path):
         "                   die_with_parent=False)\n"
         "c.start(); print(c.pid, flush=True); time.sleep(60)\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    parent = children.start([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     pid = int(parent.stdout.readline())
     parent.stdout.close()
     try:

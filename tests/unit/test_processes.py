@@ -6,6 +6,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,91 @@ def test_stubborn_children_are_stopped_together_not_one_after_the_other(tmp_path
     assert [child.returncode for child, _ in children] == [-signal.SIGTERM] * 4
     assert all(port_is_free("127.0.0.1", port) for _, port in children)
     assert took_s < 6.0, f"stopping 4 stubborn children took {took_s:.1f} s"
+
+
+def _ignored_signals(pid: int) -> int:
+    """The SigIgn mask of a process (bit n-1 set: signal n ignored)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no SigIgn in /proc/{pid}/status")
+
+
+def test_a_child_of_a_background_job_still_stops_on_sigint(tmp_path):
+    """A command started as `nohup stxm sim &` ignores SIGINT and SIGHUP, and ignored
+    signals survive exec: its children must not inherit that, or stopping them waits for
+    the SIGTERM step (seconds per child) and SIGHUP cannot end them."""
+    child = ManagedProcess(
+        "sleeper",
+        [sys.executable, "-c", "print('up', flush=True); import time; time.sleep(60)"],
+        tmp_path / "sleeper.log",
+    )
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGHUP)}
+    try:
+        child.start()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    try:
+        child.wait_ready(lambda: "up" in child.log_path.read_text(), timeout_s=30)
+        ignored = _ignored_signals(child.pid)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            assert not ignored & (1 << (sig - 1)), f"{sig.name} ignored by the child"
+        started = time.monotonic()
+        child.stop(timeout_s=10.0)
+        assert time.monotonic() - started < 5.0
+        assert child.returncode == -signal.SIGINT  # KeyboardInterrupt: the first step worked
+    finally:
+        child.kill()
+
+
+SLOW_LISTENER = (
+    "import socket, sys, time\n"
+    "time.sleep(float(sys.argv[2]))\n"  # a slow start: imports on a loaded machine
+    "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_live_slow_start_is_waited_for_and_reported_while_it_lasts(tmp_path):
+    port = free_tcp_port()
+    child = ManagedProcess(
+        "slow server", [sys.executable, "-c", SLOW_LISTENER, str(port), "2.5"], tmp_path / "s.log"
+    )
+    lines: list[str] = []
+    child.start()
+    try:
+        child.wait_ready(
+            lambda: tcp_answers("127.0.0.1", port),
+            timeout_s=60,
+            say=lines.append,
+            say_every_s=0.5,
+            limit="[catalog] start_timeout_s",
+        )
+    finally:
+        child.stop()
+    assert len(lines) >= 3, lines
+    assert all(
+        line.startswith(f"slow server still starting (pid {child.pid}, ")
+        and " s of CPU so far); waiting up to 60 s ([catalog] start_timeout_s)" in line
+        for line in lines
+    ), lines
+
+
+def test_a_start_past_its_limit_names_the_setting_to_raise(tmp_path):
+    port = free_tcp_port()
+    child = ManagedProcess(
+        "slow server", [sys.executable, "-c", SLOW_LISTENER, str(port), "30"], tmp_path / "s.log"
+    )
+    child.start()
+    try:
+        with pytest.raises(ProcessStartError) as info:
+            child.wait_ready(
+                lambda: tcp_answers("127.0.0.1", port), 1.0, limit="[catalog] start_timeout_s"
+            )
+    finally:
+        child.stop()
+    assert str(info.value).startswith("slow server did not become ready within 1 s (alive, "), (
+        info.value
+    )
+    assert "; on a loaded machine raise [catalog] start_timeout_s" in str(info.value)
