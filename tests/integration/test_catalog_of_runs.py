@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -263,3 +264,51 @@ def test_import_spool_refuses_documents_after_the_stop(catalog, client, tmp_path
     assert f"{path} has 1 document(s) after its stop document (document 5 of 6)" in line
     assert "nothing was imported" in line
     assert bundle.start_doc["uid"] not in client  # the catalog does not call it complete
+
+
+def test_a_catalog_made_without_the_spec_is_served_as_a_catalog_of_runs(tmp_path):
+    """Data directories of older versions: their root had no spec; served now, it has."""
+    from bluesky import RunEngine
+    from bluesky.plans import count
+    from bluesky_tiled_plugins import CatalogOfBlueskyRuns, TiledWriter
+    from ophyd.sim import hw
+    from tiled.catalog import from_uri
+    from tiled.client import from_context
+    from tiled.client.context import Context
+    from tiled.server.app import build_app
+
+    from stxm_ctrl.app.session import close_run_engine
+    from stxm_ctrl.config import load_config
+    from stxm_ctrl.data.catalog import CATALOG_DB, STORAGE_DIR, TABLES_DB
+
+    data_dir = tmp_path / "data"
+    storage = data_dir / STORAGE_DIR
+    storage.mkdir(parents=True)
+    old = from_uri(
+        f"sqlite:///{data_dir / CATALOG_DB}",
+        writable_storage=[str(storage), f"sqlite:///{storage / TABLES_DB}"],
+        init_if_not_exists=True,
+    )
+    RE = RunEngine()
+    try:
+        with warnings.catch_warnings():
+            # starlette's, about its test client (what Context.from_app serves through).
+            warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+            context = Context.from_app(build_app(old))
+        with context:
+            plain = from_context(context)
+            assert not isinstance(plain, CatalogOfBlueskyRuns)  # as older versions made it
+            RE.subscribe(TiledWriter(plain))
+            RE.md["scan_id"] = 17
+            (uid,) = RE(count([hw().det], num=3))
+    finally:
+        close_run_engine(RE)
+
+    (port,) = free_tcp_ports(1)
+    config = load_config(
+        overrides={"beamline": {"data_dir": str(data_dir)}, "catalog": {"port": port}}
+    )
+    with start_catalog_server(config), catalog_client(config) as client:
+        assert isinstance(client, CatalogOfBlueskyRuns)
+        assert client[-1].metadata["start"]["uid"] == uid
+        assert client[18]["primary"].read().sizes["time"] == 3
