@@ -283,8 +283,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-json", type=Path, required=True)
     parser.add_argument("--runtime-dir", type=Path)
     parser.add_argument("--ready-file", type=Path, help="written once every IOC serves")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only check the configuration's [sim.iocs] against the registry (exit 2 if bad)",
+    )
     args = parser.parse_args(argv)
     config = BeamlineConfig.model_validate_json(args.config_json.read_text())
+    if args.check:
+        try:
+            resolve_ports(config, check_instruments(INSTRUMENTS))
+        except RegistryError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 2
+        return 0
     # The handler only records the signal: it runs in the main thread between two bytecodes,
     # possibly while that thread holds a lock (setting a threading.Event from it deadlocked
     # the fleet when SIGTERM landed inside Event.wait, and its IOCs kept their ports).

@@ -13,6 +13,7 @@ Which process holds a port can be looked up in ``/proc`` (:func:`port_holders`),
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import ipaddress
@@ -115,6 +116,10 @@ class ManagedProcess:
         Give the child the parent-death signal SIGTERM (default). Linux sends it when the
         *thread* that called :meth:`start` exits, not only the whole process: start
         children from the main thread, or from a thread that lives as long as they should.
+    stdin_data
+        Bytes the child reads on its standard input, which then ends (a secret passed this
+        way is in neither its command line nor its environment, which other processes of
+        the same user can read in ``/proc``); None: stdin is ``/dev/null``.
 
     Notes
     -----
@@ -134,6 +139,7 @@ class ManagedProcess:
         *,
         umask: int | None = 0o077,
         die_with_parent: bool = True,
+        stdin_data: bytes | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -141,7 +147,10 @@ class ManagedProcess:
         self.env = dict(os.environ if env is None else env)
         self.umask = umask
         self.die_with_parent = die_with_parent
+        self.stdin_data = stdin_data
         self.process: subprocess.Popen | None = None
+        # Where this start's lines begin in the log: earlier runs' lines are not its story.
+        self.log_offset = 0
 
     @property
     def pid(self) -> int | None:
@@ -152,13 +161,14 @@ class ManagedProcess:
         """Start the child in its own session; it dies with this thread (``die_with_parent``)."""
         make_private_dir(self.log_path.parent)
         log = open_private_append(self.log_path)
+        self.log_offset = os.fstat(log).st_size
         preexec = _child_preexec(signal.SIGTERM if self.die_with_parent else None)
         try:
             self.process = subprocess.Popen(
                 self.argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if self.stdin_data is None else subprocess.PIPE,
                 env=self.env,
                 start_new_session=True,
                 preexec_fn=preexec,
@@ -166,6 +176,14 @@ class ManagedProcess:
             )
         finally:
             os.close(log)
+        stdin = self.process.stdin
+        if stdin is not None:
+            # Small enough for the pipe's buffer: this never waits on the child.
+            with contextlib.suppress(BrokenPipeError):  # it died at once: wait_ready says so
+                try:
+                    stdin.write(self.stdin_data or b"")
+                finally:
+                    stdin.close()
 
     @property
     def returncode(self) -> int | None:
@@ -251,11 +269,19 @@ class ManagedProcess:
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 15) -> str:
-        """Last lines of the child's log, formatted for an error message."""
+        """Last lines this start of the child wrote to its log, for an error message.
+
+        Lines of earlier runs in the same log are left out; if this start wrote nothing,
+        the message says so rather than show an earlier run's lines as the cause.
+        """
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+            with self.log_path.open("rb") as file:
+                file.seek(self.log_offset)
+                text = file.read().decode(errors="replace").splitlines()[-lines:]
         except OSError:
             return ""
+        if not any(line.strip() for line in text):
+            return f"\n(it wrote nothing to {self.log_path})"
         return f"\n--- last lines of {self.log_path} ---\n" + "\n".join(text)
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -235,6 +235,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"wrote the default configuration to {args.write}")
         return 0
     config = _config(args)
+    _check_sim_iocs(config)
     if args.show:
         import json
 
@@ -244,14 +245,39 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_sim_iocs(config) -> None:
+    """Refuse ``[sim.iocs.<name>]`` entries `stxm sim` would refuse (an IOC the simulator
+    does not have, a port clash), asking the simulator's registry in a subprocess: runtime
+    code does not import ``sim_iocs``.
+
+    Raises
+    ------
+    UsageError
+        With the simulator's own message.
+    """
+    import subprocess
+
+    from stxm_ctrl.processes import python_module_argv
+
+    argv = python_module_argv("sim_iocs.fleet", "--config-json", "/dev/stdin", "--check")
+    result = subprocess.run(
+        argv, input=config.model_dump_json(), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        message = lines[-1].removeprefix("error: ") if lines else f"exit {result.returncode}"
+        raise UsageError(f"invalid configuration in {config.source}: {message}")
+
+
 def cmd_import_spool(args: argparse.Namespace) -> int:
     """Put a spooled run into the configured catalog."""
     from stxm_ctrl.data.catalog import catalog_client
     from stxm_ctrl.data.writers import SpoolImportError, import_spool_file
 
     config = _config(args)
-    if not args.file.is_file():
-        print(f"error: spool file {args.file} does not exist", file=sys.stderr)
+    problem = _not_a_spool_file(args.file)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         with catalog_client(config) as client:
@@ -271,19 +297,67 @@ def cmd_import_spool(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_a_spool_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a spool file, or None."""
+    hint = "give a spool file, data_dir/spool/<uid>.jsonl"
+    if not path.exists():
+        return f"spool file {path} does not exist; {hint}"
+    if path.is_dir():
+        return f"{path} is a directory, not a spool file; {hint}"
+    if not path.is_file():
+        return f"{path} is not a regular file (a fifo, socket or device); {hint}"
+    if not os.access(path, os.R_OK):
+        return f"spool file {path} cannot be read (permission denied); {hint} you can read"
+    return None
+
+
+def _export_directory(out: Path | None, default: Path) -> Path:
+    """Where ``stxm export`` writes: ``--out`` checked before any run is read.
+
+    A file is made and removed at once in ``--out``, or in its nearest existing parent when
+    it is still to be created: the only sure test (``/proc`` exists, is a directory, and
+    even root's ``access()`` calls it writable). Nothing is created yet.
+
+    Raises
+    ------
+    UsageError
+        If ``--out`` (or a parent) is a file, or no file can be created where it would go.
+    """
+    import tempfile
+
+    if out is None:
+        return default
+    directory = out.expanduser().resolve()
+    fix = "choose a directory you can write, e.g. --out ~/nexus"
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == directory else f"is under a file, {existing}"
+        raise UsageError(f"--out {out} {what}, not a directory; {fix}")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"--out {out}: cannot create files in {existing} ({exc.strerror or exc}); {fix}"
+        ) from None
+    return directory
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the NXstxm file of each named run."""
     from stxm_ctrl.data.catalog import close_catalog, connect_catalog
-    from stxm_ctrl.data.nexus_files import ExportError, export_runs
+    from stxm_ctrl.data.nexus_files import AmbiguousRunError, ExportError, export_runs
 
     config = _config(args)
+    directory = _export_directory(args.out, config.nexus_dir)
     client = None
     if not args.from_spool:
         try:
             client = connect_catalog(config)
         except ConnectionError as exc:
             print(f"warning: {exc}; reading runs from the spool", file=sys.stderr)
-    directory = args.out.expanduser().resolve() if args.out else config.nexus_dir
     try:
         for result in export_runs(
             args.runs,
@@ -293,8 +367,18 @@ def cmd_export(args: argparse.Namespace) -> int:
             client=client,
         ):
             print(result, flush=True)
+    except AmbiguousRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. /proc: it exists, is a directory, and refuses files
+        print(
+            f"error: cannot write under {directory}: {exc.strerror or exc}; choose a directory "
+            "you can write with --out",
+            file=sys.stderr,
+        )
         return 1
     finally:
         if client is not None:

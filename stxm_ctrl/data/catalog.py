@@ -1,16 +1,16 @@
 """The Tiled catalog the runs go to: the embedded server, its API key, the client.
 
-The embedded server is ``tiled serve catalog`` on a SQLite database in the data directory,
-listening on loopback, run as a child process. Its single-user API key is generated on first
-use and kept in ``data_dir/tiled_api_key`` (0600), and in no other file:
+The embedded server is Tiled serving a SQLite database in the data directory, listening on
+loopback, run as a child process (:mod:`stxm_ctrl.data.tiled_server`). Its single-user API
+key is generated on first use and kept in ``data_dir/tiled_api_key`` (0600), and in no other
+file: the child reads it on its standard input, so it is in neither the child's command line
+(``ps``) nor its environment (``/proc/<pid>/environ``); Tiled prints no banner with it, and
+the server log ``data_dir/logs/tiled.log`` shows ``api_key=[redacted]`` for a key a client
+put in a URL.
 
-- it reaches the child through the environment, never on the command line (where ``ps``
-  would show it);
-- the child is :mod:`stxm_ctrl.data.tiled_server`, which takes the key out of its
-  environment and hands it to Tiled's command line *in-process* as ``--api-key``. Given
-  the key that way, Tiled does not print its start-up banner with the key (it does when the
-  key comes from ``TILED_SINGLE_USER_API_KEY``), so the server log
-  ``data_dir/logs/tiled.log`` never holds it.
+The root of the catalog is bluesky-tiled-plugins' catalog of runs: :func:`connect_catalog`
+returns a ``CatalogOfBlueskyRuns`` (``catalog[-1]``, ``catalog[scan_id]``, a uid prefix,
+``catalog.v1`` for databroker's v1 API).
 
 A start waits for the server while its process is alive, up to ``[catalog]
 start_timeout_s`` (importing tiled's server costs ~12 s of CPU; on a loaded machine a start
@@ -35,6 +35,7 @@ from typing import Any
 
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.disk import PRIVATE_FILE_MODE, make_private_dir
+from stxm_ctrl.errors import UsageError
 from stxm_ctrl.processes import (
     ManagedProcess,
     ProcessStartError,
@@ -45,6 +46,7 @@ from stxm_ctrl.processes import (
 )
 
 __all__ = [
+    "ApiKeyFileError",
     "CatalogServer",
     "api_key_for",
     "catalog_uri",
@@ -61,10 +63,13 @@ CATALOG_DB = "catalog.db"
 STORAGE_DIR = "tiled_storage"
 TABLES_DB = "tables.sqlite"
 LOG_FILE = Path("logs") / "tiled.log"
-# How the key reaches the child (stxm_ctrl.data.tiled_server), which removes it before Tiled
-# runs; the same name as there (that module is not imported here: it is the child's).
+# Tiled reads a key from this variable; the child gets its key on stdin, never from here.
 _KEY_ENV = "TILED_SINGLE_USER_API_KEY"
 _STILL_STARTING_EVERY_S = 15.0
+
+
+class ApiKeyFileError(UsageError):
+    """The API key file is open to other users (the message says how to fix it)."""
 
 
 def ensure_api_key(data_dir: Path) -> str:
@@ -72,7 +77,7 @@ def ensure_api_key(data_dir: Path) -> str:
 
     Raises
     ------
-    PermissionError
+    ApiKeyFileError
         If an existing key file can be read by other users.
     """
     make_private_dir(data_dir)
@@ -80,8 +85,10 @@ def ensure_api_key(data_dir: Path) -> str:
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            raise PermissionError(
-                f"{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
+            raise ApiKeyFileError(
+                f"the catalog's API key file {path} is open to other users (mode {mode:04o}); "
+                f"make it owner-only with `chmod 600 {path}` (and make a new key, by removing "
+                "the file, if others may have read it)"
             )
         return path.read_text().strip()
     key = secrets.token_hex(32)
@@ -157,9 +164,19 @@ def catalog_server_process(config: BeamlineConfig) -> ManagedProcess:
         "--port",
         str(port),
     )
-    env = dict(os.environ, **{_KEY_ENV: key})
+    # The child initialises the database when it is not a catalog yet (missing, empty, or
+    # an initialisation cut short), all at once.
+    argv.append("--init")
+    env = {name: value for name, value in os.environ.items() if name != _KEY_ENV}
     # umask 077: the databases, their journals and the storage directories are owner-only.
-    return ManagedProcess("Tiled catalog server", argv, data_dir / LOG_FILE, env, umask=0o077)
+    return ManagedProcess(
+        "Tiled catalog server",
+        argv,
+        data_dir / LOG_FILE,
+        env,
+        umask=0o077,
+        stdin_data=f"{key}\n".encode(),
+    )
 
 
 def start_catalog_server(
@@ -225,18 +242,103 @@ def close_catalog(client: Any) -> None:
 
 
 def connect_catalog(config: BeamlineConfig):
-    """A Tiled client of the configured catalog.
+    """A client of the configured catalog: bluesky-tiled-plugins' ``CatalogOfBlueskyRuns``.
 
     Raises
     ------
     ConnectionError
-        If the catalog does not answer; names the URI and how to start it.
+        If the catalog does not answer, refuses the API key, or what answers is not a Tiled
+        server; the message names the URI, which of these it is, and what to do.
     """
+    import httpx
     from tiled.client import from_uri
 
     uri = catalog_uri(config)
+    key = api_key_for(config)
+    if config.catalog.embedded:
+        # Asked first with a client closed here: Tiled's leaves its connection open when
+        # the first request fails.
+        problem = _embedded_catalog_problem(config, uri, key)
+        if problem is not None:
+            raise ConnectionError(problem)
     try:
-        return from_uri(uri, api_key=api_key_for(config))
-    except Exception as exc:  # httpx raises several kinds; all mean the same to a user
-        start = "`stxm serve`" if config.catalog.embedded else "the catalog server"
-        raise ConnectionError(f"catalog at {uri} does not answer ({exc}); start {start}") from exc
+        return from_uri(uri, api_key=key)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise ConnectionError(_does_not_answer(config, uri, exc)) from exc
+    except httpx.TimeoutException as exc:
+        raise ConnectionError(_no_reply_in_time(uri, exc)) from exc
+    except httpx.HTTPStatusError as exc:
+        raise ConnectionError(_refusal(config, uri, exc.response)) from exc
+    except Exception as exc:  # a reply that is not Tiled's (JSON it does not know, HTML...)
+        raise ConnectionError(_not_tiled(config, uri, f"{type(exc).__name__}: {exc}")) from exc
+
+
+def _embedded_catalog_problem(config: BeamlineConfig, uri: str, key: str | None) -> str | None:
+    """Why the embedded catalog at ``uri`` cannot be used with ``key``, or None if it can."""
+    import httpx
+
+    headers = {"Authorization": f"Apikey {key}"} if key else {}
+    with httpx.Client(timeout=30.0, trust_env=False) as http:
+        try:
+            reply = http.get(f"{uri}/api/v1/metadata/", headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return _does_not_answer(config, uri, exc)
+        except httpx.TimeoutException as exc:
+            return _no_reply_in_time(uri, exc)
+        except httpx.HTTPError as exc:  # it does not speak HTTP
+            return _not_tiled(config, uri, f"{type(exc).__name__}: {exc}")
+    if reply.status_code != 200:
+        return _refusal(config, uri, reply)
+    try:
+        answer = reply.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or "data" not in answer:
+        return _not_tiled(config, uri, f"HTTP 200 with a {reply.headers.get('content-type')}")
+    return None
+
+
+def _does_not_answer(config: BeamlineConfig, uri: str, exc: Exception) -> str:
+    start = "`stxm serve`" if config.catalog.embedded else "the catalog server"
+    return f"catalog at {uri} does not answer ({type(exc).__name__}: {exc}); start {start}"
+
+
+def _no_reply_in_time(uri: str, exc: Exception) -> str:
+    return (
+        f"catalog at {uri} accepted the connection but did not reply in time ({exc}); if it "
+        "is still starting, wait and try again"
+    )
+
+
+def _not_tiled(config: BeamlineConfig, uri: str, what: str) -> str:
+    return (
+        f"what answers at {uri} is not a Tiled catalog ({what}); {_other_server_hint(config, uri)}"
+    )
+
+
+def _other_server_hint(config: BeamlineConfig, uri: str) -> str:
+    if config.catalog.embedded:
+        host, port = config.catalog.host, config.catalog.port
+        return (
+            f"another program holds port {port} ({describe_port_holders(host, port)}): stop "
+            "it, or set [catalog] port to a free port and start `stxm serve`"
+        )
+    return f"check [catalog] uri ({uri})"
+
+
+def _refusal(config: BeamlineConfig, uri: str, response: Any) -> str:
+    """One line for an HTTP error from the catalog's first request."""
+    status = response.status_code
+    if status in (401, 403):
+        if config.catalog.embedded:
+            return (
+                f"the catalog at {uri} refused the API key of {config.data_dir / API_KEY_FILE} "
+                f"(HTTP {status}): the server on port {config.catalog.port} is the `stxm serve` "
+                "of another data directory; use that directory's configuration, or stop that "
+                "server and start `stxm serve` for this one"
+            )
+        return (
+            f"the catalog at {uri} refused the API key in ${config.catalog.api_key_env} "
+            f"(HTTP {status}); set it to this server's key"
+        )
+    return _not_tiled(config, uri, f"HTTP {status}")

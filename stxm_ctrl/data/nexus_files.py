@@ -28,6 +28,7 @@ from stxm_ctrl.data.writers import SpoolCorruptError, read_spool_file, spool_fil
 from stxm_ctrl.disk import format_bytes
 
 __all__ = [
+    "AmbiguousRunError",
     "ExportError",
     "ExportResult",
     "NexusFileWriter",
@@ -133,6 +134,27 @@ class ExportError(LookupError):
     """A run named for export was not found, or is not an STXM scan (says which and why)."""
 
 
+class AmbiguousRunError(ExportError):
+    """A scan id names several runs (scan numbers restarted, data directories merged)."""
+
+
+def _ambiguous_scan_id(ref: str, starts: Sequence[dict], where: str) -> AmbiguousRunError:
+    from datetime import datetime
+
+    def when(start: dict) -> str:
+        return datetime.fromtimestamp(float(start.get("time", 0.0))).strftime("%Y-%m-%d %H:%M:%S")
+
+    runs = ", ".join(
+        f"{str(start.get('uid', '?'))[:8]} ({when(start)}, {start.get('plan_name', '?')})"
+        for start in sorted(starts, key=lambda doc: float(doc.get("time", 0.0)))
+    )
+    return AmbiguousRunError(
+        f"scan id {ref} names {len(starts)} runs in {where}: {runs}; name the run by its uid "
+        "(the first 8 characters are enough), e.g. stxm export "
+        f"{str(starts[-1].get('uid', ''))[:8]}"
+    )
+
+
 @dataclass(frozen=True)
 class ExportResult:
     """One exported run: what was asked, which run, where its file went."""
@@ -177,10 +199,18 @@ def spool_documents_for(spool_dir: Path, ref: str) -> tuple[str, list[tuple[str,
         return None
     candidates = sorted(spool_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
     if ref.isdigit():  # a scan id; else the first characters of a uid (they can be digits)
-        for path in candidates:
-            start = _spool_start(path)
-            if start is not None and start.get("scan_id") == int(ref):
-                return f"spool {path.name}", list(read_spool_file(path))
+        matches = [
+            (path, start)
+            for path in candidates
+            if (start := _spool_start(path)) is not None and start.get("scan_id") == int(ref)
+        ]
+        if len(matches) > 1:
+            raise _ambiguous_scan_id(
+                ref, [start for _, start in matches], f"the spool {spool_dir}"
+            )
+        if matches:
+            path = matches[0][0]
+            return f"spool {path.name}", list(read_spool_file(path))
     for path in candidates:
         if path.stem.startswith(ref):
             return f"spool {path.name}", list(read_spool_file(path))
@@ -188,7 +218,15 @@ def spool_documents_for(spool_dir: Path, ref: str) -> tuple[str, list[tuple[str,
 
 
 def _catalog_documents(client: Any, ref: str) -> tuple[str, list[tuple[str, dict]]] | None:
-    """A run of the catalog by scan id (the newest of that id), uid or uid prefix."""
+    """A run of the catalog by scan id, uid or uid prefix.
+
+    Raises
+    ------
+    AmbiguousRunError
+        If a scan id names several runs.
+    ExportError
+        If a uid prefix starts several runs' uids.
+    """
     from tiled.queries import Eq, Like
 
     if len(ref) == 36 and ref in client:
@@ -199,10 +237,14 @@ def _catalog_documents(client: Any, ref: str) -> tuple[str, list[tuple[str, dict
         found = list(client.search(Like("start.uid", f"{ref}%")).items())
     if not found:
         return None
-    if not by_scan_id and len(found) > 1:
+    if len(found) > 1:
+        if by_scan_id:
+            raise _ambiguous_scan_id(
+                ref, [run.metadata["start"] for _, run in found], "the catalog"
+            )
         uids = ", ".join(sorted(uid for uid, _ in found)[:5])
         raise ExportError(f"{ref!r} starts several runs' uids ({uids}); give more characters")
-    _, run = max(found, key=lambda item: float(item[1].metadata["start"].get("time", 0.0)))
+    _, run = found[0]
     return "catalog", catalog_run_documents(run)
 
 

@@ -41,6 +41,7 @@ import heapq
 import itertools
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -79,6 +80,8 @@ EXIT_STATUSES = ("success", "abort", "fail", "open")
 """Run statuses to filter by: the stop document's ``exit_status``, or ``open`` (no stop)."""
 
 DEFAULT_LIMIT = 50
+MAX_TEXT_CHARS = 1000
+"""Longest text filter (sample, scan type, plan, proposal, user), in characters."""
 # Largest page asked of the server at once: Tiled 0.2.20 refuses more (422).
 _PAGE_SIZE_MAX = 300
 # Widest cell of the free-text columns; longer values are cut with "…".
@@ -319,6 +322,12 @@ def _check_text(name: str, value: str | None, what: str) -> str | None:
         raise ValueError(f"{_param(name)} must be text ({what}), got {value!r}")
     if not value.strip():
         raise ValueError(f"{_param(name)} is empty; give {what}, or leave the filter out")
+    if len(value) > MAX_TEXT_CHARS:
+        # The server gets filters in its URL, which httpx and servers cap at a few 10 kB.
+        raise ValueError(
+            f"{_param(name)} is {len(value)} characters long; at most {MAX_TEXT_CHARS}: give "
+            f"{what}"
+        )
     return value
 
 
@@ -653,7 +662,9 @@ def find_runs(
             node = node.search(query)
         streams.append(_summaries(node.sort(("start.time", -1)), page_size))
     merged = heapq.merge(*streams, key=_newest_first) if len(streams) > 1 else streams[0]
-    found = list(itertools.islice((run for run in merged if filters.matches(run)), filters.limit))
+    # islice takes at most sys.maxsize; a larger limit means "all", as that one does.
+    wanted = min(filters.limit, sys.maxsize)
+    found = list(itertools.islice((run for run in merged if filters.matches(run)), wanted))
     return sorted(found, key=_newest_first)
 
 

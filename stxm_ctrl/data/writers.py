@@ -695,13 +695,34 @@ class SpoolImport:
 
 
 def catalog_event_counts(client: Any, uid: str) -> dict[str, int]:
-    """Events per stream of run ``uid`` in the catalog, read back (``seq_num`` per row)."""
+    """Events per stream of run ``uid`` in the catalog, read back (``seq_num`` per row).
+
+    Read through the run's v3 view: bluesky-tiled-plugins' ``catalog.v1`` and ``.v2`` switch
+    every client of the process to v2 runs, whose streams hide ``seq_num``.
+    """
     run = client[uid]
+    run = getattr(run, "v3", run)
     counts: dict[str, int] = {}
     for stream in run:
         node = run[stream]
         counts[stream] = len(node["seq_num"].read()) if "seq_num" in node else 0
     return counts
+
+
+def _check_stop_is_last(path: Path, documents: Sequence[tuple[str, dict]]) -> None:
+    """Refuse a spool whose stop document is not its last: the writer ends a run at its stop,
+    so documents after it would be lost while the catalog called the run complete."""
+    names = [name for name, _doc in documents]
+    if "stop" not in names or names[-1] == "stop" and names.count("stop") == 1:
+        return
+    at = names.index("stop")
+    after = len(names) - at - 1
+    raise SpoolImportError(
+        f"{path} has {after} document(s) after its stop document (document {at + 1} of "
+        f"{len(names)}): a run ends at its stop, so the file was appended to or joined with "
+        "another; nothing was imported. Keep the documents up to the stop "
+        f"(`head -n {at + 1}` if each is on one line) or split the runs into files of their own"
+    )
 
 
 def import_spool_file(client: Any, path: Path, *, batch_size: int = 100) -> SpoolImport:
@@ -744,6 +765,7 @@ def import_spool_file(client: Any, path: Path, *, batch_size: int = 100) -> Spoo
             f"{path} holds no run (its first document is not a start document); pass a file "
             "from data_dir/spool"
         )
+    _check_stop_is_last(path, documents)
     uid = documents[0][1]["uid"]
     replaced = False
     if uid in client:

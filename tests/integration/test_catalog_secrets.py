@@ -10,7 +10,9 @@ import os
 import socket
 import stat
 import subprocess
+from pathlib import Path
 
+import httpx
 import pytest
 from event_model import compose_run
 
@@ -48,6 +50,12 @@ def test_the_api_key_is_in_no_file_but_its_own_and_files_are_owner_only(fresh_co
         )
         key = (data_dir / API_KEY_FILE).read_text().strip()
         assert ps.stdout.strip() and key not in ps.stdout
+        # Nor in its environment, which other processes of the user can read.
+        environ = (Path("/proc") / str(server.process.pid) / "environ").read_bytes()
+        assert environ and key.encode() not in environ
+        # A client that puts the key in the URL (as Tiled's own banner suggests).
+        reply = httpx.get(f"{server.uri}/api/v1/metadata/?api_key={key}", timeout=30)
+        assert reply.status_code == 200
 
         client = connect_catalog(fresh_config)
         spool = DocumentSpool(data_dir / "spool")
@@ -83,6 +91,7 @@ def test_the_api_key_is_in_no_file_but_its_own_and_files_are_owner_only(fresh_co
     assert str(data_dir / LOG_FILE) in files  # the log was searched, and it is not empty
     assert (data_dir / LOG_FILE).stat().st_size > 0
     assert holding_key == [str(data_dir / API_KEY_FILE)]
+    assert "/api/v1/metadata/?api_key=[redacted]" in (data_dir / LOG_FILE).read_text()
 
     def mode(path):
         return stat.S_IMODE(path.stat().st_mode)
@@ -102,8 +111,9 @@ def test_the_api_key_is_in_no_file_but_its_own_and_files_are_owner_only(fresh_co
             assert not stat.S_IMODE(os.lstat(path).st_mode) & 0o077, path
     reliability(
         fault="another local user looks for the catalog's API key",
-        seen="the key is in no log, command line or file but data_dir/tiled_api_key (0600); "
-        "every file of the data directory is owner-only",
+        seen="the key is in no log (a key in a URL is logged as api_key=[redacted]), command "
+        "line, process environment or file but data_dir/tiled_api_key (0600); every file of "
+        "the data directory is owner-only",
         ended_s=None,
         kept="the catalog's read and write access, for its owner only",
     )

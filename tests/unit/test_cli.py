@@ -169,3 +169,77 @@ def test_check_nexus_takes_config_and_reports_a_bad_one(tmp_path, capsys):
     assert str(missing) in with_config
     assert main(["check-nexus", "--config", str(tmp_path), str(missing)]) == 2
     assert "is a directory; give the path of a TOML file" in capsys.readouterr().err
+
+
+def one_line_error(capsys) -> str:
+    """The command's stderr, which must be one line starting 'error: ' (no traceback)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def data_dir_config(tmp_path, extra: str = "") -> str:
+    from stxm_ctrl.processes import free_tcp_port
+
+    path = tmp_path / "beamline.toml"
+    path.write_text(
+        f'[beamline]\ndata_dir = "{tmp_path / "data"}"\n[catalog]\nport = {free_tcp_port()}\n'
+        + extra
+    )
+    return str(path)
+
+
+def test_import_spool_of_a_directory_or_fifo_says_what_it_is(tmp_path, capsys):
+    import os
+
+    config = data_dir_config(tmp_path)
+    assert main(["import-spool", str(tmp_path), "--config", config]) == 2
+    assert f"{tmp_path} is a directory, not a spool file" in one_line_error(capsys)
+    fifo = tmp_path / "run.jsonl"
+    os.mkfifo(fifo)
+    assert main(["import-spool", str(fifo), "--config", config]) == 2
+    assert f"{fifo} is not a regular file (a fifo, socket or device)" in one_line_error(capsys)
+    missing = tmp_path / "gone.jsonl"
+    assert main(["import-spool", str(missing), "--config", config]) == 2
+    assert f"spool file {missing} does not exist" in one_line_error(capsys)
+
+
+def test_config_refuses_an_ioc_the_simulator_does_not_have(tmp_path, capsys, reliability):
+    config = data_dir_config(tmp_path, "[sim.iocs.apdd]\nport = 5099\n")
+    assert main(["config", "--config", config]) == 2
+    line = one_line_error(capsys)
+    assert f"invalid configuration in {config}" in line
+    assert "[sim.iocs.apdd] (did you mean 'apd'?) but the simulator has no such IOC" in line
+    assert main(["config", "--show", "--config", config]) == 2
+    one_line_error(capsys)
+    reliability(
+        fault="`stxm config` of a configuration with [sim.iocs.apdd] (a misspelt IOC)",
+        seen=line + "; exit status 2 (as `stxm sim` would refuse it)",
+        ended_s=None,
+        kept="nothing was started",
+    )
+
+
+def test_serve_refuses_a_key_file_others_can_read_in_one_line(tmp_path, capsys):
+    config = data_dir_config(tmp_path)
+    key = tmp_path / "data" / "tiled_api_key"
+    key.parent.mkdir(mode=0o700)
+    key.write_text("0123456789abcdef\n")
+    key.chmod(0o644)
+    assert main(["serve", "--config", config]) == 2
+    line = one_line_error(capsys)
+    assert f"the catalog's API key file {key} is open to other users (mode 0644)" in line
+    assert f"`chmod 600 {key}`" in line
+    assert not (tmp_path / "data" / "catalog.db").exists()  # no server was started
+
+
+@pytest.mark.parametrize("kind", ["proc", "file", "under a file"])
+def test_export_refuses_an_out_it_cannot_write_before_reading_runs(tmp_path, capsys, kind):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    out = {"proc": "/proc", "file": str(a_file), "under a file": str(a_file / "nexus")}[kind]
+    config = data_dir_config(tmp_path)
+    assert main(["export", "6", "--out", out, "--config", config]) == 2
+    line = one_line_error(capsys)
+    assert f"--out {out}" in line and "choose a directory you can write" in line

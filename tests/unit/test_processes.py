@@ -198,3 +198,38 @@ def test_a_start_past_its_limit_names_the_setting_to_raise(tmp_path):
         info.value
     )
     assert "; on a loaded machine raise [catalog] start_timeout_s" in str(info.value)
+
+
+def test_the_log_tail_is_this_start_not_an_earlier_run(tmp_path):
+    log = tmp_path / "fleet.log"
+    log.write_text("error: port 5064 in use (an earlier run, fixed since)\n")
+    code = "import sys; print('IOC apd: world block missing'); sys.exit(3)"
+    child = ManagedProcess("fleet", [sys.executable, "-c", code], log)
+    child.start()
+    with pytest.raises(ProcessStartError) as info:
+        child.wait_ready(lambda: False, timeout_s=20)
+    message = str(info.value)
+    assert "IOC apd: world block missing" in message
+    assert "port 5064 in use" not in message
+    assert log.read_text().startswith("error: port 5064")  # the log itself keeps it all
+
+    silent = ManagedProcess("fleet", [sys.executable, "-c", "raise SystemExit(5)"], log)
+    silent.start()
+    with pytest.raises(ProcessStartError) as info:
+        silent.wait_ready(lambda: False, timeout_s=20)
+    assert str(info.value) == (
+        f"fleet exited with code 5 while starting\n(it wrote nothing to {log})"
+    )
+
+
+def test_data_on_stdin_reaches_the_child_and_not_its_environment(tmp_path):
+    code = (
+        "import os, sys; secret = sys.stdin.readline().strip(); "
+        "print('read', len(secret), secret.encode() in open('/proc/self/environ', 'rb').read())"
+    )
+    child = ManagedProcess(
+        "reader", [sys.executable, "-c", code], tmp_path / "r.log", stdin_data=b"s3cret-k3y\n"
+    )
+    child.start()
+    assert child.process is not None and child.process.wait(timeout=30) == 0
+    assert (tmp_path / "r.log").read_text() == "read 10 False\n"
