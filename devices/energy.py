@@ -62,14 +62,17 @@ class Monochromator(PVPositionerPC):
     Components
     ----------
     setpoint
-        ``ENERGY`` (its drive limits are the beamline's range).
+        ``ENERGY`` (its drive limits are the beamline's range; monitored).
     readback
         ``ENERGY:RBV``, settling onto the setpoint after a move.
     dmov
         ``ENERGY:DMOV``, 1 once a move has ended (read to confirm a completion).
     """
 
-    setpoint = Cpt(EpicsSignal, "ENERGY", put_complete=True, kind="normal")
+    # Monitored, as the readback: reading the energy (the runs' baseline does, as they end)
+    # asks the IOC nothing, so an IOC that hangs cannot turn a run's failure into a read
+    # timeout that hides its reason.
+    setpoint = Cpt(EpicsSignal, "ENERGY", put_complete=True, kind="normal", auto_monitor=True)
     readback = Cpt(EpicsSignalRO, "ENERGY:RBV", kind="hinted", auto_monitor=True)
     dmov = Cpt(EpicsSignalRO, "ENERGY:DMOV", kind="omitted")
     stop_signal = Cpt(EpicsSignal, "ENERGY:STOP", kind="omitted")
