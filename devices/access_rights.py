@@ -37,7 +37,8 @@ def _replay_rights(
     if signal is None or not conn or signal._destroyed:  # noqa: SLF001 - ophyd's flag
         return
     for pv in _pvs_of(signal):
-        if pv.pvname == pvname and pv.connected:
+        # Not pv.connected: pyepics sets it only after its connection callbacks have run.
+        if pv.pvname == pvname:
             pv.force_read_access_rights()  # libca's rights now, not pyepics' cached ones
             signal._pv_access_callback(pv.read_access, pv.write_access, pv)  # noqa: SLF001
 
