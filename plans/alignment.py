@@ -305,7 +305,8 @@ def osa_focus(
     check_positioner("osa_axis", osa_axis)
     move_to_focus = check_bool("move_to_focus", move_to_focus, "ZP z goes to the focus found")
     # Named as this plan names them (the raster underneath calls them x and y).
-    z_center_um, z_range_um, z_points = _check_axis("z", zp_z, z_center_um, z_range_um, z_points)
+    # ZP z's limits and interlocks: by _check_targets, which says which one refuses.
+    z_center_um, z_range_um, z_points = _check_axis("z", None, z_center_um, z_range_um, z_points)
     s_center_um, s_range_um, s_points = _check_axis(
         "s", osa_axis, s_center_um, s_range_um, s_points
     )
@@ -353,7 +354,8 @@ def sample_focus(
     check_positioner("line_motor", line_motor)
     move_to_focus = check_bool("move_to_focus", move_to_focus, "ZP z goes to the focus found")
     # Named as this plan names them (the raster underneath calls them x and y).
-    z_center_um, z_range_um, z_points = _check_axis("z", zp_z, z_center_um, z_range_um, z_points)
+    # ZP z's limits and interlocks: by _check_targets, which says which one refuses.
+    z_center_um, z_range_um, z_points = _check_axis("z", None, z_center_um, z_range_um, z_points)
     line_center_um, line_range_um, line_points = _check_axis(
         "line", line_motor, line_center_um, line_range_um, line_points
     )
