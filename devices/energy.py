@@ -19,15 +19,24 @@ from collections.abc import Callable
 from typing import Any
 
 from ophyd import Component as Cpt
-from ophyd import Device, EpicsSignal, EpicsSignalRO, PseudoPositioner, PseudoSingle, Signal
+from ophyd import Device, EpicsSignal, EpicsSignalRO, PseudoSingle, Signal
 from ophyd import FormattedComponent as FCpt
 from ophyd.pseudopos import pseudo_position_argument, real_position_argument
 from ophyd.pv_positioner import PVPositionerPC
-from ophyd.status import DeviceStatus, StatusBase
+from ophyd.status import StatusBase
+from ophyd.utils import StatusTimeoutError
 
 from devices.optics import OpticsInterlock
 from devices.signals import BoundedEpicsSignal
 from devices.stages import BoundedMotor
+from devices.statuses import (
+    AxisFailedError,
+    AxisTimeoutError,
+    CheckedPseudoPositioner,
+    ExplainedStatus,
+    failure_of,
+    finish_with,
+)
 from stxm_ctrl.physics.interlocks import InterlockError
 from stxm_ctrl.physics.undulator import POLARIZATIONS, Undulator, UndulatorRangeError
 from stxm_ctrl.physics.zone_plate import ZonePlate as ZonePlateOptics
@@ -45,19 +54,31 @@ def _number(value: Any) -> float:
 class Monochromator(PVPositionerPC):
     """The monochromator's energy, eV: a put with completion that completes once settled.
 
+    Channel Access also "completes" a put whose IOC went away (libca calls the put callback
+    with a disconnect status, which pyepics does not pass on): each completion is therefore
+    confirmed by reading ``ENERGY:DMOV``, and a move whose IOC does not answer that read
+    fails, naming the record, instead of passing as arrived.
+
     Components
     ----------
     setpoint
-        ``ENERGY`` (its drive limits are the beamline's range).
+        ``ENERGY`` (its drive limits are the beamline's range; monitored).
     readback
         ``ENERGY:RBV``, settling onto the setpoint after a move.
+    dmov
+        ``ENERGY:DMOV``, 1 once a move has ended (read to confirm a completion).
     """
 
-    setpoint = Cpt(EpicsSignal, "ENERGY", put_complete=True, kind="normal")
+    # Monitored, as the readback: reading the energy (the runs' baseline does, as they end)
+    # asks the IOC nothing, so an IOC that hangs cannot turn a run's failure into a read
+    # timeout that hides its reason.
+    setpoint = Cpt(EpicsSignal, "ENERGY", put_complete=True, kind="normal", auto_monitor=True)
     readback = Cpt(EpicsSignalRO, "ENERGY:RBV", kind="hinted", auto_monitor=True)
+    dmov = Cpt(EpicsSignalRO, "ENERGY:DMOV", kind="omitted")
     stop_signal = Cpt(EpicsSignal, "ENERGY:STOP", kind="omitted")
     stop_value = 1
     put_timeout_s: float = 10.0
+    confirm_timeout_s: float = 2.0
 
     def move(
         self, position: Any, wait: bool = True, timeout: Any = None, moved_cb: Any = None
@@ -69,9 +90,41 @@ class Monochromator(PVPositionerPC):
             timeout = self.put_timeout_s + _MONO_SECONDS_PER_EV * distance
         return super().move(position, wait=wait, timeout=timeout, moved_cb=moved_cb)
 
+    def _setup_move(self, position: Any) -> None:
+        """Put the setpoint with completion; confirm the completion before the move ends."""
 
-class Energy(PseudoPositioner):
+        def done_moving(**_: Any) -> None:
+            try:
+                self.dmov.get(use_monitor=False, timeout=self.confirm_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - pyepics raises bare errors
+                self._fail_pending(
+                    AxisFailedError(
+                        f"{self.name}: the move to {float(position):g} eV ended without the "
+                        f"IOC confirming it ({self.dmov.pvname} did not answer: {exc}): is the "
+                        "beamline IOC running?"
+                    )
+                )
+                return
+            self._done_moving(success=True)
+
+        self.setpoint.put(position, wait=False, callback=done_moving)
+
+    def _fail_pending(self, exc: AxisFailedError) -> None:
+        """Fail the pending move statuses with ``exc`` (ophyd's own failure has no reason)."""
+        pending = list(self._unwrapped_callbacks[self._SUB_REQ_DONE].values())
+        self._reset_sub(self._SUB_REQ_DONE)
+        for callback in pending:
+            status = getattr(callback, "__self__", None)
+            if isinstance(status, StatusBase):
+                finish_with(status, exc)
+
+
+class Energy(CheckedPseudoPositioner):
     """Photon energy, eV (see the module docstring).
+
+    A move ends when all three real axes have arrived; if one of them fails or does not
+    arrive within its allowed time, the move fails at once, naming it (the run ends with
+    that reason), and the other two are stopped.
 
     Components
     ----------
@@ -107,6 +160,12 @@ class Energy(PseudoPositioner):
     zp_z = FCpt(BoundedMotor, "{_zp_z_pv}", kind="normal")
     focus_offset_um = Cpt(Signal, value=0.0, kind="config")
     focus_follows_energy = Cpt(Signal, value=True, kind="config")
+    axis_roles = {
+        "mono": "the monochromator",
+        "epu_gap": "the EPU gap",
+        "zp_z": "the zone plate's z (focus)",
+    }
+    pseudo_units = "eV"
 
     def __init__(
         self,
@@ -134,6 +193,11 @@ class Energy(PseudoPositioner):
 
     def __repr__(self) -> str:
         return f"Energy(prefix={self.prefix!r}, name={self.name!r})"
+
+    def position_hint(self) -> str:
+        """An energy in eV within the beamline's range."""
+        low, high = self.energy_range_eV
+        return f"an energy in eV from {low:g} to {high:g} eV"
 
     # -- the transform ----------------------------------------------------------------
     def zp_z_for(self, energy_eV: float) -> float:
@@ -196,7 +260,7 @@ class Energy(PseudoPositioner):
         return offset
 
 
-class A0(PseudoPositioner):
+class A0(CheckedPseudoPositioner):
     """A0, the OSA-sample distance in um, moved by the OSA's z axis (``a0_um`` in readings).
 
     Checked before the OSA moves: not into the sample, not into the zone plate, not past the
@@ -205,6 +269,8 @@ class A0(PseudoPositioner):
 
     um = Cpt(PseudoSingle, kind="hinted")
     z = FCpt(BoundedMotor, "{_osa_z_pv}", kind="normal")
+    axis_roles = {"z": "the OSA's z"}
+    pseudo_units = "um"
 
     def __init__(self, *, osa_z_pv: str, z_sign: int, **kwargs: Any) -> None:
         self._osa_z_pv = osa_z_pv
@@ -292,7 +358,7 @@ class Polarization(Device):
                 energy.undulator.gap_mm(float(energy.mono.readback.get()), value)
             except UndulatorRangeError as exc:
                 raise InterlockError(f"{exc}; change energy first") from None
-        status = DeviceStatus(self)
+        status = ExplainedStatus(self)
         self._changing_to = value
         try:
             changed = self.setpoint.set(value)
@@ -303,26 +369,46 @@ class Polarization(Device):
 
         def retune(done: StatusBase) -> None:
             if not done.success:
-                status.set_exception(done.exception() or RuntimeError("polarisation failed"))
+                finish_with(status, self._change_failed(value, done))
                 return
             if energy is None:
-                status.set_finished()
+                finish_with(status)
                 return
             # The gap for the energy the monochromator is set to now: an energy move made
             # meanwhile (to a new setpoint) tuned the gap for this polarisation too.
             try:
                 gap = energy.undulator.gap_mm(float(energy.mono.setpoint.get()), value)
+                moved = energy.epu_gap.move(gap, wait=False)
             except Exception as exc:  # noqa: BLE001 - the status carries it to the plan
-                status.set_exception(exc)
+                finish_with(status, self._retune_failed(value, f"could not start: {exc}"))
                 return
-            moved = energy.epu_gap.move(gap, wait=False)
             moved.add_callback(
-                lambda m: (
-                    status.set_finished()
-                    if m.success
-                    else status.set_exception(m.exception() or RuntimeError("gap move failed"))
+                lambda m: finish_with(
+                    status,
+                    None if m.success else self._retune_failed(value, failure_of(m, "the gap")),
                 )
             )
 
         changed.add_callback(retune)
         return status
+
+    def _retune_failed(self, value: str, why: object) -> AxisFailedError:
+        return AxisFailedError(
+            f"{self.name}: changed to {value!r}, but the EPU gap did not re-tune to the "
+            f"energy: {why}"
+        )
+
+    def _change_failed(self, value: str, done: StatusBase) -> AxisFailedError:
+        """The error of a polarisation change whose put did not complete (or failed)."""
+        if isinstance(done.exception(), StatusTimeoutError):
+            return AxisTimeoutError(
+                f"{self.name}: the EPU did not report the change to {value!r} within "
+                f"{float(done.timeout or 0.0):.1f} s ({self.setpoint.pvname}, a put with "
+                "completion; [epics.timeouts] put_s): is the beamline IOC running and "
+                "answering? If the EPU is only slower than that, raise put_s. The EPU gap was "
+                "not re-tuned"
+            )
+        return AxisFailedError(
+            f"{self.name}: the change to {value!r} failed: {done.exception()!r}; the EPU gap "
+            "was not re-tuned"
+        )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 from ophyd import Device
 
+from devices.access_rights import follow_access_rights
 from devices.apd import ApdPointCounter
 from devices.energy import A0, Energy, Polarization
 from devices.fly import LineFlyer
@@ -105,6 +106,9 @@ def undulator_model(config: BeamlineConfig) -> Undulator:
 def build_devices(config: BeamlineConfig) -> StxmDevices:
     """Build (not connect) every device from ``config``.
 
+    Every device's EPICS signals take their write access back by themselves when an IOC
+    that stopped answering answers again (:func:`devices.access_rights.follow_access_rights`).
+
     The Channel Access environment must already be set (see
     :func:`stxm_ctrl.epics_env.apply_ca_client_environment`).
     """
@@ -149,7 +153,7 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
     interlock.guard_zp_z(energy.zp_z)
     interlock.guard_osa_z(a0.z)
     energy.interlock = interlock
-    return StxmDevices(
+    devices = StxmDevices(
         sample_x=CoarseStage(prefixes.sample_stage + axes.sample_x, name="sample_x", **motion),
         sample_y=CoarseStage(prefixes.sample_stage + axes.sample_y, name="sample_y", **motion),
         apd=ApdPointCounter(
@@ -188,3 +192,6 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
             **motion,
         ),
     )
+    for device in devices.all():  # write access back after an IOC stopped answering a while
+        follow_access_rights(device)
+    return devices

@@ -40,8 +40,8 @@ from plans.alignment_analysis import (
     x_focus_from_osa_scan,
 )
 from plans.protocols import DwellCounter, Positioner
-from plans.sample_image import raster_image, sample_image_grid
-from plans.validation import PlanArgumentError, check_in_range, check_positioner
+from plans.sample_image import _check_axis, raster_image, sample_image_grid
+from plans.validation import PlanArgumentError, check_bool, check_in_range, check_positioner
 
 __all__ = [
     "AlignmentResult",
@@ -207,6 +207,7 @@ def detector_image(
     """
     check_positioner("detector.x", getattr(detector, "x", None))
     check_positioner("detector.y", getattr(detector, "y", None))
+    move_to_center = check_bool("move_to_center", move_to_center, "the detector goes there")
     osa_out_um = check_in_range("osa_out_um", osa_out_um, -1e5, 1e5, "um")
 
     def analyse(xs: np.ndarray, ys: np.ndarray, image: np.ndarray) -> Any:
@@ -261,6 +262,7 @@ def osa_image(
     """
     check_positioner("osa.x", getattr(osa, "x", None))
     check_positioner("osa.y", getattr(osa, "y", None))
+    move_to_center = check_bool("move_to_center", move_to_center, "the OSA's hole goes there")
 
     def analyse(xs: np.ndarray, ys: np.ndarray, image: np.ndarray) -> Any:
         x0, y0 = disc_center(xs, ys, image)
@@ -301,7 +303,14 @@ def osa_focus(
     """
     check_positioner("zp_z", zp_z)
     check_positioner("osa_axis", osa_axis)
-    _check_targets("z_center_um/z_range_um", zp_z, float(z_center_um), float(z_range_um))
+    move_to_focus = check_bool("move_to_focus", move_to_focus, "ZP z goes to the focus found")
+    # Named as this plan names them (the raster underneath calls them x and y).
+    # ZP z's limits and interlocks: by _check_targets, which says which one refuses.
+    z_center_um, z_range_um, z_points = _check_axis("z", None, z_center_um, z_range_um, z_points)
+    s_center_um, s_range_um, s_points = _check_axis(
+        "s", osa_axis, s_center_um, s_range_um, s_points
+    )
+    _check_targets("z_center_um/z_range_um", zp_z, z_center_um, z_range_um)
 
     def analyse(xs: np.ndarray, ys: np.ndarray, image: np.ndarray) -> Any:
         return {zp_z.name: x_focus_from_osa_scan(ys, xs, image)}, {}
@@ -343,7 +352,14 @@ def sample_focus(
     """
     check_positioner("zp_z", zp_z)
     check_positioner("line_motor", line_motor)
-    _check_targets("z_center_um/z_range_um", zp_z, float(z_center_um), float(z_range_um))
+    move_to_focus = check_bool("move_to_focus", move_to_focus, "ZP z goes to the focus found")
+    # Named as this plan names them (the raster underneath calls them x and y).
+    # ZP z's limits and interlocks: by _check_targets, which says which one refuses.
+    z_center_um, z_range_um, z_points = _check_axis("z", None, z_center_um, z_range_um, z_points)
+    line_center_um, line_range_um, line_points = _check_axis(
+        "line", line_motor, line_center_um, line_range_um, line_points
+    )
+    _check_targets("z_center_um/z_range_um", zp_z, z_center_um, z_range_um)
 
     def analyse(xs: np.ndarray, ys: np.ndarray, image: np.ndarray) -> Any:
         focus = sample_focus_from_edges(ys, xs, image)

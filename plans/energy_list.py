@@ -59,12 +59,14 @@ def energy_points(energies: Any) -> np.ndarray:
         step_eV)`` (or dicts with those keys), e.g. ``[(690, 704, 1), (704, 712, 0.2),
         (712, 730, 1)]``: coarse before the edge, fine across it. A region's stop is
         included when it falls on a step; an energy shared by two regions is taken once.
+        An energy given twice in a row is refused.
 
     Raises
     ------
     PlanArgumentError
         For an empty list, a region that is not three numbers, a step <= 0, regions or
-        energies that do not increase, or more than :data:`MAX_ENERGIES` energies.
+        energies that do not increase, an energy repeated, or more than
+        :data:`MAX_ENERGIES` energies.
     """
     if isinstance(energies, (str, bytes)) or not isinstance(energies, Sequence | np.ndarray):
         raise PlanArgumentError(
@@ -74,6 +76,7 @@ def energy_points(energies: Any) -> np.ndarray:
     if len(energies) == 0:
         raise PlanArgumentError("energies is empty: give at least one energy (eV)")
     points: list[float] = []
+    previous_was_energy = False
     for index, item in enumerate(energies):
         if _is_number(item):
             value = float(item)
@@ -95,7 +98,14 @@ def energy_points(energies: Any) -> np.ndarray:
                 "give energies and regions in increasing order"
             )
         if points and abs(new[0] - points[-1]) <= 1e-9:
-            new = new[1:]
+            if _is_number(item) or previous_was_energy:
+                raise PlanArgumentError(
+                    f"energies[{index}] = {item!r} repeats {points[-1]:g} eV before it: give "
+                    "each energy once (to measure one energy several times, run the plan "
+                    "again or use a longer dwell_s)"
+                )
+            new = new[1:]  # a region starting where the one before ended: taken once
+        previous_was_energy = _is_number(item)
         points += new
         if len(points) > MAX_ENERGIES:
             raise PlanArgumentError(

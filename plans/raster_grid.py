@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from plans.validation import PlanArgumentError
+from plans.validation import PlanArgumentError, check_flyer
 
 __all__ = ["FLY_MIN_X_POINTS", "choose_mode", "line_speed_um_per_s", "sample_image_grid"]
 
@@ -37,8 +37,11 @@ def choose_mode(
     Raises
     ------
     PlanArgumentError
-        For an unknown mode, or ``"fly"`` without a fly controller.
+        For an unknown mode, ``"fly"`` without a fly controller, or a ``flyer`` that is not
+        one.
     """
+    if flyer is not None:
+        check_flyer("flyer", flyer)
     if mode not in ("auto", "fly", "step"):
         raise PlanArgumentError(
             f"mode = {mode!r}: give 'fly' (line by line on the fly), 'step' (point by "

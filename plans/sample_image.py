@@ -25,6 +25,7 @@ from plans.raster_grid import (
 )
 from plans.validation import (
     PlanArgumentError,
+    check_bool,
     check_counter,
     check_distinct,
     check_in_range,
@@ -212,6 +213,7 @@ def sample_image(
         Before anything moves, if an argument is out of range or the raster leaves a stage's
         limits; the message names the parameter and the allowed range.
     """
+    snake = check_bool("snake", snake, "alternate rows run in opposite directions")
     chosen = choose_mode(mode, flyer, x_points, line_speed_um_per_s(x_range_um, x_points, dwell_s))
     md = _with_estimate(
         md, counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um,
@@ -244,7 +246,6 @@ def sample_image(
     xs = sample_image_grid(x_center_um, x_range_um, x_points)
     ys = sample_image_grid(y_center_um, y_range_um, y_points)
     check_fly_arguments(flyer, xs, dwell_s, flyer.max_line_speed_um_per_s)
-    snake = bool(snake)
     name = flyer.name
     _md: dict[str, Any] = {
         "plan_name": "sample_image",
@@ -379,7 +380,7 @@ def raster_image(
         "y", y_motor, y_center_um, y_range_um, y_points
     )
     dwell_s = _check_dwell(counter, dwell_s)
-    snake = bool(snake)
+    snake = check_bool("snake", snake, "alternate rows run in opposite directions")
     xs = sample_image_grid(x_center_um, x_range_um, x_points)
     ys = sample_image_grid(y_center_um, y_range_um, y_points)
     detectors = [counter, *readables]

@@ -340,6 +340,12 @@ def line_spectrum(
         x = check_in_range(f"{name}[0] (x)", value[0], *_limits(x_motor), "um", fix)
         y = check_in_range(f"{name}[1] (y)", value[1], *_limits(y_motor), "um", fix)
         ends.append((x, y))
+    if n > 1 and ends[0] == ends[1]:
+        raise PlanArgumentError(
+            f"start_um = stop_um = {tuple(ends[0])} with points = {n}: every point of the line "
+            "would be at the same place; give a stop_um apart from start_um, or use "
+            "point_spectrum for one point"
+        )
     xs = np.linspace(ends[0][0], ends[1][0], n)
     ys = np.linspace(ends[0][1], ends[1][1], n)
     frames_e, dwell = _validate_common(

@@ -12,12 +12,16 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from stxm_ctrl.errors import UsageError
 
 __all__ = [
     "PlanArgumentError",
+    "check_bool",
     "check_counter",
     "check_distinct",
+    "check_flyer",
     "check_in_range",
     "check_md",
     "check_positioner",
@@ -101,6 +105,35 @@ def check_counter(name: str, obj: Any) -> None:
         raise PlanArgumentError(
             f"{name} = {_describe(obj)} is not a counter (it has no {', '.join(missing)}); "
             "give a point detector with a dwell, such as the APD counter"
+        )
+
+
+def check_bool(name: str, value: Any, meaning: str) -> bool:
+    """``value`` as a bool; only True or False (numpy's too) are taken.
+
+    ``bool("no")`` is True: a string, a number or None given for a yes/no choice is a
+    mistake to report, not to guess at.
+    """
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise PlanArgumentError(
+        f"{name} = {value!r} ({type(value).__name__}): give True or False ({name} = True: "
+        f"{meaning})"
+    )
+
+
+_FLYER_PARTS = ("kickoff", "complete", "fine_x", "fine_y", "max_line_speed_um_per_s")
+
+
+def check_flyer(name: str, obj: Any) -> None:
+    """Refuse ``obj`` as the fly controller ``name`` unless it is one (kickoff, piezo axes,
+    a top line speed: :class:`devices.fly.LineFlyer`)."""
+    missing = [part for part in _FLYER_PARTS if not hasattr(obj, part)]
+    if missing:
+        raise PlanArgumentError(
+            f"{name} = {_describe(obj)} is not a fly controller (it has no "
+            f"{', '.join(missing)}); pass the session's fly device (d.fly), or leave {name} "
+            "out and scan step by step"
         )
 
 

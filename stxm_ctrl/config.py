@@ -203,7 +203,9 @@ class EpicsTimeouts(_Section):
         default=10.0,
         gt=0,
         le=3600,
-        description="Any other put that waits for completion (shutter, dwell) may take this.",
+        description="Any other put that waits for completion (shutter, dwell, an EPU "
+        "polarisation change) may take this; an energy move's monochromator this plus 0.5 s "
+        "per eV. Beyond it the move fails, naming what did not answer.",
     )
 
 

@@ -74,6 +74,26 @@ def lasting_pv(name: str, **kwargs):
     return pv
 
 
+class IocFreezer:
+    """Freeze one simulated IOC (SIGSTOP: it keeps its sockets but stops answering, as a hung
+    IOC does) and thaw it (SIGCONT). Thaw in a ``finally``; thawing twice is harmless."""
+
+    def __init__(self, fleet, name: str) -> None:
+        self.pid = fleet.pids()[name]
+        self.frozen_at: float | None = None
+
+    def freeze(self) -> None:
+        import signal
+
+        os.kill(self.pid, signal.SIGSTOP)
+        self.frozen_at = time.monotonic()
+
+    def thaw(self) -> None:
+        import signal
+
+        os.kill(self.pid, signal.SIGCONT)
+
+
 def ioc_ports(config: BeamlineConfig) -> list[int]:
     """The configured port of every simulated IOC."""
     return [ioc.port for ioc in config.sim.iocs.values()]
