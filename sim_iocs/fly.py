@@ -109,6 +109,9 @@ from sim_iocs.records import (
     take_fault,
     write_with_alarm,
 )
+from sim_iocs.records import (
+    waveform as record_waveform,
+)
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
 from sim_iocs.sample_stage import SAMPLE_STAGE
@@ -990,10 +993,7 @@ def controller_class_for(max_pixels: int) -> type[FlyController]:
     """:class:`FlyController` with per-line waveforms of ``max_pixels`` elements."""
 
     def waveform(name: str, dtype: ChannelType, value: Any, doc: str) -> Any:
-        return pvproperty(
-            name=name, value=[value], dtype=dtype, max_length=max_pixels, record="waveform",
-            read_only=True, doc=doc, alarm_group=name,
-        )  # fmt: skip
+        return record_waveform(name, dtype, value, max_pixels, doc, alarm_group=name)
 
     attributes = {
         "line_counts": waveform("LINE:COUNTS", ChannelType.LONG, 0, "Counts per pixel"),
