@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from caproto import ChannelType
 from caproto.asyncio.server import Context as StockContext
-from caproto.threading.client import Context as ClientContext
 from caproto.server import PVGroup, pvproperty
+from caproto.threading.client import Context as ClientContext
 
 from sim_iocs.server import HIGH_LOAD_TIMEOUT_S, low_latency_context_class
 from stxm_ctrl.processes import free_tcp_port
