@@ -191,3 +191,26 @@ def test_an_unconvertible_string_put_is_answered_with_a_put_failure(monkeypatch)
         assert answer.status.name == "ECA_PUTFAIL", answer
         assert took_s < 1.0
     assert fixed["values"] == [700.0]
+
+
+def test_the_fleet_answers_unconvertible_string_puts(sim_config, sim_fleet):
+    """The same against the fleet's ENERGY (ao) and SHUTTER (bo), from caproto's threading
+    client with the fleet's CA environment: a put failure at once, the values unchanged."""
+    prefixes = sim_config.epics.prefixes
+    names = (prefixes.beamline + "ENERGY", prefixes.ring + "SHUTTER")
+    client = ClientContext()
+    try:
+        pvs = client.get_pvs(*names, timeout=5)
+        before = []
+        for pv in pvs:
+            pv.wait_for_connection(timeout=10)
+            before.append(pv.read(data_type=ChannelType.STRING).data[0])
+        for pv, text in zip(pvs, (b"abc", b"Ajar"), strict=True):
+            started = time.monotonic()
+            answer = pv.write([text], data_type=ChannelType.STRING, wait=True, timeout=5)
+            assert answer.status.name == "ECA_PUTFAIL", (pv.name, answer)
+            assert time.monotonic() - started < 1.0
+        after = [pv.read(data_type=ChannelType.STRING).data[0] for pv in pvs]
+        assert after == before
+    finally:
+        client.disconnect()
