@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     pvdb: dict = {}
     for group in groups:
         pvdb.update(group.pvdb)
+    from sim_iocs.records import units_follow_egu
+
+    units_follow_egu(pvdb)
 
     async def startup(async_lib) -> None:
         for group in groups:

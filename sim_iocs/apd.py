@@ -5,8 +5,10 @@ scaler record (:mod:`sim_iocs.scaler`) with 32 channels, of which the hardware h
 (``.NCH``): channel 1 (``clock``) counts the time base ``.FREQ``, channel 2 (``APD``) the
 photons. As on a real scaler:
 
-- ``.TP`` preset time, s (sets ``.PR1`` = TP x FREQ and gate ``.G1`` = Y); puts outside
-  ``[sim.apd] min_dwell_s``..``max_dwell_s`` (its control limits) are refused.
+- ``.TP`` preset time, s (sets ``.PR1`` = TP x FREQ and gate ``.G1`` = Y); a put outside
+  ``[sim.apd] min_dwell_s``..``max_dwell_s`` (its control limits) is refused: TP keeps its
+  value, the record goes into WRITE/MINOR alarm until a TP in range is put, the reason is
+  in ``P SCALER:MESSAGE`` (lsi), and a put with completion fails with it.
 - ``.CNT`` put 1 (Count): wait ``.DLY``, count until a gated channel reaches its preset
   (``.G1``/``.PR1``: the time; ``.G2``/``.PR2``: a number of photons), then post ``.S1``..,
   ``.T`` and ``.CNT`` = 0 (Done); a put with completion completes after those monitors
@@ -62,10 +64,12 @@ from sim_iocs.optics_world import (
     BeamlineState,
 )
 from sim_iocs.records import (
+    DELAY_FIELD_UNITS,
     describe,
     describe_fault_count,
     fault_count,
     forward_put,
+    long_string,
     post_alarm,
     refuse,
     set_value,
@@ -74,7 +78,7 @@ from sim_iocs.records import (
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
 from sim_iocs.sample_stage import SAMPLE_STAGE
-from sim_iocs.scaler import CONT, SCALER_FIELD_UNITS, scaler_fields
+from sim_iocs.scaler import CONT, GATE, SCALER_FIELD_UNITS, scaler_fields
 from sim_iocs.world import BlockReader, World, open_reader
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.physics.detector import gate_average_rate_Hz, gate_sample_times_s
@@ -156,6 +160,9 @@ _HANDLED = ["count", "count_mode", "preset_time", "auto_count_time", "freq", "de
 _HANDLED += ["auto_count_delay", "update_rate", "auto_count_update_rate", "display_precision"]
 _HANDLED += [f"pr{n}" for n in range(1, CHANNELS + 1)]
 _HANDLED += [f"d{n}" for n in range(1, CHANNELS + 1)]
+_HANDLED += [f"g{n}" for n in range(1, CHANNELS + 1)]
+_REFUSED_TP_ALARM = (AlarmStatus.WRITE, AlarmSeverity.MINOR_ALARM)
+_UNSET_GATE_PRESET = 1000  # the record's preset for a gate set with a preset of 0
 
 
 class ApdCounter(PVGroup):
@@ -174,6 +181,7 @@ class ApdCounter(PVGroup):
     """
 
     scaler = pvproperty(name="", value=0.0, record=_Fields, doc="APD photon counter")
+    message = long_string(":MESSAGE", "Why the last put to the scaler was refused")
     for _name in _HANDLED:
         getattr(scaler.fields, _name).putter(forward_put(_name))
     del _name
@@ -242,14 +250,14 @@ class ApdCounter(PVGroup):
         await self._channel(f"NM{CLOCK_CHANNEL}").write("clock", verify_value=False)
         await self._channel(f"NM{APD_CHANNEL}").write("APD", verify_value=False)
         await fields.channel_count.write(_INPUTS, verify_value=False)
+        await describe(self.message, precision=3, field_units=DELAY_FIELD_UNITS)
 
     # -- puts -------------------------------------------------------------------------
     async def _put_field(self, name: str, instance: Any, value: Any) -> Any:
         return await getattr(self, f"_put_{name.rstrip('0123456789')}")(instance, value)
 
     def _refuse(self, instance: Any, message: str) -> NoReturn:
-        field = next(name for name, channel in self.scaler.fields.items() if channel is instance)
-        refuse(instance, f"{self.scaler.pvname}.{field}: {message}")
+        refuse(instance, f"{self.scaler.pvname}.{self._field_name(instance)}: {message}")
 
     async def _put_count(self, instance: Any, value: Any) -> Any:
         count = value in ("Count", 1)
@@ -297,13 +305,26 @@ class ApdCounter(PVGroup):
     async def _put_preset_time(self, instance: Any, value: Any) -> Any:
         apd = self.sim.apd
         if not apd.min_dwell_s <= float(value) <= apd.max_dwell_s:
-            self._refuse(
-                instance,
-                f"preset time {value} s is outside {apd.min_dwell_s}..{apd.max_dwell_s} s; "
-                "give a counting time in that range",
+            # The scaler record does not clamp TP: refused where every client sees it (a
+            # put without completion cannot fail): the record in WRITE/MINOR alarm until a
+            # good TP, the reason in MESSAGE, and a failed put for a put with completion.
+            message = (
+                f"{self.scaler.pvname}.TP: preset time {value} s is outside "
+                f"{apd.min_dwell_s}..{apd.max_dwell_s} s; give a counting time in that range"
             )
+            await self._say(message)
+            for channel in (self.scaler, instance):
+                await post_alarm(channel, AlarmStatus.WRITE, AlarmSeverity.MINOR_ALARM)
+            refuse(instance, message)
+        for channel in (self.scaler, instance):
+            if (channel.alarm.status, channel.alarm.severity) == _REFUSED_TP_ALARM:
+                await post_alarm(channel, AlarmStatus.NO_ALARM, AlarmSeverity.NO_ALARM)
         await self._set_preset_time(float(value))
         return SkipWrite
+
+    async def _say(self, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        await self.message.write(f"{stamp} {message}"[:511], verify_value=False)
 
     async def _set_preset_time(self, seconds: float) -> None:
         fields = self._fields
@@ -317,7 +338,21 @@ class ApdCounter(PVGroup):
         if instance is self._fields.pr1:
             seconds = int(value) / float(self._fields.freq.value)
             return await self._put_preset_time(self._fields.preset_time, seconds)
+        if int(value) > 0:  # as the record: a preset arms its channel's gate
+            gate = self._channel("G" + self._field_name(instance).removeprefix("PR"))
+            await set_value(gate, "Y")
         return int(value)
+
+    async def _put_g(self, instance: Any, value: Any) -> Any:
+        gate = value if isinstance(value, str) else GATE[int(value)]
+        number = self._field_name(instance).removeprefix("G")
+        preset = self._channel(f"PR{number}")
+        if gate == "Y" and int(preset.value) == 0:  # a gate needs a preset: the record's
+            await set_value(preset, _UNSET_GATE_PRESET)
+        return gate
+
+    def _field_name(self, instance: Any) -> str:
+        return next(name for name, channel in self.scaler.fields.items() if channel is instance)
 
     async def _put_auto_count_time(self, instance: Any, value: Any) -> Any:
         apd = self.sim.apd
@@ -412,6 +447,8 @@ class ApdCounter(PVGroup):
             # The put went away (its client disconnected): the count ends here.
             asyncio.ensure_future(fields.count.write("Done", verify_value=False))
             raise
+        # As the record after a completed count: VAL = T (posted before CNT = Done).
+        await set_value(self.scaler, float(fields.elapsed_time.value))
         await set_value(fields.count, "Done")
 
     async def _run(

@@ -4,8 +4,9 @@ Records (prefix ``P`` = ``[epics.prefixes] beamline``, e.g. ``STXM:BL:``):
 
 - ``P ENERGY`` (ao, eV, PREC 3): the energy setpoint. Drive limits (``.DRVL``/``.DRVH``, and
   the control limits clients read) ``[optics] energy_min_eV``..``energy_max_eV``; a put
-  outside is refused (a failed put naming the range), as is one at which the OSA where it
-  stands would pass the second order (the reason also in ``P INTERLOCK``). A put starts a
+  outside is driven at the nearest limit, as an ao record does. A put at which the OSA
+  where it stands would pass the second order is refused (a failed put, the reason also in
+  ``P INTERLOCK``). A put starts a
   move and **completes when the energy has settled** within ``[sim.beamline]
   mono_tolerance_eV``; a new put during a move replaces it (every pending completion then
   ends with the final move).
@@ -45,10 +46,11 @@ interlock).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
-from caproto import ChannelType
+from caproto import ChannelType, SkipWrite
 from caproto.server import PVGroup, pvproperty
 
 from sim_iocs.motor import MotorAxis, MotorFaults
@@ -221,6 +223,9 @@ class Beamline(PVGroup):
         self.world = world
         self.optics: BlockReader | None = None
         self._wake = asyncio.Event()
+        # Set (and replaced) whenever a new energy move or a stop is published: a put
+        # waiting for its move to settle then waits for the move in force instead.
+        self._energy_changed = asyncio.Event()
 
     # -- state ------------------------------------------------------------------------
     def _state(self) -> BeamlineState:
@@ -229,6 +234,8 @@ class Beamline(PVGroup):
     def _publish_energy(self, move: EnergyMove) -> None:
         self.block.write(energy=tuple(getattr(move, name) for name in ENERGY_MOVE_FIELDS))
         self._wake.set()
+        changed, self._energy_changed = self._energy_changed, asyncio.Event()
+        changed.set()
 
     @property
     def _tolerance_eV(self) -> float:
@@ -276,17 +283,16 @@ class Beamline(PVGroup):
 
     @energy.putter
     async def energy(self, instance, value: float):
-        target = float(value)
         low = self.config.optics.energy_min_eV
         high = self.config.optics.energy_max_eV
         name = self.energy.pvname
-        if not low <= target <= high:
-            message = (
-                f"{name}: {target:g} eV is outside the beamline's range {low:g} to {high:g} eV "
-                "([optics] energy_min_eV..energy_max_eV); give an energy in that range"
-            )
+        if not math.isfinite(float(value)):
+            message = f"{name}: {value}; give an energy in {low:g} to {high:g} eV"
             await self._say(message)
             refuse(instance, message)
+        # As an ao record: a target beyond DRVL..DRVH (the beamline's range) is driven at
+        # the limit.
+        target = min(max(float(value), low), high)
         if self.optics is not None:
             _, a0_far = a0_reach(self.model, self.optics.read(), "osa_z")
             try:
@@ -302,17 +308,25 @@ class Beamline(PVGroup):
             here, target, now, bl.mono_speed_eV_per_s, bl.mono_overhead_s, bl.mono_settle_s
         )
         self._publish_energy(move)
+        # The setpoint is the target from now on, as an ao's VAL: a stop or a new target
+        # during the move replaces it, and this put's completion must not write it back.
+        await instance.write(target, verify_value=False)
         await set_value(self.energy_dmov, "Moving")
         await self._settled()
-        return target
+        return SkipWrite
 
     async def _settled(self) -> None:
         """Wait until the energy move in force (whichever it is by then) has settled."""
         while True:
             move = self._state().energy_move
+            changed = self._energy_changed
             remaining = move.done_s(self._tolerance_eV) - time.monotonic()
             if remaining > 0:
-                await asyncio.sleep(remaining)
+                try:  # a stop or a new target ends this wait: wait for that move then
+                    await asyncio.wait_for(changed.wait(), remaining)
+                    continue
+                except TimeoutError:
+                    pass
                 # asyncio wakes on a millisecond grid; finish precisely.
                 time.sleep(max(move.done_s(self._tolerance_eV) - time.monotonic(), 0.0))
             if self._state().energy_move == move:

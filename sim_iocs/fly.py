@@ -11,7 +11,8 @@ Records (prefix ``P`` = ``[epics.prefixes] fly``, e.g. ``STXM:FLY:``):
   relative to the zone plate, coarse stage + piezo + thermal drift + position noise
   (``[sim.interferometer]``), posted at 10 Hz whenever it changed by more than 0.1 nm;
   a read (CA get) gives the position at that moment.
-- Frame settings, each refused outside its drive limits (``.DRVL``/``.DRVH``):
+- Frame settings, each clamped to its drive limits (``.DRVL``/``.DRVH``) as an ao or
+  longout record does (``MESSAGE`` says so; a NaN is refused):
   ``P START_X``, ``P STOP_X`` (ao, um: interferometer x of the centres of the first and last
   pixel of each line), ``P NX`` (longout, pixels per line, 2..``[sim.fly] max_pixels``),
   ``P START_Y``, ``P STOP_Y`` (ao, um: interferometer y of the first and last line),
@@ -80,6 +81,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -115,6 +117,9 @@ from sim_iocs.records import (
     set_value,
     take_fault,
     write_with_alarm,
+)
+from sim_iocs.records import (
+    waveform as record_waveform,
 )
 from sim_iocs.registry import IocContext
 from sim_iocs.ring import RING, RingState
@@ -722,12 +727,14 @@ class FlyController(PVGroup):
 
     async def _put_setting(self, instance: Any, value: Any, name: str, convert: type) -> Any:
         low, high = self._limits()[name]
-        number = convert(value)
-        if not low <= number <= high:
-            refuse(
-                instance,
-                f"{instance.pvname}: {name} {number:g} is outside {low:g}..{high:g}; give a "
-                "value in that range",
+        asked = convert(value)
+        if not math.isfinite(asked):
+            refuse(instance, f"{instance.pvname}: {asked}; give a number in {low:g}..{high:g}")
+        # As an ao/longout record: a value beyond DRVL..DRVH is driven at the limit.
+        number = min(max(asked, low), high)
+        if number != asked:
+            await self._say(
+                f"{name} {asked:g} is outside DRVL..DRVH {low:g}..{high:g}: set to {number:g}"
             )
         await instance.write(number, verify_value=False)
         await self._post_frame_time()
@@ -1003,10 +1010,7 @@ def controller_class_for(max_pixels: int) -> type[FlyController]:
     """:class:`FlyController` with per-line waveforms of ``max_pixels`` elements."""
 
     def waveform(name: str, dtype: ChannelType, value: Any, doc: str) -> Any:
-        return pvproperty(
-            name=name, value=[value], dtype=dtype, max_length=max_pixels, record="waveform",
-            read_only=True, doc=doc, alarm_group=name,
-        )  # fmt: skip
+        return record_waveform(name, dtype, value, max_pixels, doc, alarm_group=name)
 
     attributes = {
         "line_counts": waveform("LINE:COUNTS", ChannelType.LONG, 0, "Counts per pixel"),

@@ -34,9 +34,11 @@ screens) drive it as they drive a real motor record:
   with ``.HLS``/``.LLS`` = 1, MSTA's limit bit, and the record in alarm (HWLIMIT, severity
   ``.HLSV``).
 - **Stop.** ``.STOP`` and ``.SPMG`` = Stop end a move where the stage is and set the target
-  to it; Pause ends it but keeps the target, Go (or Move, once) resumes; while stopped or
-  paused no move starts. ``.CNEN`` = Disable removes torque: moves are refused (MSTA
-  problem bit, STATE/MAJOR alarm) until it is enabled again.
+  to it; Pause ends it but keeps the target, Go resumes; while stopped or paused no move
+  starts. Move is Go for one move: it resumes a pending target, or (at rest on the target)
+  waits for the next one, and turns to Pause when that move has ended. ``.CNEN`` = Disable
+  removes torque: moves are refused (MSTA problem bit, STATE/MAJOR alarm) until it is
+  enabled again.
 - **Speeds.** ``.VELO``, ``.JVEL``, ``.HVEL`` are clamped to ``.VBAS``..``.VMAX``; 0 or less is
   refused. ``.S``, ``.SBAS``, ``.SMAX`` are the same speeds in revolutions/s (``.UREV``).
 - **Status.** ``.MSTA`` carries the motor record's bits (direction, done, limit switches,
@@ -68,7 +70,7 @@ from caproto import AlarmSeverity, AlarmStatus, ChannelType, SkipWrite
 from caproto.server import PVGroup, pvproperty
 from numpy.typing import ArrayLike, NDArray
 
-from sim_iocs.motor_fields import FIELD_ATTRS, MOTOR_FIELD_UNITS, SPEEDS, Msta
+from sim_iocs.motor_fields import FIELD_ATTRS, MOTOR_FIELD_UNITS, SPEEDS, MotorRecordFields, Msta
 from sim_iocs.motor_settings import MotorSettings
 from sim_iocs.records import (
     BO_FIELD_UNITS,
@@ -188,7 +190,12 @@ class MotorAxis(MotorSettings, PVGroup):
     """
 
     motor = pvproperty(
-        value=0.0, name="", record="motor", dtype=RecordDouble, precision=4, doc="Stage"
+        value=0.0,
+        name="",
+        record=MotorRecordFields,
+        dtype=RecordDouble,
+        precision=4,
+        doc="Stage",
     )
     for _name in _HANDLED:
         getattr(motor.fields, FIELD_ATTRS[_name]).putter(forward_put(_name))
@@ -386,10 +393,15 @@ class MotorAxis(MotorSettings, PVGroup):
             await self._post_setpoint(dial)
             return SkipWrite  # the new target waits for Go (or Move)
         await self._start(self._motion_to(dial), setpoint=dial)
-        if fields.stop_pause_move_go.value == "Move":
-            await fields.stop_pause_move_go.write("Pause", verify_value=False)
         await self._at_rest()
+        await self._end_of_move_once()
         return SkipWrite
+
+    async def _end_of_move_once(self) -> None:
+        """SPMG = Move is Go for one move: Pause once a move has ended (not before one)."""
+        spmg = self._fields.stop_pause_move_go
+        if spmg.value == "Move" and not self._moving():
+            await spmg.write("Pause", verify_value=False)
 
     def _motion_to(self, dial: float) -> _Motion:
         fields = self._fields
@@ -555,7 +567,16 @@ class MotorAxis(MotorSettings, PVGroup):
         # would send each as a value update to every client of the field).
         user = {name: (low, high) for name in ("RBV", "HLM", "LLM")}
         dial = {name: (dial_low, dial_high) for name in ("DVAL", "DRBV", "DHLM", "DLLM")}
-        await describe(value, display_limits=user | dial | self._speed_range(), publish=False)
+        # Control limits as the motor record's get_control_double: RBV the user limits,
+        # DVAL/DRBV the dial limits, the speeds VBAS..VMAX.
+        await describe(
+            value,
+            display_limits=user | dial | self._speed_range(),
+            control_limits={"RBV": (low, high)}
+            | {n: dial[n] for n in ("DVAL", "DRBV")}
+            | self._speed_control_limits(),
+            publish=False,
+        )
         await set_value(fields.user_low_limit, low)
         await set_value(fields.user_high_limit, high)
 
@@ -583,13 +604,11 @@ class MotorAxis(MotorSettings, PVGroup):
         here = self._here()
         target = float(fields.dial_desired_value.value)
         if self._moving() or abs(target - here) <= self._mres() / 2:
-            if mode == "Move":
-                await fields.stop_pause_move_go.write("Pause", verify_value=False)
+            # Nothing to resume: Move stays armed for the next move (as the record does).
             return SkipWrite
         await self._start(self._motion_to(target))
-        if mode == "Move":
-            await fields.stop_pause_move_go.write("Pause", verify_value=False)
         await self._at_rest()
+        await self._end_of_move_once()
         return SkipWrite
 
     async def _put_CNEN(self, instance, value):

@@ -2,16 +2,33 @@
 
 :class:`Msta` names the bits of ``.MSTA`` (motor.h ``msta_field``); :func:`MOTOR_FIELD_UNITS`
 gives every numeric field of the record its unit; :data:`FIELD_ATTRS` maps field names to
-caproto's attribute names for them.
+caproto's attribute names for them; :class:`MotorRecordFields` is the field group served.
 """
 
 from __future__ import annotations
 
 import enum
 
+from caproto.server import pvproperty
 from caproto.server.records import MotorFields
 
-__all__ = ["FIELD_ATTRS", "MOTOR_FIELD_UNITS", "SPEEDS", "Msta"]
+from sim_iocs.records import RecordDouble
+
+__all__ = ["FIELD_ATTRS", "MOTOR_FIELD_UNITS", "SPEEDS", "MotorRecordFields", "Msta"]
+
+
+class MotorRecordFields(MotorFields):
+    """caproto's motor record fields, with ``.DVAL`` and ``.VELO`` deciding about every put.
+
+    Both carry control limits (the dial limits; VBAS..VMAX), and caproto refuses a put
+    outside a channel's control limits before its putter runs; the motor record takes such
+    a put (a DVAL beyond a limit: ``.LVIO``; a VELO beyond VMAX: clamped).
+    """
+
+    dial_desired_value = pvproperty(
+        name="DVAL", dtype=RecordDouble, value=0.0, doc="Dial Desired Value (EGU"
+    )
+    velocity = pvproperty(name="VELO", dtype=RecordDouble, value=0.0, doc="Velocity (EGU/s)")
 
 
 class Msta(enum.IntFlag):

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from caproto import SkipWrite
 
 from sim_iocs.motor_fields import MOTOR_FIELD_UNITS, SPEEDS
-from sim_iocs.records import describe, refuse, set_value
+from sim_iocs.records import EGU_FIELD_CHARS, describe, refuse, set_value
 
 __all__ = ["MotorSettings"]
 
@@ -52,6 +52,10 @@ class MotorSettings:
         fields = self._fields
         base, top = float(fields.base_velocity.value), float(fields.max_velocity.value)
         return {name: (base, top) for name in ("VELO", "JVEL", "HVEL", "VBAS", "VMAX")}
+
+    def _speed_control_limits(self) -> dict[str, tuple[float, float]]:
+        """Control limits of VELO, as the motor record reports them: VBAS..VMAX."""
+        return {"VELO": self._speed_range()["VELO"]}
 
     def _clamp_speed(self, name: str, speed: float) -> float:
         if not speed > 0 or not math.isfinite(speed):
@@ -104,7 +108,12 @@ class MotorSettings:
         return SkipWrite
 
     async def _reclamp_speeds(self) -> None:
-        await describe(self.motor, display_limits=self._speed_range(), publish=False)
+        await describe(
+            self.motor,
+            display_limits=self._speed_range(),
+            control_limits=self._speed_control_limits(),
+            publish=False,
+        )
         for name in ("VELO", "JVEL", "HVEL"):
             channel = self.motor.get_field(name)
             clamped = self._clamp_speed(name, float(channel.value))
@@ -163,7 +172,9 @@ class MotorSettings:
 
     # -- display ----------------------------------------------------------------------
     async def _put_EGU(self, instance, value):
-        await describe(self.motor, units=str(value), field_units=MOTOR_FIELD_UNITS(str(value)))
+        # The field holds 15 characters; clients get at most 7 with a value (ctrl_units).
+        units = str(value)[:EGU_FIELD_CHARS]
+        await describe(self.motor, units=units, field_units=MOTOR_FIELD_UNITS(units))
         return SkipWrite
 
     async def _put_PREC(self, instance, value):

@@ -14,7 +14,12 @@ unset limit (0) as a live one. The helpers here fill those gaps once for every I
   HIHI/HIGH/LOW/LOLO check, and posting STAT/SEVR only when they change (each alarm post
   is a monitor update);
 - :func:`set_value` -- write a field only if its value changed (each write costs ~20 us in
-  the IOC and a monitor update per subscribed client).
+  the IOC and a monitor update per subscribed client);
+- :func:`waveform` -- a read-only waveform record whose ``.FTVL`` is its element type and
+  ``.NORD`` the number of elements it holds;
+- :func:`units_follow_egu` -- a put to a record's ``.EGU`` changes the units clients read
+  with its value (caproto keeps the two apart); units cut to what ``DBR_CTRL`` holds
+  (:func:`ctrl_units`).
 
 The records of each IOC declare which of their fields carry which unit; the conformance
 tests (``tests/integration/conformance``) check what clients see against the same tables.
@@ -29,11 +34,18 @@ from typing import Any, NoReturn
 from caproto import AlarmSeverity, AlarmStatus, ChannelEnum, ChannelNumeric, ChannelType
 from caproto._dbr import TimeStamp
 from caproto.server import pvproperty
-from caproto.server.server import PvpropertyDouble, PvpropertyInteger
+from caproto.server.server import (
+    PvpropertyDouble,
+    PvpropertyDoubleRO,
+    PvpropertyInteger,
+    PvpropertyIntegerRO,
+)
 
 __all__ = [
     "AI_FIELD_UNITS",
     "AO_FIELD_UNITS",
+    "CTRL_UNITS_CHARS",
+    "EGU_FIELD_CHARS",
     "BO_FIELD_UNITS",
     "DELAY_FIELD_UNITS",
     "MBBI_FIELD_UNITS",
@@ -43,6 +55,7 @@ __all__ = [
     "RecordDouble",
     "RecordInteger",
     "analog_alarm",
+    "ctrl_units",
     "describe",
     "describe_fault_count",
     "fault_count",
@@ -53,6 +66,8 @@ __all__ = [
     "severity_of",
     "set_value",
     "take_fault",
+    "units_follow_egu",
+    "waveform",
     "write_with_alarm",
 ]
 
@@ -65,6 +80,7 @@ DIMENSIONLESS_FIELDS: dict[str, frozenset[str]] = {
     "motor": frozenset({"PCOF", "ICOF", "DCOF", "FRAC", "VERS"}),  # gains, a fraction
     "ai": frozenset({"ASLO", "ESLO", "SMOO"}),  # conversion slopes, smoothing factor
     "ao": frozenset({"ASLO", "ESLO"}),  # conversion slopes
+    "scaler": frozenset({"VERS"}),  # the record's code version
     "mbbi": frozenset({"AFVL"}),  # filtered alarm value (a severity)
     "longin": frozenset({"AFVL"}),  # filtered alarm value (a severity)
 }
@@ -280,6 +296,7 @@ async def describe(
     precision: int | None = None,
     field_units: Mapping[str, str] | None = None,
     display_limits: Mapping[str, tuple[float, float]] | None = None,
+    control_limits: Mapping[str, tuple[float, float]] | None = None,
     publish: bool = True,
 ) -> None:
     """Give a record and its fields what a stock client reads with their values.
@@ -300,6 +317,9 @@ async def describe(
         Units of fields by field name (``{"VELO": "um/s"}``).
     display_limits
         Display limits (low, high) by field name; ``""`` is the value itself.
+    control_limits
+        Control limits (low, high) by field name (what ``DBR_CTRL`` reports; ophyd's
+        ``limits`` and bluesky descriptors' ``lower_ctrl_limit``/``upper_ctrl_limit``).
     publish
         Post metadata changes to clients. caproto 1.3 sends a metadata change to every
         subscriber of the channel as a value update (it ignores the subscription's event
@@ -313,8 +333,8 @@ async def describe(
     if record.__doc__:
         await set_value(fields.description, record.__doc__)
     if units is not None:
-        await fields.engineering_units.write(units, verify_value=False)
-        await record.write_metadata(units=units)
+        await fields.engineering_units.write(units[:EGU_FIELD_CHARS], verify_value=False)
+        await record.write_metadata(units=ctrl_units(units))
     if precision is not None:
         prec = getattr(fields, "display_precision", None)  # a bo record has no PREC
         if prec is not None:
@@ -324,14 +344,37 @@ async def describe(
                 await channel.write_metadata(precision=precision, publish=publish)
     for name, unit in (field_units or {}).items():
         channel = record.get_field(name)
-        if channel.units != unit:
-            await channel.write_metadata(units=unit, publish=publish)
+        if channel.units != ctrl_units(unit):
+            await channel.write_metadata(units=ctrl_units(unit), publish=publish)
     for name, (low, high) in (display_limits or {}).items():
         channel = record.get_field(name)
         if (channel.lower_disp_limit, channel.upper_disp_limit) != (low, high):
             await channel.write_metadata(
                 lower_disp_limit=low, upper_disp_limit=high, publish=publish
             )
+    for name, (low, high) in (control_limits or {}).items():
+        channel = record.get_field(name)
+        if (channel.lower_ctrl_limit, channel.upper_ctrl_limit) != (low, high):
+            await channel.write_metadata(
+                lower_ctrl_limit=low, upper_ctrl_limit=high, publish=publish
+            )
+
+
+EGU_FIELD_CHARS = 15
+"""Characters an ``.EGU`` field holds (a DBF_STRING of 16 bytes with its NUL)."""
+
+CTRL_UNITS_CHARS = 7
+"""Characters of units a ``DBR_CTRL``/``DBR_GR`` value carries (8 bytes with the NUL)."""
+
+
+def ctrl_units(units: str) -> str:
+    """``units`` as a record reports them with a value: cut to :data:`CTRL_UNITS_CHARS`.
+
+    An IOC copies a record's units into the 8-byte units of ``DBR_CTRL`` and cuts them
+    there; caproto would instead fail to pack longer units, and every ``DBR_CTRL``/``DBR_GR``
+    read of the channel (ophyd's connection, ``caget -d CTRL``) would fail.
+    """
+    return units.encode("latin-1", "replace")[:CTRL_UNITS_CHARS].decode("latin-1")
 
 
 def _float_channels(record: Any) -> Iterable[Any]:
@@ -367,3 +410,87 @@ async def take_fault(record: Any) -> bool:
         return False
     await record.write(left - 1, verify_value=False)
     return True
+
+
+class _Waveform:
+    """A waveform record's value whose ``.FTVL`` and ``.NORD`` say what it holds."""
+
+    field_inst: Any
+    value: Any
+    ftvl: str
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        fields = self.field_inst
+        fields.field_type_of_value._data["value"] = self.ftvl
+        fields.number_elements_read._data["value"] = len(self.value)
+
+    async def update_fields(self, value: Any) -> None:
+        await super().update_fields(value)  # type: ignore[misc]
+        await set_value(self.field_inst.number_elements_read, len(value))
+
+
+class _WaveformLong(_Waveform, PvpropertyIntegerRO):
+    ftvl = "LONG"
+
+
+class _WaveformDouble(_Waveform, PvpropertyDoubleRO):
+    ftvl = "DOUBLE"
+
+
+_WAVEFORMS: dict[ChannelType, type] = {
+    ChannelType.LONG: _WaveformLong,
+    ChannelType.DOUBLE: _WaveformDouble,
+}
+
+
+def waveform(
+    name: str, dtype: ChannelType, value: Any, max_length: int, doc: str, **kwargs: Any
+) -> Any:
+    """A read-only waveform record of ``max_length`` elements of ``dtype`` (LONG, DOUBLE).
+
+    ``.FTVL`` reads the element type and ``.NORD`` the number of elements of the value (a
+    caproto waveform reads 0 and STRING).
+    """
+    return pvproperty(
+        name=name,
+        value=[value],
+        dtype=_WAVEFORMS[dtype],
+        max_length=max_length,
+        record="waveform",
+        read_only=True,
+        doc=doc,
+        **kwargs,
+    )
+
+
+_LIKE_VALUE_UNITS: dict[str, Callable[[str], dict[str, str]]] = {
+    "ai": AI_FIELD_UNITS,
+    "ao": AO_FIELD_UNITS,
+}
+
+
+def units_follow_egu(pvdb: Mapping[str, Any]) -> None:
+    """Make a put to ``.EGU`` reach the units of the value (and of the fields in the same
+    units, for ai and ao records), for every record of ``pvdb`` whose ``.EGU`` has no putter
+    of its own (the motor record handles its own).
+    """
+    for channel in pvdb.values():
+        fields = getattr(channel, "field_inst", None)
+        egu = getattr(fields, "engineering_units", None)
+        if egu is None or egu.pvspec.put is not None:
+            continue
+        egu.putter = _egu_putter(channel)
+
+
+def _egu_putter(record: Any) -> Callable[..., Any]:
+    async def putter(instance: Any, value: Any) -> str:
+        units = str(value)[:EGU_FIELD_CHARS]
+        table = _LIKE_VALUE_UNITS.get(record.field_inst._record_type)
+        names = [n for n, u in table(units).items() if n and u == units] if table else []
+        await record.write_metadata(units=ctrl_units(units))
+        for name in names:
+            await record.get_field(name).write_metadata(units=ctrl_units(units))
+        return units
+
+    return putter

@@ -6,7 +6,9 @@ scaler screens. A count is a put of 1 to ``.CNT`` (with completion: it completes
 count is done); ``.TP`` is the preset time, channel 1 counts the time base ``.FREQ`` (so
 ``.S1`` / ``.FREQ`` is the counting time), channels 2.. count inputs, each with a name
 (``.NMn``), a preset (``.PRn``) and a gate (``.Gn`` = Y: the count stops when ``.Sn``
-reaches ``.PRn``).
+reaches ``.PRn``); a preset > 0 sets its gate, a gate set with no preset gets 1000. After a
+count ``.VAL`` holds ``.T``; ``.VERS`` is the record's version, ``.COUT``/``.COUTP`` its
+output links.
 
 :func:`scaler_fields` makes the field group (``pvproperty(record=scaler_fields(32))``) with
 the fields ophyd's ``ScalerCH`` connects to; :mod:`sim_iocs.apd` gives them behaviour.
@@ -22,7 +24,18 @@ from caproto.server.records import RecordFieldGroup
 
 from sim_iocs.records import RecordDouble
 
-__all__ = ["CNT", "CONT", "DIRECTION", "GATE", "SCALER_FIELD_UNITS", "scaler_fields"]
+__all__ = [
+    "CNT",
+    "CONT",
+    "DIRECTION",
+    "GATE",
+    "SCALER_FIELD_UNITS",
+    "SCALER_RECORD_VERSION",
+    "scaler_fields",
+]
+
+SCALER_RECORD_VERSION = 3.19
+"""``.VERS``: the version of the synApps scaler record whose behaviour this follows."""
 
 CNT = ("Done", "Count")
 CONT = ("OneShot", "AutoCount")
@@ -50,6 +63,15 @@ def _double(name: str, value: float, doc: str, *, read_only: bool = False) -> pv
     return pvproperty(name=name, value=value, dtype=dtype, read_only=read_only, doc=doc)
 
 
+def _link(name: str, doc: str) -> pvproperty:
+    """An output link field (``.COUT``, ``.COUTP``): its target, empty for none.
+
+    The record writes CNT through these when a count starts and ends (COUTP also when CNT
+    is put); the simulated record has no database to write to and keeps them empty.
+    """
+    return pvproperty(name=name, value="", dtype=ChannelType.STRING, read_only=True, doc=doc)
+
+
 @cache
 def scaler_fields(channels: int) -> type[RecordFieldGroup]:
     """The field group of a scaler record with ``channels`` channels (ScalerCH uses 32)."""
@@ -71,6 +93,16 @@ def scaler_fields(channels: int) -> type[RecordFieldGroup]:
         "display_precision": pvproperty(
             name="PREC", value=5, dtype=ChannelType.INT, doc="Display Precision"
         ),
+        "version": pvproperty(
+            name="VERS",
+            value=SCALER_RECORD_VERSION,
+            dtype=ChannelType.DOUBLE,
+            precision=2,
+            read_only=True,
+            doc="Code Version",
+        ),
+        "count_output": _link("COUT", "CNT Output"),
+        "count_output_prompt": _link("COUTP", "CNT Output Prompt"),
         "channel_count": pvproperty(
             name="NCH",
             value=channels,

@@ -17,6 +17,15 @@ Three measured problems of the caproto asyncio server are handled here:
    the server dies with ``RuntimeError: deque mutated during iteration``.
    :func:`low_latency_context_class` iterates over a snapshot and skips subscriptions whose
    circuit has gone.
+4. A put with completion that fails before or in its putter (a string that does not convert
+   to the channel's type, ``b'abc'`` to a double or ``b'Ajar'`` to an enum, as EPICS base's
+   ``caput`` sends strings; or a put the record refuses) is answered with an
+   ``ErrorResponse`` only. libca and caproto's sync client take that as the put's failure;
+   caproto's threading client (ophyd's caproto control layer) waits for a
+   ``WriteNotifyResponse`` and hangs until its timeout. An EPICS IOC (rsrv) answers a failed
+   put with completion with a ``WriteNotifyResponse`` carrying ``ECA_PUTFAIL``: the circuit
+   of :func:`low_latency_context_class` sends that too, right after the error (with its
+   message), so every client gets its answer.
 
 No caproto module is patched: the fixes are a subclass of its asyncio ``Context`` and an
 environment variable it documents. Two more, about puts that stay open while a record acts
@@ -67,10 +76,33 @@ def prepare_environment(
 def low_latency_context_class() -> type:
     """The caproto asyncio ``Context`` subclass with the fixes in the module docstring."""
     # Imported lazily so that prepare_environment() runs before caproto.server is loaded.
+    from caproto import CAStatus, ErrorResponse, WriteNotifyResponse
     from caproto.asyncio.server import Context
 
+    write_notify = 19  # CA_PROTO_WRITE_NOTIFY
+
+    class _AnsweringCircuit(Context.CircuitClass):
+        """Circuit that answers a failed put with completion as an EPICS IOC does."""
+
+        async def send(self, *commands: Any) -> None:
+            answers = [
+                WriteNotifyResponse(
+                    data_type=command.original_request.data_type,
+                    data_count=command.original_request.data_count,
+                    status=CAStatus.ECA_PUTFAIL,
+                    ioid=command.original_request.parameter2,
+                )
+                for command in commands
+                if isinstance(command, ErrorResponse)
+                and command.original_request.command == write_notify
+            ]
+            await super().send(*commands, *answers)
+
     class _LowLatencyContext(Context):
-        """caproto asyncio server context with TCP_NODELAY and a safe broadcast loop."""
+        """caproto asyncio server context with TCP_NODELAY, a safe broadcast loop and an
+        answer to every failed put with completion."""
+
+        CircuitClass = _AnsweringCircuit
 
         async def tcp_handler(self, client: Any, addr: Any) -> None:
             sock = client.writer.get_extra_info("socket")

@@ -10,7 +10,8 @@ its PV database. A test takes a record through one of the arguments below and is
 every record of that kind, so an instrument added to the registry is tested with no edit
 here:
 
-- ``record``: every record; ``motor_record``, ``scaler_record``, ``ai_record``: by type;
+- ``record``: every record; ``motor_record``, ``scaler_record``, ``ai_record``,
+  ``waveform_record``: by type;
 - ``ioc``: every registry entry.
 
 The tests themselves talk to the session fleet (``sim_fleet``) as stock clients do.
@@ -121,7 +122,13 @@ def served() -> tuple[tuple[ServedRecord, ...], tuple[ServedPV, ...]]:
     return tuple(records), tuple(bare)
 
 
-_BY_TYPE = {"record": None, "motor_record": "motor", "scaler_record": "scaler", "ai_record": "ai"}
+_BY_TYPE = {
+    "record": None,
+    "motor_record": "motor",
+    "scaler_record": "scaler",
+    "ai_record": "ai",
+    "waveform_record": "waveform",
+}
 
 
 def records(rtyp: str | None = None) -> list[ServedRecord]:

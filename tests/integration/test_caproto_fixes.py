@@ -7,17 +7,22 @@ if the fix stopped being needed or stopped being applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from caproto import ChannelType
 from caproto.asyncio.server import Context as StockContext
 from caproto.server import PVGroup, pvproperty
+from caproto.threading.client import Context as ClientContext
 
 from sim_iocs.server import HIGH_LOAD_TIMEOUT_S, low_latency_context_class
 from stxm_ctrl.processes import free_tcp_port
@@ -27,21 +32,42 @@ class _OnePV(PVGroup):
     value = pvproperty(value=0.0, name="VALUE")
 
 
-def _accepted_socket_nodelay(context_class, monkeypatch) -> int:
-    """Serve one PV with ``context_class``, connect, return TCP_NODELAY of the accepted socket."""
+class _Records(PVGroup):
+    energy = pvproperty(value=700.0, name="ENERGY", record="ao")
+    shutter = pvproperty(
+        value="Closed", name="SHUTTER", dtype=ChannelType.ENUM, enum_strings=["Closed", "Open"]
+    )
+
+
+@contextlib.contextmanager
+def _serving(context_class, monkeypatch, group: PVGroup | None = None) -> Iterator[Any]:
+    """Serve ``group`` (one PV by default) with ``context_class`` in a thread; yield it."""
     port = free_tcp_port()
     monkeypatch.setenv("EPICS_CA_SERVER_PORT", str(port))
     monkeypatch.setenv("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1")
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
+    pvdb = (group or _OnePV("TEST:")).pvdb
 
     async def make():
-        context = context_class(_OnePV("TEST:").pvdb, interfaces=["127.0.0.1"])
+        context = context_class(pvdb, interfaces=["127.0.0.1"])
         return context, asyncio.get_running_loop().create_task(context.run())
 
     context, task = asyncio.run_coroutine_threadsafe(make(), loop).result(timeout=5)
     try:
+        yield context, port
+    finally:
+        loop.call_soon_threadsafe(task.cancel)
+        time.sleep(0.1)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        loop.close()
+
+
+def _accepted_socket_nodelay(context_class, monkeypatch) -> int:
+    """Serve one PV with ``context_class``, connect, return TCP_NODELAY of the accepted socket."""
+    with _serving(context_class, monkeypatch) as (context, port):
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -57,12 +83,6 @@ def _accepted_socket_nodelay(context_class, monkeypatch) -> int:
             (circuit,) = tuple(context.circuits)
             server_side = circuit.client.writer.get_extra_info("socket")
             return server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-    finally:
-        loop.call_soon_threadsafe(task.cancel)
-        time.sleep(0.1)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        loop.close()
 
 
 def test_accepted_sockets_get_tcp_nodelay(monkeypatch):
@@ -135,3 +155,62 @@ def test_prepare_environment_takes_effect_in_caproto():
     )
     assert float(stock.stdout) == 0.01  # the problem: 10 ms batching
     assert float(fixed.stdout) == HIGH_LOAD_TIMEOUT_S, fixed.stderr
+
+
+def _string_puts(context_class, monkeypatch) -> dict[str, Any]:
+    """Put strings that do not convert (as EPICS base's caput sends them) with completion,
+    from caproto's threading client; the answer (or the exception) for each PV."""
+    answers: dict[str, Any] = {}
+    with _serving(context_class, monkeypatch, _Records("TEST:")) as (_, port):
+        monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("EPICS_CA_AUTO_ADDR_LIST", "NO")
+        client = ClientContext()
+        try:
+            for name, text in (("TEST:ENERGY", b"abc"), ("TEST:SHUTTER", b"Ajar")):
+                (pv,) = client.get_pvs(name, timeout=5)
+                pv.wait_for_connection(timeout=10)
+                started = time.monotonic()
+                try:
+                    answer = pv.write([text], data_type=ChannelType.STRING, wait=True, timeout=3)
+                except Exception as exc:  # the problem: no answer
+                    answer = exc
+                answers[name] = (answer, time.monotonic() - started)
+            answers["values"] = [client.get_pvs(n)[0].read().data[0] for n in ("TEST:ENERGY",)]
+        finally:
+            client.disconnect()
+    return answers
+
+
+def test_an_unconvertible_string_put_is_answered_with_a_put_failure(monkeypatch):
+    stock = _string_puts(StockContext, monkeypatch)
+    for name in ("TEST:ENERGY", "TEST:SHUTTER"):
+        assert type(stock[name][0]).__name__ == "CaprotoTimeoutError", stock  # the problem
+    fixed = _string_puts(low_latency_context_class(), monkeypatch)
+    for name in ("TEST:ENERGY", "TEST:SHUTTER"):
+        answer, took_s = fixed[name]
+        assert answer.status.name == "ECA_PUTFAIL", answer
+        assert took_s < 1.0
+    assert fixed["values"] == [700.0]
+
+
+def test_the_fleet_answers_unconvertible_string_puts(sim_config, sim_fleet):
+    """The same against the fleet's ENERGY (ao) and SHUTTER (bo), from caproto's threading
+    client with the fleet's CA environment: a put failure at once, the values unchanged."""
+    prefixes = sim_config.epics.prefixes
+    names = (prefixes.beamline + "ENERGY", prefixes.ring + "SHUTTER")
+    client = ClientContext()
+    try:
+        pvs = client.get_pvs(*names, timeout=5)
+        before = []
+        for pv in pvs:
+            pv.wait_for_connection(timeout=10)
+            before.append(pv.read(data_type=ChannelType.STRING).data[0])
+        for pv, text in zip(pvs, (b"abc", b"Ajar"), strict=True):
+            started = time.monotonic()
+            answer = pv.write([text], data_type=ChannelType.STRING, wait=True, timeout=5)
+            assert answer.status.name == "ECA_PUTFAIL", (pv.name, answer)
+            assert time.monotonic() - started < 1.0
+        after = [pv.read(data_type=ChannelType.STRING).data[0] for pv in pvs]
+        assert after == before
+    finally:
+        client.disconnect()

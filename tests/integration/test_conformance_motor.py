@@ -307,6 +307,19 @@ def test_spmg_pause_keeps_the_target_and_go_resumes(motor_record: ServedRecord, 
         assert motor.get("RBV") == pytest.approx(f.at(50), abs=1e-3)
 
 
+def test_spmg_move_at_rest_allows_one_move_then_pauses(motor_record: ServedRecord, sim_fleet):
+    with _restored(motor_record.name) as motor:
+        f = _frame(motor)
+        motor.move(f.at(0), wait=True)
+        motor.put("SPMG", "Move", wait=True)
+        assert motor.get("SPMG", as_string=True) == "Move"  # armed: nothing to move yet
+        assert motor.move(f.at(10), wait=True, timeout=10) == 0
+        assert motor.get("RBV") == pytest.approx(f.at(10), abs=1e-3)  # the one move
+        assert motor.get("SPMG", as_string=True) == "Pause"
+        motor.move(f.at(20), wait=True, timeout=2)
+        assert motor.get("RBV") == pytest.approx(f.at(10), abs=1e-3)  # paused: no move
+
+
 def test_stop_field_ends_a_move_where_it_is(motor_record: ServedRecord, sim_fleet):
     with _restored(motor_record.name) as motor:
         f = _frame(motor)
@@ -437,6 +450,61 @@ def test_clients_get_the_record_precision_and_units(motor_record: ServedRecord, 
     for field in ("RBV", "DRBV"):
         ctrl = epics.get_pv(f"{name}.{field}").get_ctrlvars()
         assert ctrl["lower_disp_limit"] < ctrl["upper_disp_limit"], field
+
+
+def test_position_and_speed_fields_have_the_records_control_limits(
+    motor_record: ServedRecord, sim_fleet
+):
+    """As the motor record's get_control_double: RBV the user limits, DVAL/DRBV the dial
+    limits, VELO VBAS..VMAX; what bluesky descriptors carry as lower/upper_ctrl_limit."""
+    name = motor_record.name
+    limits = {f: epics.caget(f"{name}.{f}", use_monitor=False) for f in
+              ("LLM", "HLM", "DLLM", "DHLM", "VBAS", "VMAX")}  # fmt: skip
+    expected = {
+        "RBV": (limits["LLM"], limits["HLM"]),
+        "DVAL": (limits["DLLM"], limits["DHLM"]),
+        "DRBV": (limits["DLLM"], limits["DHLM"]),
+        "VELO": (limits["VBAS"], limits["VMAX"]),
+    }
+    for field, (low, high) in expected.items():
+        ctrl = epics.get_pv(f"{name}.{field}").get_ctrlvars()
+        assert ctrl is not None, field
+        got = (ctrl["lower_ctrl_limit"], ctrl["upper_ctrl_limit"])
+        assert got == pytest.approx((low, high)), field
+    assert limits["LLM"] < limits["HLM"]
+    with _ophyd_motor(name) as motor:
+        description = motor.describe()["m"]
+    assert (description["lower_ctrl_limit"], description["upper_ctrl_limit"]) == pytest.approx(
+        expected["RBV"]
+    )
+
+
+def test_long_units_are_cut_to_what_dbr_ctrl_holds(sim_config, sim_fleet):
+    """A 7-character EGU makes the speeds' units 9 characters: clients get the first 7, as
+    from an IOC, and every DBR_CTRL read still works (one record: the units code is shared;
+    a fresh ophyd process costs seconds)."""
+    name = sim_config.epics.prefixes.detector + sim_config.epics.axes.detector_y
+    egu = epics.caget(name + ".EGU", as_string=True, use_monitor=False)
+    try:
+        _ca("caproto-put", name + ".EGU", "microns")
+        assert epics.caget(name + ".EGU", as_string=True, use_monitor=False) == "microns"
+        out = _ca("caproto-get", "-d", "control", name + ".VELO", name + ".RBV")  # exit 0
+        assert "[" in out, out
+        ctrl = epics.get_pv(name + ".VELO").get_ctrlvars()
+        assert ctrl is not None and ctrl["units"] == "microns"
+        # A client starting now (ophyd reads every field's DBR_CTRL as it connects).
+        code = (
+            "import sys; from ophyd import EpicsMotor; m = EpicsMotor(sys.argv[1], name='m'); "
+            "m.wait_for_connection(10); print(m.describe()['m']['units'], m.velocity.limits)"
+        )
+        fresh = subprocess.run(
+            [sys.executable, "-c", code, name], capture_output=True, text=True, timeout=60
+        )
+        assert fresh.returncode == 0, fresh.stderr
+        assert fresh.stdout.split()[0] == "microns", fresh.stdout
+    finally:
+        _ca("caproto-put", name + ".EGU", egu)
+    assert epics.get_pv(name + ".RBV").get_ctrlvars()["units"] == egu
 
 
 def _step_then_wait(detectors, motor, step):

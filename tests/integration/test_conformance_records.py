@@ -8,6 +8,7 @@ units and precision on every floating-point field; read-only fields refuse write
 from __future__ import annotations
 
 import epics
+import numpy as np
 from conformance_records import (  # noqa: F401 (pytest_generate_tests is a pytest hook)
     ServedRecord,
     connect,
@@ -69,3 +70,27 @@ def test_read_only_fields_refuse_writes(record: ServedRecord, sim_fleet):
     if "" not in record.read_only:
         assert epics.get_pv(record.name).wait_for_connection(10)
         assert epics.get_pv(record.name).write_access
+
+
+def test_waveforms_report_their_element_type_and_length(waveform_record: ServedRecord, sim_fleet):
+    name = waveform_record.name
+    pvs = connect([name, name + ".FTVL", name + ".NORD", name + ".NELM"])
+    value = pvs[name].get(use_monitor=False)
+    ftvl = pvs[name + ".FTVL"].get(as_string=True, use_monitor=False)
+    assert ftvl == waveform_record.fields[""]  # LONG, DOUBLE: the type clients receive
+    nord = pvs[name + ".NORD"].get(use_monitor=False)
+    assert 0 < nord <= pvs[name + ".NELM"].get(use_monitor=False)
+    assert len(np.atleast_1d(value)) >= nord
+
+
+def test_an_egu_put_reaches_the_units_clients_read(ai_record: ServedRecord, sim_fleet):
+    name = ai_record.name
+    value = connect([name])[name]
+    egu = epics.caget(name + ".EGU", as_string=True, use_monitor=False)
+    try:
+        assert epics.caput(name + ".EGU", "counts", wait=True) == 1
+        assert value.get_ctrlvars()["units"] == "counts"
+        assert epics.get_pv(name + ".HOPR").get_ctrlvars()["units"] == "counts"
+    finally:
+        epics.caput(name + ".EGU", egu, wait=True)
+    assert value.get_ctrlvars()["units"] == egu

@@ -94,6 +94,17 @@ def test_preset_time_outside_the_limits_is_refused(scaler_record: ServedRecord, 
     assert "ECA_PUTFAIL" in out
     assert f"{low}..{high} s" in out  # says the allowed range
     assert epics.caget(scaler_record.name + ".TP", use_monitor=False) == pytest.approx(0.001)
+    # A put without completion cannot fail: the record says so, in alarm and in MESSAGE.
+    name = scaler_record.name
+    assert epics.caput(name + ".TP", high * 5) == 1
+    wait_for(lambda: epics.caget(name + ".SEVR", as_string=True, use_monitor=False) == "MINOR",
+             2, "the scaler in alarm after a refused TP")  # fmt: skip
+    assert epics.caget(name + ".STAT", as_string=True, use_monitor=False) == "WRITE"
+    assert epics.caget(name + ".TP", use_monitor=False) == pytest.approx(0.001)
+    message = epics.caget(name + ":MESSAGE", as_string=True, use_monitor=False)
+    assert f"{name}.TP" in message and f"{low}..{high} s" in message, message
+    preset_time(0.002)  # a good TP clears the alarm
+    assert epics.caget(name + ".SEVR", as_string=True, use_monitor=False) == "NO_ALARM"
 
 
 def test_cnt_0_stops_a_count_early(scaler_record: ServedRecord, preset_time):
@@ -143,3 +154,37 @@ def test_autocount_counts_while_idle(scaler_record: ServedRecord, preset_time):
         counts.remove_callback(index)
         epics.caput(name + ".CONT", "OneShot", wait=True)
     assert np.std(seen) > 0
+
+
+def test_a_preset_arms_its_gate_and_a_gate_gets_a_preset(scaler_record: ServedRecord, sim_fleet):
+    """As the scaler record's special(): PRn > 0 sets Gn = Y; Gn = Y with PRn = 0 sets
+    PRn = 1000."""
+    name = scaler_record.name
+    channel = next(n for n in range(2, 33) if epics.caget(f"{name}.NM{n}", as_string=True))
+    gate, preset = f"{name}.G{channel}", f"{name}.PR{channel}"
+    try:
+        epics.caput(preset, 200, wait=True)
+        assert epics.caget(gate, as_string=True, use_monitor=False) == "Y"
+        epics.caput(gate, "N", wait=True)
+        epics.caput(preset, 0, wait=True)
+        epics.caput(gate, "Y", wait=True)
+        assert epics.caget(preset, use_monitor=False) == 1000
+    finally:
+        epics.caput(gate, "N", wait=True)
+        epics.caput(preset, 0, wait=True)
+
+
+def test_val_holds_the_counting_time_after_a_count(scaler_record: ServedRecord, preset_time):
+    preset_time(0.02)
+    name = scaler_record.name
+    epics.caput(name + ".CNT", 1, wait=True, timeout=5)
+    elapsed = epics.caget(name + ".T", use_monitor=False)
+    assert elapsed == pytest.approx(0.02)
+    assert epics.caget(name, use_monitor=False) == elapsed
+
+
+def test_version_and_output_link_fields_exist(scaler_record: ServedRecord, sim_fleet):
+    name = scaler_record.name
+    assert epics.caget(name + ".VERS", use_monitor=False, timeout=5) == pytest.approx(3.19)
+    for link in ("COUT", "COUTP"):
+        assert epics.caget(f"{name}.{link}", as_string=True, use_monitor=False, timeout=5) == ""

@@ -228,8 +228,23 @@ def test_arms_that_cannot_run_are_refused(sim_config, fly):
     out = _ca("caproto-put", "-c", arm, "1")
     assert "soft limits" in out and "fine_x" in out, out
     assert _get(arm, as_string=True) == "Idle" and _get(_p(sim_config, "BUSY")) == 0
-    out = _ca("caproto-put", _p(sim_config, "NX"), "1")
-    assert "outside 2..4096" in out, out
+
+
+def test_settings_beyond_their_drive_limits_are_driven_at_the_limit(sim_config, fly):
+    """As an ao/longout record: clamped to DRVL..DRVH (pyepics' caput cannot see a
+    refusal), and MESSAGE says so."""
+    apd = sim_config.sim.apd
+    try:
+        out = _ca("caproto-put", _p(sim_config, "NX"), "1")
+        assert _get(_p(sim_config, "NX")) == 2, out
+        assert epics.caput(_p(sim_config, "DWELL"), 50.0, wait=True) == 1
+        assert _get(_p(sim_config, "DWELL")) == pytest.approx(apd.max_dwell_s)
+        message = _get(_p(sim_config, "MESSAGE"), as_string=True)
+        assert f"DWELL 50 is outside DRVL..DRVH {apd.min_dwell_s:g}..{apd.max_dwell_s:g}" in (
+            message
+        ), message
+    finally:
+        _settings(sim_config, nx=100, dwell=0.001)
 
 
 def test_abort_publishes_the_line_in_progress_as_aborted(sim_config, fly):

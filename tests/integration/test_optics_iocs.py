@@ -214,10 +214,18 @@ def test_an_energy_at_which_the_osa_would_leak_is_refused(sim_config, sim_fleet)
     assert _get(energy) == before and _get(energy + ":DMOV") == 1
     text = _get(_bl(sim_config, "INTERLOCK"), as_string=True)
     assert f"A0 = {a0:.1f} um" in text and f">= {lowest:.1f} eV" in text, text
-    # Outside the beamline's range: refused with the range.
-    out = _ca("caproto-put", "-c", energy, "1200")
-    assert "ECA_PUTFAIL" in out and "250 to 1000 eV" in out, out
-    assert _get(energy) == before
+
+
+def test_an_energy_beyond_the_drive_limits_is_driven_at_the_limit(sim_config, sim_fleet):
+    """As an ao record: a put beyond DRVH (pyepics' caput cannot see a refusal) moves to
+    DRVH, the limit clients read."""
+    energy = _bl(sim_config, "ENERGY")
+    high = sim_config.optics.energy_max_eV
+    with _kept(sim_config):
+        assert _get(energy + ".DRVH") == high
+        assert epics.caput(energy, high + 200.0, wait=True, timeout=60) == 1
+        assert _get(energy) == high
+        assert _get(_bl(sim_config, "ENERGY:RBV")) == pytest.approx(high, abs=0.01)
 
 
 # -- energy and polarisation -------------------------------------------------------------------
@@ -272,6 +280,36 @@ def test_stop_halts_a_moving_monochromator_and_leaves_one_at_rest_on_its_setpoin
         assert target + 1.0 < stopped < far - 1.0
         time.sleep(1.0)
         assert _get(_bl(sim_config, "ENERGY:RBV")) == pytest.approx(stopped, abs=1e-3)
+
+
+def test_a_stop_mid_move_ends_the_move_its_put_and_its_setpoint_for_good(sim_config, sim_fleet):
+    """A stop during a move: the setpoint keeps the energy it stopped at (no return to the old
+    target when the old move would have ended), and the first put completes at the stop."""
+    bl = sim_config.sim.beamline
+    energy, stop = _bl(sim_config, "ENERGY"), _bl(sim_config, "ENERGY:STOP")
+    with _kept(sim_config):
+        start = _get(_bl(sim_config, "ENERGY:RBV"))
+        target = round(start + 30.0, 3)
+        old_end_s = EnergyMove(
+            start, target, 0.0, bl.mono_speed_eV_per_s, bl.mono_overhead_s, bl.mono_settle_s
+        ).done_s(bl.mono_tolerance_eV)
+        completed: list[float] = []
+        pv = epics.get_pv(energy)
+        assert pv.wait_for_connection(5)
+        put_at = time.monotonic()
+        pv.put(target, callback=lambda **_: completed.append(time.monotonic()))
+        time.sleep(0.5)
+        stopped_at = time.monotonic()
+        assert epics.caput(stop, 1, wait=True, timeout=5) == 1
+        wait_for(lambda: bool(completed), 2, "the first put to complete at the stop")
+        assert completed[0] - stopped_at < 0.3
+        stopped = _get(energy)
+        assert start <= stopped < target - 1.0
+        # Past the time the old move would have ended: nothing went back to the target.
+        time.sleep(max(put_at + old_end_s + 0.5 - time.monotonic(), 0.0))
+        assert _get(energy) == pytest.approx(stopped, abs=1e-9)
+        assert _get(_bl(sim_config, "ENERGY:RBV")) == pytest.approx(stopped, abs=1e-3)
+        assert _get(_bl(sim_config, "ENERGY:DMOV")) == 1
 
 
 def test_a_polarisation_change_takes_its_seconds_while_busy(sim_config, sim_fleet):
