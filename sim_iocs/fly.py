@@ -593,7 +593,13 @@ class FlyController(PVGroup):
                 record, units=units, precision={"s": 6, "um": 4}.get(units, 0),  # counts: integers
                 field_units={"HOPR": units, "LOPR": units, "SDLY": "s"},
             )  # fmt: skip
-        await describe(self.line_data, precision=6, field_units={"SDLY": "s"})
+        # Elements of several units (header, counts, um, s: fly_line.pack_line), hence EGU.
+        await describe(
+            self.line_data,
+            units="packed",
+            precision=6,
+            field_units={"HOPR": "packed", "LOPR": "packed", "SDLY": "s"},
+        )
         await self._post_frame_time()
         asyncio.get_running_loop().create_task(self._interferometer_forever())
 
@@ -1018,14 +1024,12 @@ def controller_class_for(max_pixels: int) -> type[FlyController]:
         "line_y": waveform("LINE:Y", ChannelType.DOUBLE, 0.0, "Interferometer y per pixel"),
         "line_dwell": waveform("LINE:DWELL", ChannelType.DOUBLE, 0.0, "Dwell per pixel"),
         # The whole line in one array: a monitor delivers it whole or not at all.
-        "line_data": pvproperty(
-            name="LINE:DATA",
-            value=[0.0],
-            dtype=ChannelType.DOUBLE,
-            max_length=line_data_length(max_pixels),
-            record="waveform",
-            read_only=True,
-            doc="Line: header, counts, x, y, dwell",
+        "line_data": record_waveform(
+            "LINE:DATA",
+            ChannelType.DOUBLE,
+            0.0,
+            line_data_length(max_pixels),
+            "Line: header, counts, x, y, dwell",
             alarm_group="LINE:DATA",
             max_subscription_backlog=_LINE_DATA_BACKLOG,
         ),
