@@ -40,7 +40,7 @@ def restored(session, sim_config):
     d = session.devices
     needed = (d.apd, d.stage, d.energy, d.polarization, d.fly)
     wait_for(lambda: all(device.connected for device in needed), 30, "the devices' PVs")
-    energy = float(d.energy.mono.readback.get())
+    energy = float(d.energy.mono.setpoint.get())  # not a settling readback (test_nexus_files)
     offset = float(d.energy.focus_offset_um.get())
     polarization = d.polarization.position
     motors = (d.zone_plate.z, d.stage.x.coarse, d.stage.y.coarse, d.stage.x.fine, d.stage.y.fine)

@@ -61,7 +61,10 @@ def runs(session, sim_config):
               d.stage.y.fine, d.sample_x, d.sample_y]  # fmt: skip
     saved = [(m, float(m.user_readback.get())) for m in motors]
     motion = [(axis.motion, axis.motion.get()) for axis in (d.stage.x, d.stage.y)]
-    energy = float(d.energy.mono.readback.get())
+    # The setpoint, not the readback: right after an energy move the readback may still be
+    # settling (up to 5 meV off), and restoring that energy would leave the zone plate 23 nm
+    # off the focus the tests after these take "here".
+    energy = float(d.energy.mono.setpoint.get())
     offset = float(d.energy.focus_offset_um.get())
     d.energy.focus_offset_um.put(sim_config.sim.optics.sample_z_offset_um)
     session.RE(bps.mv(d.polarization, "Circular left"))

@@ -49,7 +49,7 @@ def at_fe_edge(session, sim_config):
     # Whatever a fault test before restarted must be back (an IOC reconnects in seconds).
     needed = (d.apd, d.stage, d.energy, d.polarization, d.fly)
     wait_for(lambda: all(device.connected for device in needed), 30, "the devices' PVs")
-    start = float(d.energy.mono.readback.get())
+    start = float(d.energy.mono.setpoint.get())  # not a settling readback (test_nexus_files)
     offset = float(d.energy.focus_offset_um.get())
     # The zone plate and the piezo too: the energy move back (focus following with the offset
     # restored) would leave ZP z at the nominal focus, 2 um from the sample's, and the tests
