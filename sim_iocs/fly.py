@@ -495,6 +495,10 @@ class FlyController(PVGroup):
         self._abort = asyncio.Event()
         self._seq = 0
         self._slowest_line_s = 0.0  # computing and posting a line, in the last frame
+        # One poster of IFX/IFY at a time: the 10 Hz loop computes a position, then yields
+        # while posting it; a piezo move ending then must not have its arrival overwritten
+        # by the loop's older, mid-move value (a step pixel read 20 nm short of its target).
+        self._interferometer_lock = asyncio.Lock()
 
     def running(self) -> bool:
         """True while a frame runs."""
@@ -617,9 +621,10 @@ class FlyController(PVGroup):
         """Post the interferometer's x and y now (a piezo move has just ended)."""
         if self.stage_block is None:
             return
-        x, y = self._interferometer_um(time.monotonic())
-        await self._post_analog(self.ifx, x)
-        await self._post_analog(self.ify, y)
+        async with self._interferometer_lock:
+            x, y = self._interferometer_um(time.monotonic())
+            await self._post_analog(self.ifx, x)
+            await self._post_analog(self.ify, y)
 
     async def _post_analog(self, record: Any, value: float) -> None:
         """Post an ai record's value with the alarm its limits give (as an ai record)."""
@@ -660,11 +665,12 @@ class FlyController(PVGroup):
     async def _interferometer_forever(self) -> None:
         last = (np.nan, np.nan)
         while True:
-            x, y = self._interferometer_um(time.monotonic())
-            if not abs(x - last[0]) <= _INTERFEROMETER_DEADBAND_UM:
-                await self._post_analog(self.ifx, x)
-            if not abs(y - last[1]) <= _INTERFEROMETER_DEADBAND_UM:
-                await self._post_analog(self.ify, y)
+            async with self._interferometer_lock:
+                x, y = self._interferometer_um(time.monotonic())
+                if not abs(x - last[0]) <= _INTERFEROMETER_DEADBAND_UM:
+                    await self._post_analog(self.ifx, x)
+                if not abs(y - last[1]) <= _INTERFEROMETER_DEADBAND_UM:
+                    await self._post_analog(self.ify, y)
             for record in self._analog()[2:]:  # their limits may have changed
                 await post_alarm(record, *analog_alarm(record, float(record.value)))
             last = (
