@@ -253,7 +253,8 @@ class ApdCounter(PVGroup):
         await describe(self.message, precision=3, field_units=DELAY_FIELD_UNITS)
 
     # -- puts -------------------------------------------------------------------------
-    async def _put_field(self, name: str, instance: Any, value: Any) -> Any:
+    async def put_field(self, name: str, instance: Any, value: Any) -> Any:
+        """Dispatch a put to field ``name`` to its ``_put_<name>`` handler."""
         return await getattr(self, f"_put_{name.rstrip('0123456789')}")(instance, value)
 
     def _refuse(self, instance: Any, message: str) -> NoReturn:

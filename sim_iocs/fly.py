@@ -839,7 +839,7 @@ class FlyController(PVGroup):
             ("fine_x", lo_x, hi_x, ox, "START_X..STOP_X (with the run-up)"),
             ("fine_y", lo_y, hi_y, oy, "START_Y..STOP_Y"),
         ):
-            limits = self.axes[axis]._soft_limits()
+            limits = self.axes[axis].soft_limits_um()
             stage = getattr(self.sim.stages, axis)
             low, high = limits or (stage.low_limit_switch_um, stage.high_limit_switch_um)
             if lo + offset < low or hi + offset > high:

@@ -224,7 +224,7 @@ class MotorAxis(MotorSettings, PVGroup):
         self.on_refused = on_refused
         self.motion_listeners: list[Callable[[], None]] = []
         # The user's own dial soft limits (low, high); equal: disabled.
-        self._own_limits = (stage.low_limit_um, stage.high_limit_um)
+        self.own_limits_um = (stage.low_limit_um, stage.high_limit_um)
         self.motor.reported_record_type = "motor"
         self._task: asyncio.Task | None = None  # follows the motion in progress
         self._motion: _Motion | None = None  # what the axis is doing (or stalled on)
@@ -279,10 +279,10 @@ class MotorAxis(MotorSettings, PVGroup):
         """True if limits are imposed from outside the record (``limit_hook``)."""
         return self.limit_hook is not None
 
-    def _soft_limits(self) -> tuple[float, float] | None:
+    def soft_limits_um(self) -> tuple[float, float] | None:
         """Dial soft limits in force, or None when they are disabled (own limits equal and
         no extra limits)."""
-        low, high = self._own_limits
+        low, high = self.own_limits_um
         if self.limit_hook is None:
             return None if low == high else (low, high)
         if low == high:
@@ -297,7 +297,7 @@ class MotorAxis(MotorSettings, PVGroup):
 
     def _violates_soft_limits(self, target: float, here: float) -> bool:
         """The motor record's check: beyond a limit and further out than the stage is."""
-        limits = self._soft_limits()
+        limits = self.soft_limits_um()
         if limits is None:
             return False
         low, high = limits
@@ -352,7 +352,7 @@ class MotorAxis(MotorSettings, PVGroup):
     async def motor(self, instance, value: float):
         return await self._put_user_target(float(value), instance.value)
 
-    async def _put_field(self, name: str, instance, value):
+    async def put_field(self, name: str, instance, value):
         """Dispatch a put to field ``name`` (see ``_HANDLED``) to its handler."""
         return await getattr(self, f"_put_{name}")(instance, value)
 
@@ -367,7 +367,7 @@ class MotorAxis(MotorSettings, PVGroup):
         fields = self._fields
         here = self._here()
         if self._violates_soft_limits(dial, here):
-            low, high = self._soft_limits() or (0.0, 0.0)
+            low, high = self.soft_limits_um() or (0.0, 0.0)
             if self.on_refused is not None:
                 await self.on_refused(dial)
             log.warning(
@@ -528,8 +528,8 @@ class MotorAxis(MotorSettings, PVGroup):
         await self._set_own_limit(self._dial(user), high=high == (self._sign() > 0))
 
     async def _set_own_limit(self, dial: float, *, high: bool) -> None:
-        low, top = self._own_limits
-        self._own_limits = (low, dial) if high else (dial, top)
+        low, top = self.own_limits_um
+        self.own_limits_um = (low, dial) if high else (dial, top)
         await self._publish_limits()
 
     async def _put_DHLM(self, instance, value):
@@ -548,7 +548,7 @@ class MotorAxis(MotorSettings, PVGroup):
         """Dial and user limits and the metadata clients take limits from, after a change of
         the user's own limits, the extra limits, or the coordinates."""
         fields = self._fields
-        dial_low, dial_high = self._soft_limits() or self._own_limits
+        dial_low, dial_high = self.soft_limits_um() or self.own_limits_um
         await set_value(fields.dial_low_limit, dial_low)
         await set_value(fields.dial_high_limit, dial_high)
         low, high = sorted((self._user(dial_low), self._user(dial_high)))
@@ -565,8 +565,8 @@ class MotorAxis(MotorSettings, PVGroup):
             )
         # Display limits of the other position fields, for screens; not posted (caproto
         # would send each as a value update to every client of the field).
-        user = {name: (low, high) for name in ("RBV", "HLM", "LLM")}
-        dial = {name: (dial_low, dial_high) for name in ("DVAL", "DRBV", "DHLM", "DLLM")}
+        user = dict.fromkeys(("RBV", "HLM", "LLM"), (low, high))
+        dial = dict.fromkeys(("DVAL", "DRBV", "DHLM", "DLLM"), (dial_low, dial_high))
         # Control limits as the motor record's get_control_double: RBV the user limits,
         # DVAL/DRBV the dial limits, the speeds VBAS..VMAX.
         await describe(
@@ -634,7 +634,7 @@ class MotorAxis(MotorSettings, PVGroup):
                 await self._halt(keep_target=False)
             return 0
         fields = self._fields
-        limits = self._soft_limits()
+        limits = self.soft_limits_um()
         stage = self.stage
         if limits is not None:
             end = limits[1] if direction > 0 else limits[0]

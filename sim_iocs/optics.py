@@ -185,7 +185,7 @@ class OpticsInterlock(PVGroup):
             else:
                 zp_near, _ = a0_reach(model, optics, "zp_z")
                 geometry.check_a0(distance, zp_near, energy_low, clip_first_order=False)
-            low, high = motor._own_limits
+            low, high = motor.own_limits_um
             reason = (
                 f"beyond the record's own soft limits (dial {low:g} to {high:g} um); widen "
                 ".DHLM/.DLLM or move within them"

@@ -23,10 +23,16 @@ FLY = FlyConfig()
 
 
 def _plan(**kw) -> FramePlan:
-    values = dict(
-        start_x_um=-5.0, stop_x_um=5.0, nx=21, start_y_um=-10.0, stop_y_um=-9.0, ny=5,
-        dwell_s=0.001, snake=False,
-    )  # fmt: skip
+    values = {
+        "start_x_um": -5.0,
+        "stop_x_um": 5.0,
+        "nx": 21,
+        "start_y_um": -10.0,
+        "stop_y_um": -9.0,
+        "ny": 5,
+        "dwell_s": 0.001,
+        "snake": False,
+    }
     return FramePlan(**(values | kw))
 
 

@@ -88,7 +88,7 @@ def image_run(
 
 def test_a_sample_image_is_written_with_its_grid_points_and_monitor(tmp_path):
     path = write_nxstxm(image_run(), tmp_path / "image.nxs")
-    assert [p for p in check_nexus_file(path)] == []
+    assert list(check_nexus_file(path)) == []
     with h5py.File(path, "r") as file:
         entry = file["entry1"]
         assert entry["definition"][()].tolist() == [b"NXstxm"]
