@@ -568,9 +568,13 @@ class ApdCounter(PVGroup):
                 float(energies[0]), {a: float(r[0]) for a, r in readings.items()}
             )
             rates = model.detected_rate_Hz(
-                beam_x, beam_y, at, ring_current_mA=current, gap_mm=float(gaps[0]),
+                beam_x,
+                beam_y,
+                at,
+                ring_current_mA=current,
+                gap_mm=float(gaps[0]),
                 polarization=polarization,
-            )  # fmt: skip
+            )
         else:
             rates = np.empty(len(times))
             for i in range(len(times)):
@@ -578,7 +582,11 @@ class ApdCounter(PVGroup):
                     float(energies[i]), {a: float(r[i]) for a, r in readings.items()}
                 )
                 rates[i] = model.detected_rate_Hz(
-                    beam_x[i], beam_y[i], at, ring_current_mA=current, gap_mm=float(gaps[i]),
+                    beam_x[i],
+                    beam_y[i],
+                    at,
+                    ring_current_mA=current,
+                    gap_mm=float(gaps[i]),
                     polarization=polarization,
-                )  # fmt: skip
+                )
         return gate_average_rate_Hz(rates)

@@ -329,24 +329,42 @@ class FlyController(PVGroup):
 
     ifx = pvproperty(
         alarm_group="ifx",
-        name="IFX", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Interferometer x (sample position)",
-    )  # fmt: skip
+        name="IFX",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Interferometer x (sample position)",
+    )
     ify = pvproperty(
         alarm_group="ify",
-        name="IFY", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Interferometer y (sample position)",
-    )  # fmt: skip
+        name="IFY",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Interferometer y (sample position)",
+    )
     start_x = pvproperty(
         alarm_group="start_x",
-        name="START_X", value=-5.0, dtype=RecordDouble, record="ao", precision=4,
+        name="START_X",
+        value=-5.0,
+        dtype=RecordDouble,
+        record="ao",
+        precision=4,
         doc="First pixel centre x (interferometer)",
-    )  # fmt: skip
+    )
     stop_x = pvproperty(
         alarm_group="stop_x",
-        name="STOP_X", value=5.0, dtype=RecordDouble, record="ao", precision=4,
+        name="STOP_X",
+        value=5.0,
+        dtype=RecordDouble,
+        record="ao",
+        precision=4,
         doc="Last pixel centre x (interferometer)",
-    )  # fmt: skip
+    )
     nx = pvproperty(
         alarm_group="nx",
         name="NX",
@@ -357,14 +375,22 @@ class FlyController(PVGroup):
     )
     start_y = pvproperty(
         alarm_group="start_y",
-        name="START_Y", value=-5.0, dtype=RecordDouble, record="ao", precision=4,
+        name="START_Y",
+        value=-5.0,
+        dtype=RecordDouble,
+        record="ao",
+        precision=4,
         doc="First line y (interferometer)",
-    )  # fmt: skip
+    )
     stop_y = pvproperty(
         alarm_group="stop_y",
-        name="STOP_Y", value=5.0, dtype=RecordDouble, record="ao", precision=4,
+        name="STOP_Y",
+        value=5.0,
+        dtype=RecordDouble,
+        record="ao",
+        precision=4,
         doc="Last line y (interferometer)",
-    )  # fmt: skip
+    )
     ny = pvproperty(
         alarm_group="ny",
         name="NY",
@@ -375,60 +401,112 @@ class FlyController(PVGroup):
     )
     dwell = pvproperty(
         alarm_group="dwell",
-        name="DWELL", value=0.001, dtype=RecordDouble, record="ao", precision=5,
+        name="DWELL",
+        value=0.001,
+        dtype=RecordDouble,
+        record="ao",
+        precision=5,
         doc="Dwell per pixel",
-    )  # fmt: skip
+    )
     snake = pvproperty(
         alarm_group="snake",
-        name="SNAKE", value="Off", dtype=ChannelType.ENUM, enum_strings=["Off", "On"],
-        record="bo", doc="Alternate lines right to left",
-    )  # fmt: skip
+        name="SNAKE",
+        value="Off",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Off", "On"],
+        record="bo",
+        doc="Alternate lines right to left",
+    )
     frame_time = pvproperty(
         alarm_group="frame_time",
-        name="FRAME_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Frame duration for the settings",
-    )  # fmt: skip
+        name="FRAME_TIME",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Frame duration for the settings",
+    )
     line_overhead = pvproperty(
         alarm_group="line_overhead",
-        name="LINE_OVERHEAD", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Per-line time that is not dwell",
-    )  # fmt: skip
+        name="LINE_OVERHEAD",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Per-line time that is not dwell",
+    )
     settle_time = pvproperty(
         alarm_group="settle_time",
-        name="SETTLE_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Piezo settle before a line",
-    )  # fmt: skip
+        name="SETTLE_TIME",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Piezo settle before a line",
+    )
     run_up_time = pvproperty(
         alarm_group="run_up_time",
-        name="RUN_UP_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Acceleration before a line",
-    )  # fmt: skip
+        name="RUN_UP_TIME",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Acceleration before a line",
+    )
     turnaround_time = pvproperty(
         alarm_group="turnaround_time",
-        name="TURNAROUND_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai",
-        precision=4, read_only=True, doc="Deceleration after a line",
-    )  # fmt: skip
+        name="TURNAROUND_TIME",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Deceleration after a line",
+    )
     flyback_speed = pvproperty(
         alarm_group="flyback_speed",
-        name="FLYBACK_SPEED", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=1,
-        read_only=True, doc="Speed of flyback and y step",
-    )  # fmt: skip
+        name="FLYBACK_SPEED",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=1,
+        read_only=True,
+        doc="Speed of flyback and y step",
+    )
     max_speed = pvproperty(
         alarm_group="max_speed",
-        name="MAX_SPEED", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=1,
-        read_only=True, doc="Fastest line sweep",
-    )  # fmt: skip
+        name="MAX_SPEED",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=1,
+        read_only=True,
+        doc="Fastest line sweep",
+    )
     message = long_string("MESSAGE", "What the controller did last")
     arm = pvproperty(
         alarm_group="arm",
-        name="ARM", value="Idle", dtype=ChannelType.ENUM, enum_strings=["Idle", "Arm"],
-        record="bo", doc="Run a frame (put 0 aborts)",
-    )  # fmt: skip
+        name="ARM",
+        value="Idle",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Idle", "Arm"],
+        record="bo",
+        doc="Run a frame (put 0 aborts)",
+    )
     busy = pvproperty(
         alarm_group="busy",
-        name="BUSY", value="Idle", dtype=ChannelType.ENUM, enum_strings=["Idle", "Busy"],
-        record="bi", read_only=True, doc="A frame is running",
-    )  # fmt: skip
+        name="BUSY",
+        value="Idle",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Idle", "Busy"],
+        record="bi",
+        read_only=True,
+        doc="A frame is running",
+    )
     line_index = pvproperty(
         alarm_group="line_index",
         name="LINE:INDEX",
@@ -439,9 +517,14 @@ class FlyController(PVGroup):
     )
     line_status = pvproperty(
         alarm_group="line_status",
-        name="LINE:STATUS", value=LINE_STATUSES[0], dtype=ChannelType.ENUM,
-        enum_strings=list(LINE_STATUSES), record="mbbi", read_only=True, doc="Line status",
-    )  # fmt: skip
+        name="LINE:STATUS",
+        value=LINE_STATUSES[0],
+        dtype=ChannelType.ENUM,
+        enum_strings=list(LINE_STATUSES),
+        record="mbbi",
+        read_only=True,
+        doc="Line status",
+    )
     line_npix = pvproperty(
         alarm_group="line_npix",
         name="LINE:NPIX",
@@ -529,9 +612,14 @@ class FlyController(PVGroup):
 
     def _settings(self) -> dict[str, Any]:
         return {
-            "START_X": self.start_x, "STOP_X": self.stop_x, "START_Y": self.start_y,
-            "STOP_Y": self.stop_y, "NX": self.nx, "NY": self.ny, "DWELL": self.dwell,
-        }  # fmt: skip
+            "START_X": self.start_x,
+            "STOP_X": self.stop_x,
+            "START_Y": self.start_y,
+            "STOP_Y": self.stop_y,
+            "NX": self.nx,
+            "NY": self.ny,
+            "DWELL": self.dwell,
+        }
 
     async def initialise(self) -> None:
         """Open the world blocks, describe the records, start the interferometer; run once."""
@@ -549,14 +637,16 @@ class FlyController(PVGroup):
             await describe(record, units="s", precision=4, field_units=AI_FIELD_UNITS("s"))
         fly = self.sim.fly
         timing = (
-            (self.settle_time, fly.settle_s, "s", 4), (self.run_up_time, fly.run_up_s, "s", 4),
+            (self.settle_time, fly.settle_s, "s", 4),
+            (self.run_up_time, fly.run_up_s, "s", 4),
             (self.turnaround_time, fly.turnaround_s, "s", 4),
             (self.flyback_speed, fly.flyback_speed_um_per_s, "um/s", 1),
             (self.max_speed, fly.max_line_speed_um_per_s, "um/s", 1),
-        )  # fmt: skip
+        )
         for record, value, units, precision in timing:
-            await describe(record, units=units, precision=precision,
-                           field_units=AI_FIELD_UNITS(units))  # fmt: skip
+            await describe(
+                record, units=units, precision=precision, field_units=AI_FIELD_UNITS(units)
+            )
             await self._post_analog(record, value)
         await describe(self.message, precision=3, field_units=DELAY_FIELD_UNITS)
         for record in self._analog():  # no live alarm limits at start
@@ -577,26 +667,34 @@ class FlyController(PVGroup):
             await fields.drive_high_limit.write(high, verify_value=False)
             await fields.drive_low_limit.write(low, verify_value=False)
             await record.write_metadata(
-                lower_ctrl_limit=low, upper_ctrl_limit=high,
-                lower_disp_limit=low, upper_disp_limit=high,
-            )  # fmt: skip
+                lower_ctrl_limit=low,
+                upper_ctrl_limit=high,
+                lower_disp_limit=low,
+                upper_disp_limit=high,
+            )
         for record in (self.snake, self.arm):
             await describe(record, precision=3, field_units=BO_FIELD_UNITS)
         await describe(self.busy, precision=3, field_units=DELAY_FIELD_UNITS)
         await describe(self.line_status, precision=3, field_units=MBBI_FIELD_UNITS)
         for record, units in (
-            (self.line_index, "line"), (self.line_npix, "pixels"), (self.line_seq, "lines"),
-        ):  # fmt: skip
+            (self.line_index, "line"),
+            (self.line_npix, "pixels"),
+            (self.line_seq, "lines"),
+        ):
             await describe(record, units=units, precision=3, field_units=MBBI_FIELD_UNITS)
         waveforms = (
-            (self.line_counts, "counts"), (self.line_x, "um"), (self.line_y, "um"),
+            (self.line_counts, "counts"),
+            (self.line_x, "um"),
+            (self.line_y, "um"),
             (self.line_dwell, "s"),
-        )  # fmt: skip
+        )
         for record, units in waveforms:
             await describe(
-                record, units=units, precision={"s": 6, "um": 4}.get(units, 0),  # counts: integers
+                record,
+                units=units,
+                precision={"s": 6, "um": 4}.get(units, 0),  # counts: integers
                 field_units={"HOPR": units, "LOPR": units, "SDLY": "s"},
-            )  # fmt: skip
+            )
         # Elements of several units (header, counts, um, s: fly_line.pack_line), hence EGU.
         await describe(
             self.line_data,
@@ -609,9 +707,16 @@ class FlyController(PVGroup):
 
     def _analog(self) -> tuple[Any, ...]:
         return (
-            self.ifx, self.ify, self.frame_time, self.line_overhead, self.settle_time,
-            self.run_up_time, self.turnaround_time, self.flyback_speed, self.max_speed,
-        )  # fmt: skip
+            self.ifx,
+            self.ify,
+            self.frame_time,
+            self.line_overhead,
+            self.settle_time,
+            self.run_up_time,
+            self.turnaround_time,
+            self.flyback_speed,
+            self.max_speed,
+        )
 
     async def _say(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -704,9 +809,13 @@ class FlyController(PVGroup):
         def rate_Hz(x: np.ndarray, y: np.ndarray, times: np.ndarray) -> np.ndarray:
             hours = (times - epoch) / 3600.0
             return model.detected_rate_Hz(
-                x + beam.drift_x_um_per_h * hours, y + beam.drift_y_um_per_h * hours, at,
-                ring_current_mA=current, gap_mm=gap, polarization=polarization,
-            )  # fmt: skip
+                x + beam.drift_x_um_per_h * hours,
+                y + beam.drift_y_um_per_h * hours,
+                at,
+                ring_current_mA=current,
+                gap_mm=gap,
+                polarization=polarization,
+            )
 
         return _Snapshot(self._coarse_um(t_s), rate_Hz)
 
@@ -986,12 +1095,20 @@ class FlyController(PVGroup):
                 axis.publish(Move(here, here, now, 1.0, 0.0))
         computing = time.monotonic()
         line = simulate_sweep(
-            plan, index, move=sweep, t_sweep_s=t_first, piezo_y_um=target_y,
-            coarse_xy_um=snapshot.coarse_xy_um, drift_um=self._drift_um,
-            noise_um=self.sim.interferometer.noise_nm * 1e-3, rate_Hz=snapshot.rate_Hz,
-            samples_per_pixel=fly.samples_per_pixel, rng=self.rng,
-            valid_until_s=valid_until, lost_pixels=lost,
-        )  # fmt: skip
+            plan,
+            index,
+            move=sweep,
+            t_sweep_s=t_first,
+            piezo_y_um=target_y,
+            coarse_xy_um=snapshot.coarse_xy_um,
+            drift_um=self._drift_um,
+            noise_um=self.sim.interferometer.noise_nm * 1e-3,
+            rate_Hz=snapshot.rate_Hz,
+            samples_per_pixel=fly.samples_per_pixel,
+            rng=self.rng,
+            valid_until_s=valid_until,
+            lost_pixels=lost,
+        )
         if aborted:
             status = 3
         elif np.isfinite(stall_at):

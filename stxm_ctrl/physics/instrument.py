@@ -155,10 +155,11 @@ class InstrumentModel:
         )
         self.pattern = ResolutionPattern.from_config(sim.sample)
         self.magnetic_samples: tuple[MagneticSample, ...] = tuple(
-            magnetic_sample(name, spec, sim.sample.reference_energy_eV,
-                            sim.sample.absorption_exponent)
+            magnetic_sample(
+                name, spec, sim.sample.reference_energy_eV, sim.sample.absorption_exponent
+            )
             for name, spec in sim.magnetic_samples.items()
-        )  # fmt: skip
+        )
         self.circular_degree = beamline.circular_polarization_degree
         self.positive_helicity_polarization = beamline.positive_helicity_polarization
         self.z_sign = optics.z_sign
@@ -351,12 +352,24 @@ class InstrumentModel:
         transmitted = np.zeros(x.shape)
         energy, helicity_pc = optics.energy_eV, self.helicity_pc(polarization)
         if t.first_weight > 0.0:
-            od = self.sample_od(x + optics.zp_x_um, y + optics.zp_y_um, t.spot_sigma_um,
-                                t.od_scale, energy, helicity_pc)  # fmt: skip
+            od = self.sample_od(
+                x + optics.zp_x_um,
+                y + optics.zp_y_um,
+                t.spot_sigma_um,
+                t.od_scale,
+                energy,
+                helicity_pc,
+            )
             transmitted += t.first_weight * np.exp(-od)
         if t.zero_weight > 0.0:
-            od = self.sample_od(x + t.patch_x_um, y + t.patch_y_um, t.patch_sigma_um,
-                                t.od_scale, energy, helicity_pc)  # fmt: skip
+            od = self.sample_od(
+                x + t.patch_x_um,
+                y + t.patch_y_um,
+                t.patch_sigma_um,
+                t.od_scale,
+                energy,
+                helicity_pc,
+            )
             transmitted += t.zero_weight * np.exp(-od)
         return incident * transmitted
 
