@@ -1,80 +1,23 @@
 """Fine piezo stage, laser interferometer and line fly-scan controller.
 
-Records (prefix ``P`` = ``[epics.prefixes] fly``, e.g. ``STXM:FLY:``):
+Records under ``[epics.prefixes] fly`` (``STXM:FLY:``): the piezo axes ``FX``/``FY``
+(motor records of :mod:`sim_iocs.motor`, driven by the controller during a frame and
+refusing moves meanwhile), the interferometer ``IFX``/``IFY``, the frame settings
+(``START_X`` ... ``SNAKE``, clamped to their drive limits), the timing read-backs
+(``FRAME_TIME``, ``LINE_OVERHEAD``, ...), ``ARM`` (a put with completion runs one frame of
+NY lines; 0 aborts), ``BUSY``, ``MESSAGE``, and per line ``LINE:DATA`` (the whole line in one
+array, :func:`~stxm_ctrl.physics.fly_line.pack_line`) then ``LINE:INDEX`` ... ``LINE:SEQ``.
+Simulator controls ``STXM:SIM:FLY:MISS_TRIGGERS`` and ``STALL``. A line is simulated by
+:mod:`stxm_ctrl.physics.fly_line`: a controller closed-loop on the interferometer, pixels
+gated by position, Poisson counts in the rate of
+:class:`~stxm_ctrl.physics.instrument.InstrumentModel`.
 
-- ``P FX``, ``P FY`` (``[epics.axes] fine_x``/``fine_y``): the piezo, motor records
-  (:mod:`sim_iocs.motor`) in piezo coordinates (um), moving as ``[sim.stages.fine_x]``/
-  ``fine_y`` say. While a frame runs their readbacks follow the piezo (every 20 ms),
-  ``.DMOV`` = 0 and ``.MOVN`` = 1, and a move put (VAL, DVAL, RVAL, RLV, tweak, jog, home)
-  is refused; at the end of the frame the target is where the piezo stopped.
-- ``P IFX``, ``P IFY`` (ai, um, PREC 4): the interferometer: the true sample position
-  relative to the zone plate, coarse stage + piezo + thermal drift + position noise
-  (``[sim.interferometer]``), posted at 10 Hz whenever it changed by more than 0.1 nm;
-  a read (CA get) gives the position at that moment.
-- Frame settings, each clamped to its drive limits (``.DRVL``/``.DRVH``) as an ao or
-  longout record does (``MESSAGE`` says so; a NaN is refused):
-  ``P START_X``, ``P STOP_X`` (ao, um: interferometer x of the centres of the first and last
-  pixel of each line), ``P NX`` (longout, pixels per line, 2..``[sim.fly] max_pixels``),
-  ``P START_Y``, ``P STOP_Y`` (ao, um: interferometer y of the first and last line),
-  ``P NY`` (longout, lines, 1..max_pixels), ``P DWELL`` (ao, s per pixel,
-  ``[sim.apd] min_dwell_s``..``max_dwell_s``), ``P SNAKE`` (bo ``Off``: every line left to
-  right with a flyback; ``On``: odd lines right to left).
-- ``P FRAME_TIME`` (ai, s): the frame's duration for the current settings (per line: the
-  move to the line start, ``settle_s``, ``run_up_s``, NX x DWELL, ``turnaround_s``; the first
-  line's move from where the piezo is); ``P LINE_OVERHEAD`` (ai, s): the mean per-line time
-  that is not dwell. Both are posted on every settings put and when a frame is armed.
-- The controller's timing, read-only (ai, from ``[sim.fly]``): ``P SETTLE_TIME``,
-  ``P RUN_UP_TIME``, ``P TURNAROUND_TIME`` (s), ``P FLYBACK_SPEED`` (um/s, also the y step's
-  speed), ``P MAX_SPEED`` (um/s, the fastest sweep); clients estimate frames from them.
-- ``P MESSAGE`` (lsi, a long string): what the controller did last, with the time: a frame
-  running, done or aborted, or why an arm was refused.
-- ``P ARM`` (bo ``Idle``/``Arm``): put 1 runs a frame of NY lines and the put completes
-  when the frame has ended (after the last line's monitors); put 0 during a frame aborts
-  it: the line in progress is published with status Aborted and the piezo stops where it
-  is. An arm is refused (a failed put naming the setting, the range and the fix; ARM stays
-  Idle) when the line speed (pixel step / DWELL) exceeds ``[sim.fly]
-  max_line_speed_um_per_s``, when the piezo would leave its soft limits (run-ups included,
-  given the coarse stage and the drift now), when a piezo record is still making a move of
-  its own, or when a frame is already running.
-- ``P BUSY`` (bi ``Idle``/``Busy``): a frame is running.
-- Per line, posted once each and in this order: ``P LINE:INDEX`` (longin, 0-based line of
-  the frame), ``P LINE:STATUS`` (mbbi ``Complete``, ``Missed triggers``, ``Stalled``,
-  ``Aborted``), ``P LINE:NPIX`` (longin, pixels measured), ``P LINE:COUNTS`` (waveform of
-  int32, NX elements, pixels from START_X to STOP_X also for lines swept backwards),
-  ``P LINE:X``, ``P LINE:Y`` (waveforms of float64, um: mean interferometer x and y of
-  each pixel, NaN if not measured), ``P LINE:DWELL`` (waveform of float64, s per pixel),
-  and last ``P LINE:SEQ`` (longin, +1 for every line published since the IOC started).
-  Waveforms hold up to ``max_pixels`` elements. Before them all, ``P LINE:DATA`` (waveform
-  of float64) holds the whole line in one array: SEQ, INDEX, STATUS (its index), NPIX, NX,
-  then COUNTS, X, Y and DWELL (:func:`~stxm_ctrl.physics.fly_line.pack_line`). A client
-  that records lines reads this one: a monitor delivers it whole, whereas the separate PVs'
-  updates may be dropped or resent one by one when the client falls behind (Channel
-  Access flow control), which can pair a new SEQ with the last line's arrays.
+Every record, its units and behaviour, why clients read ``LINE:DATA``, how a line is timed
+and counted, and the measured timing: ``docs/reference/sim-iocs.md``, section "Fly IOC";
+fly scanning as a whole: ``docs/explanation/fly-scanning.md``.
 
-Simulator controls (prefix ``[sim] control_prefix`` + ``FLY:``, e.g. ``STXM:SIM:FLY:``):
-
-- ``MISS_TRIGGERS`` (longout N): the next N lines each lose the triggers of a random ~5 %
-  of their pixels (no counts, NaN positions, no dwell; status ``Missed triggers``).
-- ``STALL`` (longout N): on the next N lines the piezo stalls at a random point of the
-  sweep; the pixels after it are not measured (status ``Stalled``), the line still ends in
-  its normal time, the next line recovers.
-
-Each faulted line decrements its counter (posted). ``FINE_X:STALL``, ``FINE_Y:STALL``
-(:class:`sim_iocs.motor.MotorFaults`): the piezo axis stuck, as for every motor record.
-
-What is simulated (:mod:`stxm_ctrl.physics.fly_line`): a controller closed-loop on the
-interferometer, which sweeps the interferometer from START_X to STOP_X at constant speed
-(piezo = target - coarse - drift); the lines in real time (move, settle, run-up, sweep,
-turnaround); each pixel counted between position-compare edges (the crossings of its
-boundaries: its dwell, at constant speed), sub-sampled ``samples_per_pixel`` times per
-dwell at the true position of each sub-sample (with the vibration, plus the beam drift of
-``[sim.beam]``), with the rate of :class:`~stxm_ctrl.physics.instrument.InstrumentModel`
-for the optics, ring and beamline state read once per line; counts Poisson in the rate
-integrated over each pixel's gate.
-
-World block ``fine_stage`` (owned): the piezo's current move on each axis, so the APD and
-the interferometer see the piezo where it is. Reads ``sample_stage`` (the coarse stage),
-``ring``, ``optics_stages``, ``detector_stage`` and ``beamline``.
+World block ``fine_stage`` (owned): the piezo's current move on each axis. Reads
+``sample_stage``, ``ring``, ``optics_stages``, ``detector_stage`` and ``beamline``.
 """
 
 from __future__ import annotations
@@ -277,7 +220,7 @@ class PiezoAxis(MotorAxis):
 
 
 class FlyFaults(PVGroup):
-    """Simulator controls of the fly controller (see the module docstring)."""
+    """Simulator controls of the fly controller (``docs/reference/sim-iocs.md``)."""
 
     miss_triggers = pvproperty(
         alarm_group="miss_triggers",
@@ -321,7 +264,7 @@ class _Snapshot:
 
 
 class FlyController(PVGroup):
-    """The fly-scan controller and the interferometer (see the module docstring).
+    """The fly-scan controller and the interferometer (``docs/reference/sim-iocs.md``).
 
     Built by :func:`controller_class_for`, which adds the per-line waveforms (their length
     is ``[sim.fly] max_pixels``).
