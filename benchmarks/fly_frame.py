@@ -42,10 +42,15 @@ def main() -> None:
             p = config.epics.prefixes.fly
             width = args.step * (args.nx - 1)
             settings = {
-                "START_X": -width / 2, "STOP_X": width / 2, "NX": args.nx,
-                "START_Y": -width / 2, "STOP_Y": width / 2, "NY": args.ny,
-                "DWELL": args.dwell, "SNAKE": int(args.snake),
-            }  # fmt: skip
+                "START_X": -width / 2,
+                "STOP_X": width / 2,
+                "NX": args.nx,
+                "START_Y": -width / 2,
+                "STOP_Y": width / 2,
+                "NY": args.ny,
+                "DWELL": args.dwell,
+                "SNAKE": int(args.snake),
+            }
             for name, value in settings.items():
                 assert epics.caput(p + name, value, wait=True, timeout=10) == 1
             seqs: list[int] = []

@@ -55,10 +55,21 @@ def main() -> None:
             with build_session(config, progress=False) as session:
                 d = session.devices
                 plan = sample_image(
-                    d.apd, d.stage.x, 0, x_range, args.nx, d.stage.y, 0, y_range, args.ny,
-                    dwell_s, snake=snake, mode=args.mode, flyer=d.fly,
+                    d.apd,
+                    d.stage.x,
+                    0,
+                    x_range,
+                    args.nx,
+                    d.stage.y,
+                    0,
+                    y_range,
+                    args.ny,
+                    dwell_s,
+                    snake=snake,
+                    mode=args.mode,
+                    flyer=d.fly,
                     monitors=[d.ring.current],
-                )  # fmt: skip
+                )
                 started = time.perf_counter()
                 uid = session.run(plan)
                 wall_s = time.perf_counter() - started

@@ -76,10 +76,20 @@ def main() -> None:
                 session.RE(bps.mv(d.polarization, plus))
                 session.RE(bps.mv(d.energy, float(energies[0])))
                 common = (
-                    d.apd, d.energy, d.polarization, d.stage.x, centre.center_x_um, x_range,
-                    args.nx, d.stage.y, centre.center_y_um, y_range, args.ny, energies.tolist(),
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    d.stage.x,
+                    centre.center_x_um,
+                    x_range,
+                    args.nx,
+                    d.stage.y,
+                    centre.center_y_um,
+                    y_range,
+                    args.ny,
+                    energies.tolist(),
                     dwell_s,
-                )  # fmt: skip
+                )
                 plan = (
                     xmcd_stack(*common, mode="fly", flyer=d.fly, monitors=[d.ring.current])
                     if args.xmcd
@@ -118,9 +128,11 @@ def main() -> None:
     kind = "XMCD stack" if args.xmcd else "image stack"
     print(f"fly {kind}: {n} frames of {args.nx} x {args.ny}, dwell {args.dwell_ms:g} ms")
     print(f"wall time:        {wall_s:8.2f} s   (estimate before the run: {estimate_s:.2f} s)")
-    print(f"physical minimum: {minimum_s:8.2f} s   ({frames_min_s:.2f} s frames: pixels x "
-          f"dwell + lines x {overhead_s * 1e3:.1f} ms; {changes_s:.2f} s energy moves and "
-          "helicity switches, measured alone)")  # fmt: skip
+    print(
+        f"physical minimum: {minimum_s:8.2f} s   ({frames_min_s:.2f} s frames: pixels x "
+        f"dwell + lines x {overhead_s * 1e3:.1f} ms; {changes_s:.2f} s energy moves and "
+        "helicity switches, measured alone)"
+    )
     print(f"ratio wall/min:   {result['ratio']:8.3f}   (target <= 1.15)")
     print(f"every pixel measured: {result['complete']}")
 

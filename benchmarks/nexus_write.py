@@ -32,14 +32,26 @@ def spool_fly_stack(spool_dir: Path, energies: int, ny: int, nx: int) -> Path:
     rng = np.random.default_rng(0)
     frames = [{"energy_eV": 700.0 + 0.2 * k, "polarization": None} for k in range(energies)]
     start_md = {
-        "plan_name": "image_stack", "stxm_scan_type": "sample image stack", "scan_id": 1,
-        "scan_mode": "fly", "shape": [ny, nx], "extents": [[-5.0, 5.0], [-5.0, 5.0]],
-        "snaking": [False, False], "dwell_s": 0.001, "counter": "fly",
-        "counter_field": "fly_counts", "x_field": "fly_x", "y_field": "fly_y",
-        "row_field": "fly_row", "column_field": "fly_column", "dwell_field": "fly_dwell",
-        "frame_field": None, "frames": frames, "num_points": energies * ny * nx,
+        "plan_name": "image_stack",
+        "stxm_scan_type": "sample image stack",
+        "scan_id": 1,
+        "scan_mode": "fly",
+        "shape": [ny, nx],
+        "extents": [[-5.0, 5.0], [-5.0, 5.0]],
+        "snaking": [False, False],
+        "dwell_s": 0.001,
+        "counter": "fly",
+        "counter_field": "fly_counts",
+        "x_field": "fly_x",
+        "y_field": "fly_y",
+        "row_field": "fly_row",
+        "column_field": "fly_column",
+        "dwell_field": "fly_dwell",
+        "frame_field": None,
+        "frames": frames,
+        "num_points": energies * ny * nx,
         "energy_eV": 700.0,
-    }  # fmt: skip
+    }
     bundle = compose_run(metadata=start_md)
     spooler = DocumentSpool(spool_dir)
 
@@ -58,33 +70,51 @@ def spool_fly_stack(spool_dir: Path, energies: int, ny: int, nx: int) -> Path:
     primary = bundle.compose_descriptor(
         name="primary",
         data_keys={
-            "fly_counts": line, "fly_x": line, "fly_y": line, "fly_dwell": line,
-            "fly_row": integer, "fly_column": integer,
+            "fly_counts": line,
+            "fly_x": line,
+            "fly_y": line,
+            "fly_dwell": line,
+            "fly_row": integer,
+            "fly_column": integer,
         },
-    )  # fmt: skip
+    )
     for descriptor in (baseline, frame_stream, primary):
         spool("descriptor", descriptor.descriptor_doc)
     t = float(bundle.start_doc["time"])
-    spool("event", baseline.compose_event(data={"ring_current": 300.0},
-                                          timestamps={"ring_current": t}, time=t))  # fmt: skip
+    spool(
+        "event",
+        baseline.compose_event(
+            data={"ring_current": 300.0}, timestamps={"ring_current": t}, time=t
+        ),
+    )
     xs = np.linspace(-5, 5, nx)
     for k, frame in enumerate(frames):
         t += 1.0
         data = {"energy_mono_readback": frame["energy_eV"], "stack_frame": k}
-        spool("event", frame_stream.compose_event(data=data, timestamps=dict.fromkeys(data, t),
-                                                  time=t))  # fmt: skip
+        spool(
+            "event",
+            frame_stream.compose_event(data=data, timestamps=dict.fromkeys(data, t), time=t),
+        )
         for row in range(ny):
             t += 0.001 * nx + 0.01
             data = {
                 "fly_counts": rng.poisson(8000, nx).tolist(),
                 "fly_x": (xs + rng.normal(0, 0.002, nx)).tolist(),
                 "fly_y": np.full(nx, -5 + 10 * row / max(ny - 1, 1)).tolist(),
-                "fly_dwell": np.full(nx, 0.001).tolist(), "fly_row": row, "fly_column": 0,
-            }  # fmt: skip
-            spool("event", primary.compose_event(data=data, timestamps=dict.fromkeys(data, t),
-                                                 time=t))  # fmt: skip
-    spool("event", baseline.compose_event(data={"ring_current": 299.0},
-                                          timestamps={"ring_current": t}, time=t))  # fmt: skip
+                "fly_dwell": np.full(nx, 0.001).tolist(),
+                "fly_row": row,
+                "fly_column": 0,
+            }
+            spool(
+                "event",
+                primary.compose_event(data=data, timestamps=dict.fromkeys(data, t), time=t),
+            )
+    spool(
+        "event",
+        baseline.compose_event(
+            data={"ring_current": 299.0}, timestamps={"ring_current": t}, time=t
+        ),
+    )
     spool("stop", bundle.compose_stop(exit_status="success"))
     return spool_file_for(spool_dir, bundle.start_doc["uid"])
 

@@ -51,13 +51,17 @@ def main() -> None:
     line_scalar = per_call_us(lambda: [scalar_m.position_um(t) for t in line], 200)
 
     print(f"in-memory copy of the stage block (baseline): {baseline:8.2f} us")
-    print(f"seqlock read, sample_stage block:             {stage_read:8.2f} us "
-          f"({stage_read / baseline:.1f} x baseline)")  # fmt: skip
+    print(
+        f"seqlock read, sample_stage block:             {stage_read:8.2f} us "
+        f"({stage_read / baseline:.1f} x baseline)"
+    )
     print(f"seqlock read, ring block:                     {ring_read:8.2f} us")
     print(f"positions at 3 instants (one gate):           {gate_positions:8.2f} us")
     print(f"positions at 500 instants (one fly line):     {line_positions:8.2f} us")
-    print(f"  the same with Move.position_um in a loop:   {line_scalar:8.2f} us "
-          f"({line_scalar / line_positions:.0f} x slower)")  # fmt: skip
+    print(
+        f"  the same with Move.position_um in a loop:   {line_scalar:8.2f} us "
+        f"({line_scalar / line_positions:.0f} x slower)"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ import weakref
 from typing import Any
 
 from ophyd import Device
-from ophyd._dispatch import wrap_callback
+
+# ophyd's own way to run a callback on one of its dispatcher threads; it has no public one.
+from ophyd._dispatch import wrap_callback  # noqa: PLC2701
 from ophyd.signal import EpicsSignalBase
 
 __all__ = ["follow_access_rights"]

@@ -309,10 +309,12 @@ class Polarization(Device):
         ``EPU:BUSY``, 1 while the magnet rows move.
     """
 
-    setpoint = Cpt(BoundedEpicsSignal, "EPU:POLARIZATION", string=True, put_complete=True,
-                   kind="omitted")  # fmt: skip
-    readback = Cpt(EpicsSignalRO, "EPU:POLARIZATION:RBV", string=True, kind="hinted",
-                   auto_monitor=True)  # fmt: skip
+    setpoint = Cpt(
+        BoundedEpicsSignal, "EPU:POLARIZATION", string=True, put_complete=True, kind="omitted"
+    )
+    readback = Cpt(
+        EpicsSignalRO, "EPU:POLARIZATION:RBV", string=True, kind="hinted", auto_monitor=True
+    )
     busy = Cpt(EpicsSignalRO, "EPU:BUSY", kind="omitted", auto_monitor=True)
 
     def __init__(self, *args: Any, put_timeout_s: float = 10.0, **kwargs: Any) -> None:

@@ -123,7 +123,7 @@ def _page(prefix: str, lines: list[LineRecord]) -> dict[str, Any]:
         f"{prefix}_status": [line.status for line in lines],
     }
     stamps = [line.timestamp for line in lines]
-    return {"data": data, "timestamps": {key: stamps for key in data}, "time": stamps}
+    return {"data": data, "timestamps": dict.fromkeys(data, stamps), "time": stamps}
 
 
 class FailedLines:
@@ -138,6 +138,10 @@ class FailedLines:
         self.name = f"{flyer.name}_failed"
         self.parent = None
         self._pending: deque[LineRecord] = deque()
+
+    def add(self, line: LineRecord) -> None:
+        """Keep ``line`` for the next :meth:`collect_pages` (any thread)."""
+        self._pending.append(line)
 
     def describe_collect(self) -> dict[str, dict[str, Any]]:
         """Data keys of a failed line (as a complete one, under ``<flyer>_failed_*``)."""
@@ -442,7 +446,7 @@ class LineFlyer(Device):
             if line.complete:
                 self._complete_lines.append(line)
             else:
-                self.failed_lines._pending.append(line)
+                self.failed_lines.add(line)
         self._maybe_finish()
 
     def _frame_ended(self, status: StatusBase) -> None:

@@ -215,13 +215,21 @@ class SampleStage(Device):
     """
 
     x = FCpt(
-        SampleAxis, "{_interferometer_prefix}IFX", coarse_pv="{_coarse_pvs[x]}",
-        fine_pv="{_fine_pvs[x]}", add_prefix=("suffix", "coarse_pv", "fine_pv"), kind="hinted",
-    )  # fmt: skip
+        SampleAxis,
+        "{_interferometer_prefix}IFX",
+        coarse_pv="{_coarse_pvs[x]}",
+        fine_pv="{_fine_pvs[x]}",
+        add_prefix=("suffix", "coarse_pv", "fine_pv"),
+        kind="hinted",
+    )
     y = FCpt(
-        SampleAxis, "{_interferometer_prefix}IFY", coarse_pv="{_coarse_pvs[y]}",
-        fine_pv="{_fine_pvs[y]}", add_prefix=("suffix", "coarse_pv", "fine_pv"), kind="hinted",
-    )  # fmt: skip
+        SampleAxis,
+        "{_interferometer_prefix}IFY",
+        coarse_pv="{_coarse_pvs[y]}",
+        fine_pv="{_fine_pvs[y]}",
+        add_prefix=("suffix", "coarse_pv", "fine_pv"),
+        kind="hinted",
+    )
 
     def __init__(
         self,

@@ -10,8 +10,24 @@ from ophyd import EpicsSignal, EpicsSignalRO
 __all__ = ["BoundedEpicsSignal", "CheckedEpicsSignalRO", "InvalidReadingError"]
 
 _INVALID_SEVERITY = 3  # EPICS menuAlarmSevr INVALID: the IOC could not produce the value
-_ALARM_STATUS = ("NO_ALARM", "READ", "WRITE", "HIHI", "HIGH", "LOLO", "LOW", "STATE", "COS",
-                 "COMM", "TIMEOUT", "HWLIMIT", "CALC", "SCAN", "LINK", "SOFT")  # fmt: skip
+_ALARM_STATUS = (
+    "NO_ALARM",
+    "READ",
+    "WRITE",
+    "HIHI",
+    "HIGH",
+    "LOLO",
+    "LOW",
+    "STATE",
+    "COS",
+    "COMM",
+    "TIMEOUT",
+    "HWLIMIT",
+    "CALC",
+    "SCAN",
+    "LINK",
+    "SOFT",
+)
 
 
 class InvalidReadingError(RuntimeError):

@@ -119,13 +119,17 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
     motion = {"move_factor": timeouts.move_factor, "move_margin_s": timeouts.move_margin_s}
     geometry = optics_geometry(config)
     zone_plate = ZonePlate(
-        prefixes.optics, axes={"x": axes.zp_x, "y": axes.zp_y, "z": axes.zp_z}, name="zone_plate",
+        prefixes.optics,
+        axes={"x": axes.zp_x, "y": axes.zp_y, "z": axes.zp_z},
+        name="zone_plate",
         **motion,
-    )  # fmt: skip
+    )
     osa = OSA(
-        prefixes.optics, axes={"x": axes.osa_x, "y": axes.osa_y, "z": axes.osa_z}, name="osa",
+        prefixes.optics,
+        axes={"x": axes.osa_x, "y": axes.osa_y, "z": axes.osa_z},
+        name="osa",
         **motion,
-    )  # fmt: skip
+    )
     zone_plate.selected.put(optics.zone_plate)
     osa.selected.put(optics.osa)
     energy = Energy(
@@ -171,7 +175,7 @@ def build_devices(config: BeamlineConfig) -> StxmDevices:
             axes={"x": axes.detector_x, "y": axes.detector_y},
             name="detector",
             **motion,
-        ),  # fmt: skip
+        ),
         energy=energy,
         polarization=polarization,
         fly=LineFlyer(

@@ -1,46 +1,20 @@
 """Avalanche-photodiode counter: an EPICS scaler record counting photons through the sample.
 
-Record ``P SCALER`` (prefix ``P`` = ``[epics.prefixes] apd``, e.g. ``STXM:APD:SCALER``), a
-scaler record (:mod:`sim_iocs.scaler`) with 32 channels, of which the hardware has two
-(``.NCH``): channel 1 (``clock``) counts the time base ``.FREQ``, channel 2 (``APD``) the
-photons. As on a real scaler:
+Record ``[epics.prefixes] apd`` + ``SCALER`` (``STXM:APD:SCALER``), a scaler record
+(:mod:`sim_iocs.scaler`) that stock ophyd ``ScalerCH`` counts with: ``.TP`` the preset time
+(refused outside ``[sim.apd] min_dwell_s``..``max_dwell_s``, the reason in
+``SCALER:MESSAGE``), ``.CNT`` put 1 counts and completes after the results' monitors
+(:mod:`sim_iocs.put_order`), ``.S1`` clock ticks, ``.S2`` photons, ``.T`` elapsed seconds;
+``.RATE`` and AutoCount as on a real scaler. Simulator control
+``STXM:SIM:APD:FAIL_COUNTS``: the next N counts fail as a failing counter card would (READ
+/INVALID alarm, old values kept).
 
-- ``.TP`` preset time, s (sets ``.PR1`` = TP x FREQ and gate ``.G1`` = Y); a put outside
-  ``[sim.apd] min_dwell_s``..``max_dwell_s`` (its control limits) is refused: TP keeps its
-  value, the record goes into WRITE/MINOR alarm until a TP in range is put, the reason is
-  in ``P SCALER:MESSAGE`` (lsi), and a put with completion fails with it.
-- ``.CNT`` put 1 (Count): wait ``.DLY``, count until a gated channel reaches its preset
-  (``.G1``/``.PR1``: the time; ``.G2``/``.PR2``: a number of photons), then post ``.S1``..,
-  ``.T`` and ``.CNT`` = 0 (Done); a put with completion completes after those monitors
-  (:mod:`sim_iocs.put_order`). Put 0 while counting stops the count early.
-- ``.S1`` clock ticks, ``.S2`` photons, ``.S3``..``.S32`` 0 (no input); ``.T`` elapsed s.
-- ``.RATE`` (Hz): while a count runs, S and T are posted at this rate (0: only at the end).
-- ``.CONT`` = AutoCount: while no count is requested, count ``.TP1`` every ``.DLY1`` and post
-  the results at ``.RAT1`` (a display mode; ``.CNT`` interrupts it).
-
-Simulator control (prefix ``[sim] control_prefix`` + ``APD:``, e.g. ``STXM:SIM:APD:``):
-
-- ``FAIL_COUNTS`` (longout N): the next N counts fail as a failing read of the counter card
-  would: the count takes its time, then the record goes into READ/INVALID alarm, ``.S1``,
-  ``.S2``, ``.T`` keep their old values and ``.CNT`` returns to Done (the put completes, as
-  EPICS completes it, without saying it failed: the alarm says so). The next good count
-  clears the alarm. Each failed count decrements N (posted).
-
-Photons are Poisson draws around the mean detected rate over each stretch of the gate. What
-is simulated: the rate of :class:`stxm_ctrl.physics.instrument.InstrumentModel`, the 0007
-rate model, which is also the tests' ground truth: the first-order spot of the zone plate
-(blurred by defocus) and the zero order that gets past the OSA, each through the sample's
-optical density (scaled with energy; none beyond the chip), clipped by the OSA, caught by
-the APD's active area, with the EPU's flux for its gap and polarisation; then quantum
-efficiency, dark counts and dead time. It is averaged by
-:func:`~stxm_ctrl.physics.detector.gate_average_rate_Hz` over the gate's start, middle and
-end (exact in step scans, a trapezoid rule while anything moves). The state at each instant
-comes from the world: the sample stage (``sample_stage``, the coarse stage, plus the piezo of
-``fine_stage`` and the sample's thermal drift of ``[sim.interferometer]``, plus the slow beam
-drift of ``[sim.beam]``), the
-zone plate and OSA (``optics_stages``), the detector (``detector_stage``), the energy, gap
-and polarisation (``beamline``), and the ring current, shutter and beam dump (``ring``: no
-photons with the shutter closed or the beam dumped).
+Photons are Poisson draws around the mean detected rate of
+:class:`stxm_ctrl.physics.instrument.InstrumentModel` (the rate model of decision 0007, also
+the tests' ground truth), averaged over each stretch of the gate by
+:func:`~stxm_ctrl.physics.detector.gate_average_rate_Hz`, with the state of every world block
+(stages, optics, detector, beamline, ring) at each instant. Every field, the rate formula
+and the measured figures: ``docs/reference/sim-iocs.md``, section "APD counter IOC".
 """
 
 from __future__ import annotations
@@ -132,7 +106,7 @@ class CountFailedError(RuntimeError):
 
 
 class ApdFaults(PVGroup):
-    """Simulator control of the APD counter (see the module docstring)."""
+    """Simulator control of the APD counter (``docs/reference/sim-iocs.md``)."""
 
     fail_counts = pvproperty(
         name="FAIL_COUNTS",
@@ -166,7 +140,7 @@ _UNSET_GATE_PRESET = 1000  # the record's preset for a gate set with a preset of
 
 
 class ApdCounter(PVGroup):
-    """Simulated APD counter, a scaler record (see the module docstring).
+    """Simulated APD counter, a scaler record (``docs/reference/sim-iocs.md``).
 
     Parameters
     ----------
@@ -253,7 +227,8 @@ class ApdCounter(PVGroup):
         await describe(self.message, precision=3, field_units=DELAY_FIELD_UNITS)
 
     # -- puts -------------------------------------------------------------------------
-    async def _put_field(self, name: str, instance: Any, value: Any) -> Any:
+    async def put_field(self, name: str, instance: Any, value: Any) -> Any:
+        """Dispatch a put to field ``name`` to its ``_put_<name>`` handler."""
         return await getattr(self, f"_put_{name.rstrip('0123456789')}")(instance, value)
 
     def _refuse(self, instance: Any, message: str) -> NoReturn:
@@ -567,9 +542,13 @@ class ApdCounter(PVGroup):
                 float(energies[0]), {a: float(r[0]) for a, r in readings.items()}
             )
             rates = model.detected_rate_Hz(
-                beam_x, beam_y, at, ring_current_mA=current, gap_mm=float(gaps[0]),
+                beam_x,
+                beam_y,
+                at,
+                ring_current_mA=current,
+                gap_mm=float(gaps[0]),
                 polarization=polarization,
-            )  # fmt: skip
+            )
         else:
             rates = np.empty(len(times))
             for i in range(len(times)):
@@ -577,7 +556,11 @@ class ApdCounter(PVGroup):
                     float(energies[i]), {a: float(r[i]) for a, r in readings.items()}
                 )
                 rates[i] = model.detected_rate_Hz(
-                    beam_x[i], beam_y[i], at, ring_current_mA=current, gap_mm=float(gaps[i]),
+                    beam_x[i],
+                    beam_y[i],
+                    at,
+                    ring_current_mA=current,
+                    gap_mm=float(gaps[i]),
                     polarization=polarization,
-                )  # fmt: skip
+                )
         return gate_average_rate_Hz(rates)

@@ -1,46 +1,23 @@
 """Monochromator energy and the elliptically polarising undulator (EPU).
 
-Records (prefix ``P`` = ``[epics.prefixes] beamline``, e.g. ``STXM:BL:``):
+Records under ``[epics.prefixes] beamline`` (``STXM:BL:``): ``ENERGY`` (ao, eV; a put
+completes when the energy has settled, and is refused when the OSA where it stands would
+pass the second order), ``ENERGY:RBV``, ``ENERGY:DMOV``, ``ENERGY:STOP``; ``EPU:GAP``, a
+motor record (:mod:`sim_iocs.motor`) in mm; ``EPU:POLARIZATION`` (mbbo, a put completes
+after ``[sim.beamline] polarization_change_s``), ``EPU:POLARIZATION:RBV``, ``EPU:BUSY``;
+``INTERLOCK``, why the last energy put was refused. Simulator control
+``STXM:SIM:EPU_GAP:STALL`` (:class:`sim_iocs.motor.MotorFaults`).
 
-- ``P ENERGY`` (ao, eV, PREC 3): the energy setpoint. Drive limits (``.DRVL``/``.DRVH``, and
-  the control limits clients read) ``[optics] energy_min_eV``..``energy_max_eV``; a put
-  outside is driven at the nearest limit, as an ao record does. A put at which the OSA
-  where it stands would pass the second order is refused (a failed put, the reason also in
-  ``P INTERLOCK``). A put starts a
-  move and **completes when the energy has settled** within ``[sim.beamline]
-  mono_tolerance_eV``; a new put during a move replaces it (every pending completion then
-  ends with the final move).
-- ``P ENERGY:RBV`` (ai, eV): the energy in the beam, every 20 ms while moving, every 0.5 s
-  at rest; alarm limits as an ai record (none live at start).
-- ``P ENERGY:DMOV`` (bi ``Moving``/``Done``), ``P ENERGY:STOP`` (bo ``Go``/``Stop``: put 1
-  during a move and the monochromator stops where it is, the setpoint taking that energy;
-  once the move is done (DMOV Done, within the tolerance) a stop changes nothing, as a motor
-  record's STOP at rest: the monochromator keeps settling on its setpoint. The RunEngine
-  stops every positioner it moved when a plan ends, also after a move that has completed).
-- ``P EPU:GAP``: the EPU gap, a motor record (:mod:`sim_iocs.motor`) in **mm**, travel
-  ``[sim.beamline] epu_min_gap_mm``..``epu_max_gap_mm`` (limit switches 0.2 mm beyond),
-  velocity ``epu_gap_speed_mm_per_s``.
-- ``P EPU:POLARIZATION`` (mbbo, :data:`~stxm_ctrl.physics.undulator.POLARIZATIONS`): a put
-  changes the polarisation and completes after ``[sim.beamline] polarization_change_s``;
-  meanwhile ``P EPU:BUSY`` (bi ``Done``/``Busy``) is 1 and ``P EPU:POLARIZATION:RBV`` (mbbi)
-  and the beam keep the previous polarisation.
-- ``P INTERLOCK`` (lsi, a long string): why the last energy put was refused.
-
-Simulator control: ``STXM:SIM:EPU_GAP:STALL`` (:class:`sim_iocs.motor.MotorFaults`).
-
-What is simulated: the energy move of :class:`stxm_ctrl.physics.monochromator.EnergyMove`
-(``mono_overhead_s`` of dead time, a slew at ``mono_speed_eV_per_s``, a first-order settle
-with time constant ``mono_settle_s``), the EPU gap's motion, and the polarisation with the
-time its change takes. The monochromator alone moves with ``ENERGY``: the EPU gap and the
-zone plate stay where they are (the session's ``Energy`` device moves them together), so
-an energy put by itself detunes the undulator (less flux) and defocuses the zone plate, as
-at a beamline. A fresh world starts at ``[sim.beam] energy_eV``, circular left, with the
-gap tuned to it; a restarted IOC keeps the block's state.
+The energy moves as :class:`stxm_ctrl.physics.monochromator.EnergyMove` says; the
+monochromator alone moves with ``ENERGY`` (the session's ``Energy`` device moves the gap and
+the zone plate with it), so an energy put by itself detunes the undulator and defocuses the
+zone plate, as at a beamline. Every record and the energy move's timing:
+``docs/reference/sim-iocs.md``, section "Beamline IOC".
 
 World block ``beamline`` (owned, :mod:`sim_iocs.optics_world`): the energy move, the gap's
-move, the polarisation and when its change ends, so that any IOC evaluates the energy, gap
-and polarisation at any instant. Reads ``optics_stages`` (where the OSA is, for the
-interlock).
+move, the polarisation and when its change ends. A fresh world starts at ``[sim.beam]
+energy_eV``, circular left, with the gap tuned to it; a restarted IOC keeps the block's
+state. Reads ``optics_stages`` (where the OSA is, for the interlock).
 """
 
 from __future__ import annotations
@@ -121,7 +98,7 @@ def build(context: IocContext) -> list[PVGroup]:
 
 
 class Beamline(PVGroup):
-    """Monochromator energy and EPU polarisation (see the module docstring).
+    """Monochromator energy and EPU polarisation (``docs/reference/sim-iocs.md``).
 
     Parameters
     ----------

@@ -1,80 +1,23 @@
 """Fine piezo stage, laser interferometer and line fly-scan controller.
 
-Records (prefix ``P`` = ``[epics.prefixes] fly``, e.g. ``STXM:FLY:``):
+Records under ``[epics.prefixes] fly`` (``STXM:FLY:``): the piezo axes ``FX``/``FY``
+(motor records of :mod:`sim_iocs.motor`, driven by the controller during a frame and
+refusing moves meanwhile), the interferometer ``IFX``/``IFY``, the frame settings
+(``START_X`` ... ``SNAKE``, clamped to their drive limits), the timing read-backs
+(``FRAME_TIME``, ``LINE_OVERHEAD``, ...), ``ARM`` (a put with completion runs one frame of
+NY lines; 0 aborts), ``BUSY``, ``MESSAGE``, and per line ``LINE:DATA`` (the whole line in one
+array, :func:`~stxm_ctrl.physics.fly_line.pack_line`) then ``LINE:INDEX`` ... ``LINE:SEQ``.
+Simulator controls ``STXM:SIM:FLY:MISS_TRIGGERS`` and ``STALL``. A line is simulated by
+:mod:`stxm_ctrl.physics.fly_line`: a controller closed-loop on the interferometer, pixels
+gated by position, Poisson counts in the rate of
+:class:`~stxm_ctrl.physics.instrument.InstrumentModel`.
 
-- ``P FX``, ``P FY`` (``[epics.axes] fine_x``/``fine_y``): the piezo, motor records
-  (:mod:`sim_iocs.motor`) in piezo coordinates (um), moving as ``[sim.stages.fine_x]``/
-  ``fine_y`` say. While a frame runs their readbacks follow the piezo (every 20 ms),
-  ``.DMOV`` = 0 and ``.MOVN`` = 1, and a move put (VAL, DVAL, RVAL, RLV, tweak, jog, home)
-  is refused; at the end of the frame the target is where the piezo stopped.
-- ``P IFX``, ``P IFY`` (ai, um, PREC 4): the interferometer: the true sample position
-  relative to the zone plate, coarse stage + piezo + thermal drift + position noise
-  (``[sim.interferometer]``), posted at 10 Hz whenever it changed by more than 0.1 nm;
-  a read (CA get) gives the position at that moment.
-- Frame settings, each clamped to its drive limits (``.DRVL``/``.DRVH``) as an ao or
-  longout record does (``MESSAGE`` says so; a NaN is refused):
-  ``P START_X``, ``P STOP_X`` (ao, um: interferometer x of the centres of the first and last
-  pixel of each line), ``P NX`` (longout, pixels per line, 2..``[sim.fly] max_pixels``),
-  ``P START_Y``, ``P STOP_Y`` (ao, um: interferometer y of the first and last line),
-  ``P NY`` (longout, lines, 1..max_pixels), ``P DWELL`` (ao, s per pixel,
-  ``[sim.apd] min_dwell_s``..``max_dwell_s``), ``P SNAKE`` (bo ``Off``: every line left to
-  right with a flyback; ``On``: odd lines right to left).
-- ``P FRAME_TIME`` (ai, s): the frame's duration for the current settings (per line: the
-  move to the line start, ``settle_s``, ``run_up_s``, NX x DWELL, ``turnaround_s``; the first
-  line's move from where the piezo is); ``P LINE_OVERHEAD`` (ai, s): the mean per-line time
-  that is not dwell. Both are posted on every settings put and when a frame is armed.
-- The controller's timing, read-only (ai, from ``[sim.fly]``): ``P SETTLE_TIME``,
-  ``P RUN_UP_TIME``, ``P TURNAROUND_TIME`` (s), ``P FLYBACK_SPEED`` (um/s, also the y step's
-  speed), ``P MAX_SPEED`` (um/s, the fastest sweep); clients estimate frames from them.
-- ``P MESSAGE`` (lsi, a long string): what the controller did last, with the time: a frame
-  running, done or aborted, or why an arm was refused.
-- ``P ARM`` (bo ``Idle``/``Arm``): put 1 runs a frame of NY lines and the put completes
-  when the frame has ended (after the last line's monitors); put 0 during a frame aborts
-  it: the line in progress is published with status Aborted and the piezo stops where it
-  is. An arm is refused (a failed put naming the setting, the range and the fix; ARM stays
-  Idle) when the line speed (pixel step / DWELL) exceeds ``[sim.fly]
-  max_line_speed_um_per_s``, when the piezo would leave its soft limits (run-ups included,
-  given the coarse stage and the drift now), when a piezo record is still making a move of
-  its own, or when a frame is already running.
-- ``P BUSY`` (bi ``Idle``/``Busy``): a frame is running.
-- Per line, posted once each and in this order: ``P LINE:INDEX`` (longin, 0-based line of
-  the frame), ``P LINE:STATUS`` (mbbi ``Complete``, ``Missed triggers``, ``Stalled``,
-  ``Aborted``), ``P LINE:NPIX`` (longin, pixels measured), ``P LINE:COUNTS`` (waveform of
-  int32, NX elements, pixels from START_X to STOP_X also for lines swept backwards),
-  ``P LINE:X``, ``P LINE:Y`` (waveforms of float64, um: mean interferometer x and y of
-  each pixel, NaN if not measured), ``P LINE:DWELL`` (waveform of float64, s per pixel),
-  and last ``P LINE:SEQ`` (longin, +1 for every line published since the IOC started).
-  Waveforms hold up to ``max_pixels`` elements. Before them all, ``P LINE:DATA`` (waveform
-  of float64) holds the whole line in one array: SEQ, INDEX, STATUS (its index), NPIX, NX,
-  then COUNTS, X, Y and DWELL (:func:`~stxm_ctrl.physics.fly_line.pack_line`). A client
-  that records lines reads this one: a monitor delivers it whole, whereas the separate PVs'
-  updates may be dropped or resent one by one when the client falls behind (Channel
-  Access flow control), which can pair a new SEQ with the last line's arrays.
+Every record, its units and behaviour, why clients read ``LINE:DATA``, how a line is timed
+and counted, and the measured timing: ``docs/reference/sim-iocs.md``, section "Fly IOC";
+fly scanning as a whole: ``docs/explanation/fly-scanning.md``.
 
-Simulator controls (prefix ``[sim] control_prefix`` + ``FLY:``, e.g. ``STXM:SIM:FLY:``):
-
-- ``MISS_TRIGGERS`` (longout N): the next N lines each lose the triggers of a random ~5 %
-  of their pixels (no counts, NaN positions, no dwell; status ``Missed triggers``).
-- ``STALL`` (longout N): on the next N lines the piezo stalls at a random point of the
-  sweep; the pixels after it are not measured (status ``Stalled``), the line still ends in
-  its normal time, the next line recovers.
-
-Each faulted line decrements its counter (posted). ``FINE_X:STALL``, ``FINE_Y:STALL``
-(:class:`sim_iocs.motor.MotorFaults`): the piezo axis stuck, as for every motor record.
-
-What is simulated (:mod:`stxm_ctrl.physics.fly_line`): a controller closed-loop on the
-interferometer, which sweeps the interferometer from START_X to STOP_X at constant speed
-(piezo = target - coarse - drift); the lines in real time (move, settle, run-up, sweep,
-turnaround); each pixel counted between position-compare edges (the crossings of its
-boundaries: its dwell, at constant speed), sub-sampled ``samples_per_pixel`` times per
-dwell at the true position of each sub-sample (with the vibration, plus the beam drift of
-``[sim.beam]``), with the rate of :class:`~stxm_ctrl.physics.instrument.InstrumentModel`
-for the optics, ring and beamline state read once per line; counts Poisson in the rate
-integrated over each pixel's gate.
-
-World block ``fine_stage`` (owned): the piezo's current move on each axis, so the APD and
-the interferometer see the piezo where it is. Reads ``sample_stage`` (the coarse stage),
-``ring``, ``optics_stages``, ``detector_stage`` and ``beamline``.
+World block ``fine_stage`` (owned): the piezo's current move on each axis. Reads
+``sample_stage``, ``ring``, ``optics_stages``, ``detector_stage`` and ``beamline``.
 """
 
 from __future__ import annotations
@@ -277,7 +220,7 @@ class PiezoAxis(MotorAxis):
 
 
 class FlyFaults(PVGroup):
-    """Simulator controls of the fly controller (see the module docstring)."""
+    """Simulator controls of the fly controller (``docs/reference/sim-iocs.md``)."""
 
     miss_triggers = pvproperty(
         alarm_group="miss_triggers",
@@ -321,7 +264,7 @@ class _Snapshot:
 
 
 class FlyController(PVGroup):
-    """The fly-scan controller and the interferometer (see the module docstring).
+    """The fly-scan controller and the interferometer (``docs/reference/sim-iocs.md``).
 
     Built by :func:`controller_class_for`, which adds the per-line waveforms (their length
     is ``[sim.fly] max_pixels``).
@@ -329,24 +272,42 @@ class FlyController(PVGroup):
 
     ifx = pvproperty(
         alarm_group="ifx",
-        name="IFX", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Interferometer x (sample position)",
-    )  # fmt: skip
+        name="IFX",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Interferometer x (sample position)",
+    )
     ify = pvproperty(
         alarm_group="ify",
-        name="IFY", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Interferometer y (sample position)",
-    )  # fmt: skip
+        name="IFY",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Interferometer y (sample position)",
+    )
     start_x = pvproperty(
         alarm_group="start_x",
-        name="START_X", value=-5.0, dtype=RecordDouble, record="ao", precision=4,
+        name="START_X",
+        value=-5.0,
+        dtype=RecordDouble,
+        record="ao",
+        precision=4,
         doc="First pixel centre x (interferometer)",
-    )  # fmt: skip
+    )
     stop_x = pvproperty(
         alarm_group="stop_x",
-        name="STOP_X", value=5.0, dtype=RecordDouble, record="ao", precision=4,
+        name="STOP_X",
+        value=5.0,
+        dtype=RecordDouble,
+        record="ao",
+        precision=4,
         doc="Last pixel centre x (interferometer)",
-    )  # fmt: skip
+    )
     nx = pvproperty(
         alarm_group="nx",
         name="NX",
@@ -357,14 +318,22 @@ class FlyController(PVGroup):
     )
     start_y = pvproperty(
         alarm_group="start_y",
-        name="START_Y", value=-5.0, dtype=RecordDouble, record="ao", precision=4,
+        name="START_Y",
+        value=-5.0,
+        dtype=RecordDouble,
+        record="ao",
+        precision=4,
         doc="First line y (interferometer)",
-    )  # fmt: skip
+    )
     stop_y = pvproperty(
         alarm_group="stop_y",
-        name="STOP_Y", value=5.0, dtype=RecordDouble, record="ao", precision=4,
+        name="STOP_Y",
+        value=5.0,
+        dtype=RecordDouble,
+        record="ao",
+        precision=4,
         doc="Last line y (interferometer)",
-    )  # fmt: skip
+    )
     ny = pvproperty(
         alarm_group="ny",
         name="NY",
@@ -375,60 +344,112 @@ class FlyController(PVGroup):
     )
     dwell = pvproperty(
         alarm_group="dwell",
-        name="DWELL", value=0.001, dtype=RecordDouble, record="ao", precision=5,
+        name="DWELL",
+        value=0.001,
+        dtype=RecordDouble,
+        record="ao",
+        precision=5,
         doc="Dwell per pixel",
-    )  # fmt: skip
+    )
     snake = pvproperty(
         alarm_group="snake",
-        name="SNAKE", value="Off", dtype=ChannelType.ENUM, enum_strings=["Off", "On"],
-        record="bo", doc="Alternate lines right to left",
-    )  # fmt: skip
+        name="SNAKE",
+        value="Off",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Off", "On"],
+        record="bo",
+        doc="Alternate lines right to left",
+    )
     frame_time = pvproperty(
         alarm_group="frame_time",
-        name="FRAME_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Frame duration for the settings",
-    )  # fmt: skip
+        name="FRAME_TIME",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Frame duration for the settings",
+    )
     line_overhead = pvproperty(
         alarm_group="line_overhead",
-        name="LINE_OVERHEAD", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Per-line time that is not dwell",
-    )  # fmt: skip
+        name="LINE_OVERHEAD",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Per-line time that is not dwell",
+    )
     settle_time = pvproperty(
         alarm_group="settle_time",
-        name="SETTLE_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Piezo settle before a line",
-    )  # fmt: skip
+        name="SETTLE_TIME",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Piezo settle before a line",
+    )
     run_up_time = pvproperty(
         alarm_group="run_up_time",
-        name="RUN_UP_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=4,
-        read_only=True, doc="Acceleration before a line",
-    )  # fmt: skip
+        name="RUN_UP_TIME",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Acceleration before a line",
+    )
     turnaround_time = pvproperty(
         alarm_group="turnaround_time",
-        name="TURNAROUND_TIME", value=0.0, dtype=ChannelType.DOUBLE, record="ai",
-        precision=4, read_only=True, doc="Deceleration after a line",
-    )  # fmt: skip
+        name="TURNAROUND_TIME",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=4,
+        read_only=True,
+        doc="Deceleration after a line",
+    )
     flyback_speed = pvproperty(
         alarm_group="flyback_speed",
-        name="FLYBACK_SPEED", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=1,
-        read_only=True, doc="Speed of flyback and y step",
-    )  # fmt: skip
+        name="FLYBACK_SPEED",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=1,
+        read_only=True,
+        doc="Speed of flyback and y step",
+    )
     max_speed = pvproperty(
         alarm_group="max_speed",
-        name="MAX_SPEED", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=1,
-        read_only=True, doc="Fastest line sweep",
-    )  # fmt: skip
+        name="MAX_SPEED",
+        value=0.0,
+        dtype=ChannelType.DOUBLE,
+        record="ai",
+        precision=1,
+        read_only=True,
+        doc="Fastest line sweep",
+    )
     message = long_string("MESSAGE", "What the controller did last")
     arm = pvproperty(
         alarm_group="arm",
-        name="ARM", value="Idle", dtype=ChannelType.ENUM, enum_strings=["Idle", "Arm"],
-        record="bo", doc="Run a frame (put 0 aborts)",
-    )  # fmt: skip
+        name="ARM",
+        value="Idle",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Idle", "Arm"],
+        record="bo",
+        doc="Run a frame (put 0 aborts)",
+    )
     busy = pvproperty(
         alarm_group="busy",
-        name="BUSY", value="Idle", dtype=ChannelType.ENUM, enum_strings=["Idle", "Busy"],
-        record="bi", read_only=True, doc="A frame is running",
-    )  # fmt: skip
+        name="BUSY",
+        value="Idle",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Idle", "Busy"],
+        record="bi",
+        read_only=True,
+        doc="A frame is running",
+    )
     line_index = pvproperty(
         alarm_group="line_index",
         name="LINE:INDEX",
@@ -439,9 +460,14 @@ class FlyController(PVGroup):
     )
     line_status = pvproperty(
         alarm_group="line_status",
-        name="LINE:STATUS", value=LINE_STATUSES[0], dtype=ChannelType.ENUM,
-        enum_strings=list(LINE_STATUSES), record="mbbi", read_only=True, doc="Line status",
-    )  # fmt: skip
+        name="LINE:STATUS",
+        value=LINE_STATUSES[0],
+        dtype=ChannelType.ENUM,
+        enum_strings=list(LINE_STATUSES),
+        record="mbbi",
+        read_only=True,
+        doc="Line status",
+    )
     line_npix = pvproperty(
         alarm_group="line_npix",
         name="LINE:NPIX",
@@ -529,9 +555,14 @@ class FlyController(PVGroup):
 
     def _settings(self) -> dict[str, Any]:
         return {
-            "START_X": self.start_x, "STOP_X": self.stop_x, "START_Y": self.start_y,
-            "STOP_Y": self.stop_y, "NX": self.nx, "NY": self.ny, "DWELL": self.dwell,
-        }  # fmt: skip
+            "START_X": self.start_x,
+            "STOP_X": self.stop_x,
+            "START_Y": self.start_y,
+            "STOP_Y": self.stop_y,
+            "NX": self.nx,
+            "NY": self.ny,
+            "DWELL": self.dwell,
+        }
 
     async def initialise(self) -> None:
         """Open the world blocks, describe the records, start the interferometer; run once."""
@@ -549,14 +580,16 @@ class FlyController(PVGroup):
             await describe(record, units="s", precision=4, field_units=AI_FIELD_UNITS("s"))
         fly = self.sim.fly
         timing = (
-            (self.settle_time, fly.settle_s, "s", 4), (self.run_up_time, fly.run_up_s, "s", 4),
+            (self.settle_time, fly.settle_s, "s", 4),
+            (self.run_up_time, fly.run_up_s, "s", 4),
             (self.turnaround_time, fly.turnaround_s, "s", 4),
             (self.flyback_speed, fly.flyback_speed_um_per_s, "um/s", 1),
             (self.max_speed, fly.max_line_speed_um_per_s, "um/s", 1),
-        )  # fmt: skip
+        )
         for record, value, units, precision in timing:
-            await describe(record, units=units, precision=precision,
-                           field_units=AI_FIELD_UNITS(units))  # fmt: skip
+            await describe(
+                record, units=units, precision=precision, field_units=AI_FIELD_UNITS(units)
+            )
             await self._post_analog(record, value)
         await describe(self.message, precision=3, field_units=DELAY_FIELD_UNITS)
         for record in self._analog():  # no live alarm limits at start
@@ -577,26 +610,34 @@ class FlyController(PVGroup):
             await fields.drive_high_limit.write(high, verify_value=False)
             await fields.drive_low_limit.write(low, verify_value=False)
             await record.write_metadata(
-                lower_ctrl_limit=low, upper_ctrl_limit=high,
-                lower_disp_limit=low, upper_disp_limit=high,
-            )  # fmt: skip
+                lower_ctrl_limit=low,
+                upper_ctrl_limit=high,
+                lower_disp_limit=low,
+                upper_disp_limit=high,
+            )
         for record in (self.snake, self.arm):
             await describe(record, precision=3, field_units=BO_FIELD_UNITS)
         await describe(self.busy, precision=3, field_units=DELAY_FIELD_UNITS)
         await describe(self.line_status, precision=3, field_units=MBBI_FIELD_UNITS)
         for record, units in (
-            (self.line_index, "line"), (self.line_npix, "pixels"), (self.line_seq, "lines"),
-        ):  # fmt: skip
+            (self.line_index, "line"),
+            (self.line_npix, "pixels"),
+            (self.line_seq, "lines"),
+        ):
             await describe(record, units=units, precision=3, field_units=MBBI_FIELD_UNITS)
         waveforms = (
-            (self.line_counts, "counts"), (self.line_x, "um"), (self.line_y, "um"),
+            (self.line_counts, "counts"),
+            (self.line_x, "um"),
+            (self.line_y, "um"),
             (self.line_dwell, "s"),
-        )  # fmt: skip
+        )
         for record, units in waveforms:
             await describe(
-                record, units=units, precision={"s": 6, "um": 4}.get(units, 0),  # counts: integers
+                record,
+                units=units,
+                precision={"s": 6, "um": 4}.get(units, 0),  # counts: integers
                 field_units={"HOPR": units, "LOPR": units, "SDLY": "s"},
-            )  # fmt: skip
+            )
         # Elements of several units (header, counts, um, s: fly_line.pack_line), hence EGU.
         await describe(
             self.line_data,
@@ -609,9 +650,16 @@ class FlyController(PVGroup):
 
     def _analog(self) -> tuple[Any, ...]:
         return (
-            self.ifx, self.ify, self.frame_time, self.line_overhead, self.settle_time,
-            self.run_up_time, self.turnaround_time, self.flyback_speed, self.max_speed,
-        )  # fmt: skip
+            self.ifx,
+            self.ify,
+            self.frame_time,
+            self.line_overhead,
+            self.settle_time,
+            self.run_up_time,
+            self.turnaround_time,
+            self.flyback_speed,
+            self.max_speed,
+        )
 
     async def _say(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -704,9 +752,13 @@ class FlyController(PVGroup):
         def rate_Hz(x: np.ndarray, y: np.ndarray, times: np.ndarray) -> np.ndarray:
             hours = (times - epoch) / 3600.0
             return model.detected_rate_Hz(
-                x + beam.drift_x_um_per_h * hours, y + beam.drift_y_um_per_h * hours, at,
-                ring_current_mA=current, gap_mm=gap, polarization=polarization,
-            )  # fmt: skip
+                x + beam.drift_x_um_per_h * hours,
+                y + beam.drift_y_um_per_h * hours,
+                at,
+                ring_current_mA=current,
+                gap_mm=gap,
+                polarization=polarization,
+            )
 
         return _Snapshot(self._coarse_um(t_s), rate_Hz)
 
@@ -839,7 +891,7 @@ class FlyController(PVGroup):
             ("fine_x", lo_x, hi_x, ox, "START_X..STOP_X (with the run-up)"),
             ("fine_y", lo_y, hi_y, oy, "START_Y..STOP_Y"),
         ):
-            limits = self.axes[axis]._soft_limits()
+            limits = self.axes[axis].soft_limits_um()
             stage = getattr(self.sim.stages, axis)
             low, high = limits or (stage.low_limit_switch_um, stage.high_limit_switch_um)
             if lo + offset < low or hi + offset > high:
@@ -986,12 +1038,20 @@ class FlyController(PVGroup):
                 axis.publish(Move(here, here, now, 1.0, 0.0))
         computing = time.monotonic()
         line = simulate_sweep(
-            plan, index, move=sweep, t_sweep_s=t_first, piezo_y_um=target_y,
-            coarse_xy_um=snapshot.coarse_xy_um, drift_um=self._drift_um,
-            noise_um=self.sim.interferometer.noise_nm * 1e-3, rate_Hz=snapshot.rate_Hz,
-            samples_per_pixel=fly.samples_per_pixel, rng=self.rng,
-            valid_until_s=valid_until, lost_pixels=lost,
-        )  # fmt: skip
+            plan,
+            index,
+            move=sweep,
+            t_sweep_s=t_first,
+            piezo_y_um=target_y,
+            coarse_xy_um=snapshot.coarse_xy_um,
+            drift_um=self._drift_um,
+            noise_um=self.sim.interferometer.noise_nm * 1e-3,
+            rate_Hz=snapshot.rate_Hz,
+            samples_per_pixel=fly.samples_per_pixel,
+            rng=self.rng,
+            valid_until_s=valid_until,
+            lost_pixels=lost,
+        )
         if aborted:
             status = 3
         elif np.isfinite(stall_at):

@@ -3,56 +3,21 @@
 One implementation serves every motor-record stage of the instrument: an instrument module
 declares its world block with :func:`motion_block` and builds one :class:`MotorAxis` per
 axis. Stock clients (ophyd ``EpicsMotor``, pyepics ``Motor``, ``caput``, Phoebus motor
-screens) drive it as they drive a real motor record:
+screens) drive it as they drive a real motor record: moves by ``.VAL``/``.DVAL``/``.RVAL``
+completing after ``.DMOV``, user/dial/raw coordinates, soft limits in dial coordinates with
+``.LVIO``, limit switches, tweak, jog, home, stop/pause, ``.CNEN``, speeds clamped to
+``.VBAS``..``.VMAX``, ``.MSTA`` bits. An axis may have *extra limits* imposed from outside
+the record (an interlock, ``limit_hook``): the published soft limits are then the
+intersection of the user's own limits and the extra range, re-published when it changes
+(:meth:`MotorAxis.refresh_limits`). Motion is trapezoidal
+(:class:`stxm_ctrl.physics.motion.Move`).
 
-- **Moves.** A put to ``.VAL`` (user), ``.DVAL`` (dial) or ``.RVAL`` (steps) starts a move;
-  ``.DMOV`` drops to 0 and returns to 1 when the stage has arrived (it pulses 1-0-1 even for
-  a zero-length move), and a put with completion (``caput -c``, pyepics
-  ``Motor.move(wait=True)``) completes at the end of the move, after ``.DMOV``. A new
-  target during a move replaces it; every pending completion then ends with the final move.
-  Motion is trapezoidal (:class:`stxm_ctrl.physics.motion.Move`, ``.VELO``, ``.ACCL``),
-  targets are whole motor steps (``.MRES``). ``.TWF``/``.TWR`` tweak by ``.TWV``, ``.RLV``
-  moves relative, ``.JOGF``/``.JOGR`` jog at ``.JVEL`` while held (up to the soft limit),
-  ``.HOMF``/``.HOMR`` search the home switch at ``.HVEL`` (``.ATHM``, MSTA homed).
-- **Coordinates.** user = dial x (+1 or -1 by ``.DIR``) + ``.OFF``; dial = the physical stage
-  position (published to the world, read by the counter), raw = dial / ``.MRES``.
-  ``.SET`` = Set with ``.FOFF`` = Variable makes a put to ``.VAL`` redefine the user position
-  (``.OFF`` changes, nothing moves), as ophyd's ``set_current_position`` expects. The
-  simulated controller cannot redefine its dial position (it *is* the stage position), so
-  Set-mode puts to ``.DVAL``/``.RVAL`` and ``.VAL`` with ``.FOFF`` = Frozen are refused.
-- **Limits.** Soft limits live in dial coordinates (``.DHLM``/``.DLLM``); ``.HLM``/``.LLM`` are
-  their user view and follow ``.OFF``/``.DIR``; equal dial limits disable them. A target
-  beyond a soft limit (and further out than the stage) is not moved to: ``.LVIO`` = 1 and
-  ``.VAL`` returns to the previous target, the put itself succeeds. An axis may also have
-  *extra limits* imposed from outside the record (an interlock, ``limit_hook``): the
-  published soft limits are then the intersection of the user's own limits (what puts to
-  ``.DHLM``/``.DLLM``/``.HLM``/``.LLM`` set) and the extra range, re-published whenever the
-  extra range changes (:meth:`MotorAxis.refresh_limits`); the user cannot disable them
-  (with equal own limits the extra range alone applies, bounded by the limit switches),
-  and jogs and home searches stop at them too. Past the soft limits the
-  stage has limit switches (``[sim.stages.<axis>]``): a move that reaches one stops there
-  with ``.HLS``/``.LLS`` = 1, MSTA's limit bit, and the record in alarm (HWLIMIT, severity
-  ``.HLSV``).
-- **Stop.** ``.STOP`` and ``.SPMG`` = Stop end a move where the stage is and set the target
-  to it; Pause ends it but keeps the target, Go resumes; while stopped or paused no move
-  starts. Move is Go for one move: it resumes a pending target, or (at rest on the target)
-  waits for the next one, and turns to Pause when that move has ended. ``.CNEN`` = Disable
-  removes torque: moves are refused (MSTA problem bit, STATE/MAJOR alarm) until it is
-  enabled again.
-- **Speeds.** ``.VELO``, ``.JVEL``, ``.HVEL`` are clamped to ``.VBAS``..``.VMAX``; 0 or less is
-  refused. ``.S``, ``.SBAS``, ``.SMAX`` are the same speeds in revolutions/s (``.UREV``).
-- **Status.** ``.MSTA`` carries the motor record's bits (direction, done, limit switches,
-  home, position control, problem, moving, gain support, homed); ``.MOVN``, ``.TDIR``,
-  ``.DIFF``/``.RDIF``, ``.RRBV``/``.RMP`` follow the motion. Every position field has units
-  ``.EGU`` and precision ``.PREC``, and display limits from the soft limits.
+Every field, what it does and what is not simulated (backlash, retries, encoders, servo
+gains): ``docs/reference/sim-iocs.md``, section "Sample-stage IOC".
 
 Motion is published in a world block of motions (:func:`motion_block`), one field per axis,
 so any other IOC sees the stage exactly where the profile puts it, at any instant. All world
 access goes through :meth:`MotorAxis._current_move` and :meth:`MotorAxis._publish_move`.
-
-What the record does not simulate: backlash takeout (``.BDST``...), retries (``.RDBD``,
-``.RTRY``), encoders (``.UEIP``, ``.ERES``), a deceleration ramp on stop (the stage stops
-where it is), ``.VBAS`` as a start speed (it only bounds the others), servo gains.
 """
 
 from __future__ import annotations
@@ -158,7 +123,7 @@ _HANDLED = (
 
 
 class MotorAxis(MotorSettings, PVGroup):
-    """One simulated stage axis: an EPICS motor record (see the module docstring).
+    """One simulated stage axis: an EPICS motor record (``docs/reference/sim-iocs.md``).
 
     Parameters
     ----------
@@ -224,7 +189,7 @@ class MotorAxis(MotorSettings, PVGroup):
         self.on_refused = on_refused
         self.motion_listeners: list[Callable[[], None]] = []
         # The user's own dial soft limits (low, high); equal: disabled.
-        self._own_limits = (stage.low_limit_um, stage.high_limit_um)
+        self.own_limits_um = (stage.low_limit_um, stage.high_limit_um)
         self.motor.reported_record_type = "motor"
         self._task: asyncio.Task | None = None  # follows the motion in progress
         self._motion: _Motion | None = None  # what the axis is doing (or stalled on)
@@ -279,10 +244,10 @@ class MotorAxis(MotorSettings, PVGroup):
         """True if limits are imposed from outside the record (``limit_hook``)."""
         return self.limit_hook is not None
 
-    def _soft_limits(self) -> tuple[float, float] | None:
+    def soft_limits_um(self) -> tuple[float, float] | None:
         """Dial soft limits in force, or None when they are disabled (own limits equal and
         no extra limits)."""
-        low, high = self._own_limits
+        low, high = self.own_limits_um
         if self.limit_hook is None:
             return None if low == high else (low, high)
         if low == high:
@@ -297,7 +262,7 @@ class MotorAxis(MotorSettings, PVGroup):
 
     def _violates_soft_limits(self, target: float, here: float) -> bool:
         """The motor record's check: beyond a limit and further out than the stage is."""
-        limits = self._soft_limits()
+        limits = self.soft_limits_um()
         if limits is None:
             return False
         low, high = limits
@@ -352,7 +317,7 @@ class MotorAxis(MotorSettings, PVGroup):
     async def motor(self, instance, value: float):
         return await self._put_user_target(float(value), instance.value)
 
-    async def _put_field(self, name: str, instance, value):
+    async def put_field(self, name: str, instance, value):
         """Dispatch a put to field ``name`` (see ``_HANDLED``) to its handler."""
         return await getattr(self, f"_put_{name}")(instance, value)
 
@@ -367,7 +332,7 @@ class MotorAxis(MotorSettings, PVGroup):
         fields = self._fields
         here = self._here()
         if self._violates_soft_limits(dial, here):
-            low, high = self._soft_limits() or (0.0, 0.0)
+            low, high = self.soft_limits_um() or (0.0, 0.0)
             if self.on_refused is not None:
                 await self.on_refused(dial)
             log.warning(
@@ -528,8 +493,8 @@ class MotorAxis(MotorSettings, PVGroup):
         await self._set_own_limit(self._dial(user), high=high == (self._sign() > 0))
 
     async def _set_own_limit(self, dial: float, *, high: bool) -> None:
-        low, top = self._own_limits
-        self._own_limits = (low, dial) if high else (dial, top)
+        low, top = self.own_limits_um
+        self.own_limits_um = (low, dial) if high else (dial, top)
         await self._publish_limits()
 
     async def _put_DHLM(self, instance, value):
@@ -548,7 +513,7 @@ class MotorAxis(MotorSettings, PVGroup):
         """Dial and user limits and the metadata clients take limits from, after a change of
         the user's own limits, the extra limits, or the coordinates."""
         fields = self._fields
-        dial_low, dial_high = self._soft_limits() or self._own_limits
+        dial_low, dial_high = self.soft_limits_um() or self.own_limits_um
         await set_value(fields.dial_low_limit, dial_low)
         await set_value(fields.dial_high_limit, dial_high)
         low, high = sorted((self._user(dial_low), self._user(dial_high)))
@@ -565,8 +530,8 @@ class MotorAxis(MotorSettings, PVGroup):
             )
         # Display limits of the other position fields, for screens; not posted (caproto
         # would send each as a value update to every client of the field).
-        user = {name: (low, high) for name in ("RBV", "HLM", "LLM")}
-        dial = {name: (dial_low, dial_high) for name in ("DVAL", "DRBV", "DHLM", "DLLM")}
+        user = dict.fromkeys(("RBV", "HLM", "LLM"), (low, high))
+        dial = dict.fromkeys(("DVAL", "DRBV", "DHLM", "DLLM"), (dial_low, dial_high))
         # Control limits as the motor record's get_control_double: RBV the user limits,
         # DVAL/DRBV the dial limits, the speeds VBAS..VMAX.
         await describe(
@@ -634,7 +599,7 @@ class MotorAxis(MotorSettings, PVGroup):
                 await self._halt(keep_target=False)
             return 0
         fields = self._fields
-        limits = self._soft_limits()
+        limits = self.soft_limits_um()
         stage = self.stage
         if limits is not None:
             end = limits[1] if direction > 0 else limits[0]

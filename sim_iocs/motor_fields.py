@@ -58,13 +58,13 @@ _RAW = ("RVAL", "RRBV", "RMP", "REP", "RDIF", "LRVL")
 
 def MOTOR_FIELD_UNITS(egu: str) -> dict[str, str]:  # noqa: N802 (a table, by unit)
     """Units of the motor record's numeric fields when positions are in ``egu``."""
-    units = {name: egu for name in (*_USER_POSITIONS, *_DIAL_POSITIONS, *_LENGTHS)}
-    units |= {name: egu for name in _ALARM_POSITIONS}
-    units |= {name: f"{egu}/s" for name in (*SPEEDS, *_OTHER_SPEEDS)}
-    units |= {name: "rev/s" for name in SPEEDS.values()}
+    units = dict.fromkeys((*_USER_POSITIONS, *_DIAL_POSITIONS, *_LENGTHS), egu)
+    units |= dict.fromkeys(_ALARM_POSITIONS, egu)
+    units |= dict.fromkeys((*SPEEDS, *_OTHER_SPEEDS), f"{egu}/s")
+    units |= dict.fromkeys(SPEEDS.values(), "rev/s")
     units |= {"ACCL": "s", "BACC": "s", "DLY": "s", "JAR": f"{egu}/s/s"}
     units |= {"UREV": f"{egu}/rev", "SREV": "steps/rev", "RVEL": "steps/s"}
-    units |= {name: "steps" for name in _RAW}
+    units |= dict.fromkeys(_RAW, "steps")
     return units
 
 

@@ -51,7 +51,7 @@ class MotorSettings:
         """Display limits of the speeds: VBAS..VMAX."""
         fields = self._fields
         base, top = float(fields.base_velocity.value), float(fields.max_velocity.value)
-        return {name: (base, top) for name in ("VELO", "JVEL", "HVEL", "VBAS", "VMAX")}
+        return dict.fromkeys(("VELO", "JVEL", "HVEL", "VBAS", "VMAX"), (base, top))
 
     def _speed_control_limits(self) -> dict[str, tuple[float, float]]:
         """Control limits of VELO, as the motor record reports them: VBAS..VMAX."""

@@ -1,36 +1,18 @@
 """Zone-plate and OSA stages: six motor records and the optics' interlocks.
 
 PVs: ``[epics.prefixes] optics`` + ``[epics.axes] zp_x`` ... ``osa_z`` (``STXM:OPT:ZPX``,
-``ZPY``, ``ZPZ``, ``OSAX``, ``OSAY``, ``OSAZ``), each a motor record as described in
-:mod:`sim_iocs.motor`, moving as ``[sim.stages.<axis>]`` says; ``STXM:OPT:INTERLOCK`` (lsi, a
-long string: read it with ``caget -S`` or pyepics ``as_string=True``), why the last move was
-refused. Simulator controls, under ``[sim] control_prefix``: ``STXM:SIM:ZP_X:STALL`` ...
-``STXM:SIM:OSA_Z:STALL`` (:class:`sim_iocs.motor.MotorFaults`).
-
-What is simulated:
-
-- **Positions.** Dial positions are the stage readings the physics maps to the optics
-  (:class:`stxm_ctrl.physics.instrument.InstrumentModel`): ZP z and OSA z read
-  ``[optics] z_sign`` x (distance upstream of the nominal sample plane), the real sample
-  sits ``[sim.optics] sample_z_offset_um`` upstream of it; the OSA hole is on the zone
-  plate's axis at the readings ``osa_center_x_um``/``osa_center_y_um``. A fresh world starts
-  aligned: ZP at the focus of ``[sim.beam] energy_eV`` on the real sample, OSA z at
-  ``[optics] a0_um``, OSA x/y at the hole's centre, ZP x/y at 0. A restarted IOC keeps
-  where its stages are (the world block).
-- **Interlocks** (:class:`stxm_ctrl.physics.interlocks.OpticsGeometry`, on nominal
-  distances, z_sign x reading, as the devices check them; ``clip_first_order=False``): the
-  zone plate stays ``[optics] min_zp_osa_gap_um`` upstream of the OSA; the OSA stays
-  ``min_a0_um`` from the sample and below the A0 at which the second order passes it, at the
-  energy in the beam (read from the ``beamline`` block). They are the soft limits of ``ZPZ``
-  and ``OSAZ``: ``.DHLM``/``.DLLM`` (and ``.HLM``/``.LLM``) publish the intersection of the
-  user's own limits and the interlock range, re-computed whenever the other axis moves or
-  the energy changes (within 0.1 s; a target is checked against the range of that moment). A
-  put to ``.DHLM``/``.DLLM``/``.HLM``/``.LLM`` sets the user's own part; the interlock
-  cannot be disabled. So stock ophyd ``EpicsMotor`` refuses a colliding or leaking move
-  before anything moves (``LimitError``), a raw ``caput`` gets ``.LVIO`` = 1 and nothing
-  moves, and ``INTERLOCK`` says why, with the numbers. During a move the range allows for
-  the whole path of the other axis (where it is and where it goes) and the whole energy
-  move. Lateral moves are not interlocked (an OSA raster must cross the beam).
+``ZPY``, ``ZPZ``, ``OSAX``, ``OSAY``, ``OSAZ``), each a motor record of :mod:`sim_iocs.motor`;
+``STXM:OPT:INTERLOCK`` (lsi), why the last move was refused; simulator controls
+``STXM:SIM:ZP_X:STALL`` ... ``STXM:SIM:OSA_Z:STALL`` (:class:`sim_iocs.motor.MotorFaults`).
+Dial positions are the stage readings the physics maps to the optics (``[optics] z_sign``,
+``[sim.optics] sample_z_offset_um``, the OSA's centre readings). The interlocks of
+:class:`stxm_ctrl.physics.interlocks.OpticsGeometry` (zone plate clear of the OSA, OSA clear
+of the sample and blocking the second order at the energy in the beam) are the soft limits
+of ``ZPZ`` and ``OSAZ``: the intersection of the user's own limits and the interlock range,
+re-computed whenever the other axis moves or the energy changes; lateral moves are not
+interlocked. How a fresh world starts, the interlock figures and what clients see:
+``docs/reference/sim-iocs.md``, section "Optics IOC"; the optics themselves:
+``docs/explanation/optics.md``.
 
 World block ``optics_stages`` (owned, :mod:`sim_iocs.optics_world`): the current move of
 every axis, which the APD (the spot, defocus and clipping) and the beamline IOC (its energy
@@ -185,7 +167,7 @@ class OpticsInterlock(PVGroup):
             else:
                 zp_near, _ = a0_reach(model, optics, "zp_z")
                 geometry.check_a0(distance, zp_near, energy_low, clip_first_order=False)
-            low, high = motor._own_limits
+            low, high = motor.own_limits_um
             reason = (
                 f"beyond the record's own soft limits (dial {low:g} to {high:g} um); widen "
                 ".DHLM/.DLLM or move within them"

@@ -130,7 +130,7 @@ def ordered_context_class(base: type) -> type:
                 return
             if any(isinstance(command, WriteNotifyResponse) for command in commands):
                 context = self.context
-                await context._fanned_out.reached(context.subscription_queue.puts)
+                await context.fanned_out.reached(context.subscription_queue.puts)
                 await self._sent.reached(self.subscription_queue.puts)
             await super().send(*commands)
 
@@ -142,7 +142,9 @@ def ordered_context_class(base: type) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.subscription_queue = _CountingQueue()
-            self._fanned_out = _Progress()
+            # How many monitor updates the context has fanned out to its circuits (read by
+            # the circuits).
+            self.fanned_out = _Progress()
             self._handled = 0
 
         async def _subscription_queue_iteration(self, *args: Any, **kwargs: Any) -> None:
@@ -150,6 +152,6 @@ def ordered_context_class(base: type) -> type:
                 await super()._subscription_queue_iteration(*args, **kwargs)
             finally:
                 self._handled += 1
-                self._fanned_out.advance_to(self._handled)
+                self.fanned_out.advance_to(self._handled)
 
     return _OrderedContext

@@ -31,8 +31,14 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
-from caproto import AlarmSeverity, AlarmStatus, ChannelEnum, ChannelNumeric, ChannelType
-from caproto._dbr import TimeStamp
+from caproto import (
+    AlarmSeverity,
+    AlarmStatus,
+    ChannelEnum,
+    ChannelNumeric,
+    ChannelType,
+    TimeStamp,
+)
 from caproto.server import pvproperty
 from caproto.server.server import (
     PvpropertyDouble,
@@ -90,7 +96,7 @@ DIMENSIONLESS_FIELDS: dict[str, frozenset[str]] = {
 def AI_FIELD_UNITS(egu: str) -> dict[str, str]:  # noqa: N802 (a table, by unit)
     """Units of the ai record's floating-point fields when its value is in ``egu``."""
     like_value = "HIHI HIGH LOW LOLO HOPR LOPR MLST LALM ALST SVAL HYST AOFF EGUF EGUL EOFF"
-    units = {name: egu for name in ("", *like_value.split(), "ADEL", "MDEL", "AFVL")}
+    units = dict.fromkeys(("", *like_value.split(), "ADEL", "MDEL", "AFVL"), egu)
     return units | {"AFTC": "s", "SDLY": "s"}
 
 
@@ -100,7 +106,7 @@ def AO_FIELD_UNITS(egu: str) -> dict[str, str]:  # noqa: N802 (a table, by unit)
         "DRVH DRVL HOPR LOPR HIHI HIGH LOW LOLO OVAL PVAL IVOV MLST LALM ALST HYST AOFF EGUF "
         "EGUL EOFF ADEL MDEL"
     )
-    return {name: egu for name in ("", *like_value.split())} | {"OROC": egu, "SDLY": "s"}
+    return dict.fromkeys(("", *like_value.split()), egu) | {"OROC": egu, "SDLY": "s"}
 
 
 BO_FIELD_UNITS = {"HIGH": "s", "SDLY": "s"}
@@ -157,7 +163,7 @@ def long_string(name: str, doc: str) -> Any:
 
 
 def forward_put(name: str) -> Callable[..., Any]:
-    """A caproto field putter that hands a put to its group: ``_put_field(name, channel, value)``.
+    """A caproto field putter that hands a put to its group: ``put_field(name, channel, value)``.
 
     Registered for each field a record handles (``pvproperty.fields.<attr>.putter``), so
     that one method of the record's PVGroup dispatches them, instead of one decorated
@@ -165,7 +171,7 @@ def forward_put(name: str) -> Callable[..., Any]:
     """
 
     async def putter(fields: Any, instance: Any, value: Any) -> Any:
-        return await fields.parent.group._put_field(name, instance, value)
+        return await fields.parent.group.put_field(name, instance, value)
 
     return putter
 
@@ -270,10 +276,12 @@ async def set_value(channel: Any, value: Any) -> None:
     plain = (isinstance(value, int | float) and isinstance(channel, ChannelNumeric)) or (
         isinstance(channel, ChannelEnum) and value in channel.enum_strings
     )
+    # caproto has no public way to store a value without its write machinery: its channel
+    # data's own fields, as ChannelData.write fills them.
     if plain:
-        if not channel._fill_at_next_write and not _monitored(channel):
-            channel._data["value"] = value
-            channel._data["timestamp"] = TimeStamp.now()
+        if not channel._fill_at_next_write and not _monitored(channel):  # noqa: SLF001
+            channel._data["value"] = value  # noqa: SLF001
+            channel._data["timestamp"] = TimeStamp.now()  # noqa: SLF001
             return
     await channel.write(value, verify_value=False)
 
@@ -282,7 +290,7 @@ def _monitored(channel: Any) -> bool:
     """True if a client subscribes to ``channel`` (caproto keeps emptied entries)."""
     return any(
         specs
-        for by_sync in channel._queues.values()
+        for by_sync in channel._queues.values()  # noqa: SLF001 - caproto's subscriptions
         for by_type in by_sync.values()
         for specs in by_type.values()
     )
@@ -422,8 +430,9 @@ class _Waveform:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         fields = self.field_inst
-        fields.field_type_of_value._data["value"] = self.ftvl
-        fields.number_elements_read._data["value"] = len(self.value)
+        # Set before the IOC serves (no loop to await a write on yet): caproto's stored value.
+        fields.field_type_of_value._data["value"] = self.ftvl  # noqa: SLF001
+        fields.number_elements_read._data["value"] = len(self.value)  # noqa: SLF001
 
     async def update_fields(self, value: Any) -> None:
         await super().update_fields(value)  # type: ignore[misc]
@@ -486,7 +495,8 @@ def units_follow_egu(pvdb: Mapping[str, Any]) -> None:
 def _egu_putter(record: Any) -> Callable[..., Any]:
     async def putter(instance: Any, value: Any) -> str:
         units = str(value)[:EGU_FIELD_CHARS]
-        table = _LIKE_VALUE_UNITS.get(record.field_inst._record_type)
+        # caproto names a record's type only in this class attribute.
+        table = _LIKE_VALUE_UNITS.get(record.field_inst._record_type)  # noqa: SLF001
         names = [n for n, u in table(units).items() if n and u == units] if table else []
         await record.write_metadata(units=ctrl_units(units))
         for name in names:

@@ -156,7 +156,9 @@ class BlockWriter(BlockReader):
 
     recovered: bool = False
 
-    def _take_over(self) -> None:
+    def take_over(self) -> None:
+        """Become the block's writer: finish a dead owner's half-done update (sets
+        :attr:`recovered`)."""
         if int(self._seq[0]) & 1:
             self._seq[0] += 1
             self.recovered = True
@@ -241,7 +243,7 @@ class World:
         if not path.exists():
             _create_block(path, layout, initial or {})
         writer = BlockWriter(path, layout)
-        writer._take_over()
+        writer.take_over()
         self._writers[layout.name] = writer
         return writer
 

@@ -451,8 +451,15 @@ class XmcdConfig(_Section):
 
 
 NEXUS_PLACEHOLDERS = (
-    "proposal", "user", "date", "scan_id", "plan_name", "scan_type", "uid", "sample",
-)  # fmt: skip
+    "proposal",
+    "user",
+    "date",
+    "scan_id",
+    "plan_name",
+    "scan_type",
+    "uid",
+    "sample",
+)
 """Names ``[nexus] file_template`` may use."""
 NEXUS_SUFFIXES = (".nxs", ".hdf5", ".stxm")
 """File endings analysis programs (mantis-xray) recognise as NXstxm."""
@@ -631,49 +638,95 @@ class SimStagesConfig(_Section):
     sample_x: StageMotionConfig = StageMotionConfig()
     sample_y: StageMotionConfig = StageMotionConfig()
     zp_x: StageMotionConfig = _stage(
-        low_limit_um=-1000, high_limit_um=1000, low_limit_switch_um=-1100,
-        high_limit_switch_um=1100, velocity_um_per_s=1000, acceleration_time_s=0.02,
-    )  # fmt: skip
+        low_limit_um=-1000,
+        high_limit_um=1000,
+        low_limit_switch_um=-1100,
+        high_limit_switch_um=1100,
+        velocity_um_per_s=1000,
+        acceleration_time_s=0.02,
+    )
     zp_y: StageMotionConfig = _stage(
-        low_limit_um=-1000, high_limit_um=1000, low_limit_switch_um=-1100,
-        high_limit_switch_um=1100, velocity_um_per_s=1000, acceleration_time_s=0.02,
-    )  # fmt: skip
+        low_limit_um=-1000,
+        high_limit_um=1000,
+        low_limit_switch_um=-1100,
+        high_limit_switch_um=1100,
+        velocity_um_per_s=1000,
+        acceleration_time_s=0.02,
+    )
     zp_z: StageMotionConfig = _stage(
-        low_limit_um=-15_000, high_limit_um=-300, low_limit_switch_um=-15_100,
-        high_limit_switch_um=-250, home_switch_um=-5000, velocity_um_per_s=2000,
+        low_limit_um=-15_000,
+        high_limit_um=-300,
+        low_limit_switch_um=-15_100,
+        high_limit_switch_um=-250,
+        home_switch_um=-5000,
+        velocity_um_per_s=2000,
         acceleration_time_s=0.02,
-    )  # fmt: skip
+    )
     osa_x: StageMotionConfig = _stage(
-        low_limit_um=-3000, high_limit_um=3000, low_limit_switch_um=-3100,
-        high_limit_switch_um=3100, velocity_um_per_s=1000, acceleration_time_s=0.02,
-    )  # fmt: skip
-    osa_y: StageMotionConfig = _stage(
-        low_limit_um=-3000, high_limit_um=3000, low_limit_switch_um=-3100,
-        high_limit_switch_um=3100, velocity_um_per_s=1000, acceleration_time_s=0.02,
-    )  # fmt: skip
-    osa_z: StageMotionConfig = _stage(
-        low_limit_um=-5000, high_limit_um=-20, low_limit_switch_um=-5100,
-        high_limit_switch_um=-10, home_switch_um=-300, velocity_um_per_s=1000,
+        low_limit_um=-3000,
+        high_limit_um=3000,
+        low_limit_switch_um=-3100,
+        high_limit_switch_um=3100,
+        velocity_um_per_s=1000,
         acceleration_time_s=0.02,
-    )  # fmt: skip
+    )
+    osa_y: StageMotionConfig = _stage(
+        low_limit_um=-3000,
+        high_limit_um=3000,
+        low_limit_switch_um=-3100,
+        high_limit_switch_um=3100,
+        velocity_um_per_s=1000,
+        acceleration_time_s=0.02,
+    )
+    osa_z: StageMotionConfig = _stage(
+        low_limit_um=-5000,
+        high_limit_um=-20,
+        low_limit_switch_um=-5100,
+        high_limit_switch_um=-10,
+        home_switch_um=-300,
+        velocity_um_per_s=1000,
+        acceleration_time_s=0.02,
+    )
     detector_x: StageMotionConfig = _stage(
-        low_limit_um=-5000, high_limit_um=5000, low_limit_switch_um=-5100,
-        high_limit_switch_um=5100, velocity_um_per_s=5000, acceleration_time_s=0.02,
-    )  # fmt: skip
+        low_limit_um=-5000,
+        high_limit_um=5000,
+        low_limit_switch_um=-5100,
+        high_limit_switch_um=5100,
+        velocity_um_per_s=5000,
+        acceleration_time_s=0.02,
+    )
     detector_y: StageMotionConfig = _stage(
-        low_limit_um=-5000, high_limit_um=5000, low_limit_switch_um=-5100,
-        high_limit_switch_um=5100, velocity_um_per_s=5000, acceleration_time_s=0.02,
-    )  # fmt: skip
+        low_limit_um=-5000,
+        high_limit_um=5000,
+        low_limit_switch_um=-5100,
+        high_limit_switch_um=5100,
+        velocity_um_per_s=5000,
+        acceleration_time_s=0.02,
+    )
     fine_x: StageMotionConfig = _stage(
-        low_limit_um=-50, high_limit_um=50, low_limit_switch_um=-52, high_limit_switch_um=52,
-        home_switch_um=0, velocity_um_per_s=1000, max_velocity_um_per_s=5000,
-        acceleration_time_s=0.002, resolution_um=0.0001, precision_digits=4,
-    )  # fmt: skip
+        low_limit_um=-50,
+        high_limit_um=50,
+        low_limit_switch_um=-52,
+        high_limit_switch_um=52,
+        home_switch_um=0,
+        velocity_um_per_s=1000,
+        max_velocity_um_per_s=5000,
+        acceleration_time_s=0.002,
+        resolution_um=0.0001,
+        precision_digits=4,
+    )
     fine_y: StageMotionConfig = _stage(
-        low_limit_um=-50, high_limit_um=50, low_limit_switch_um=-52, high_limit_switch_um=52,
-        home_switch_um=0, velocity_um_per_s=1000, max_velocity_um_per_s=5000,
-        acceleration_time_s=0.002, resolution_um=0.0001, precision_digits=4,
-    )  # fmt: skip
+        low_limit_um=-50,
+        high_limit_um=50,
+        low_limit_switch_um=-52,
+        high_limit_switch_um=52,
+        home_switch_um=0,
+        velocity_um_per_s=1000,
+        max_velocity_um_per_s=5000,
+        acceleration_time_s=0.002,
+        resolution_um=0.0001,
+        precision_digits=4,
+    )
 
 
 class RingFillConfig(_Section):
@@ -755,9 +808,11 @@ class InterferometerConfig(_Section):
         "world's start; the interferometer sees it (unlike [sim.beam] drift).",
     )
     drift_y_nm_per_h: float = Field(
-        default=-20.0, ge=-1e6, le=1e6, description="Sample drift seen by the "
-        "interferometer, y.",
-    )  # fmt: skip
+        default=-20.0,
+        ge=-1e6,
+        le=1e6,
+        description="Sample drift seen by the interferometer, y.",
+    )
 
 
 class FlyConfig(_Section):

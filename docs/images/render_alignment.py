@@ -56,17 +56,28 @@ def main() -> None:
                 _save(s, uid, "osa_image")
                 crossing = z_sign * (f_um + a0_um)
                 uid = s.execute(
-                    osa_focus(d.apd, d.zone_plate.z, crossing, 4000, 41, d.osa.x, 4, 200, 81,
-                              0.001)
-                ).uid  # fmt: skip
+                    osa_focus(
+                        d.apd, d.zone_plate.z, crossing, 4000, 41, d.osa.x, 4, 200, 81, 0.001
+                    )
+                ).uid
                 _save(s, uid, "osa_focus")
                 d.sample_x.move(0.0, wait=True)
                 d.sample_y.move(-8.0, wait=True)
                 focus = z_sign * f_um
                 uid = s.execute(
-                    sample_focus(d.apd, d.zone_plate.z, focus + z_sign * 6.0, 30, 31, d.sample_x,
-                                 2.5, 1.2, 61, 0.001)
-                ).uid  # fmt: skip
+                    sample_focus(
+                        d.apd,
+                        d.zone_plate.z,
+                        focus + z_sign * 6.0,
+                        30,
+                        31,
+                        d.sample_x,
+                        2.5,
+                        1.2,
+                        61,
+                        0.001,
+                    )
+                ).uid
                 _save(s, uid, "sample_focus")
 
 

@@ -50,24 +50,43 @@ def main() -> None:
         with SimFleet(config), build_session(config, catalog=False, progress=False) as s:
             d = s.devices
             s.RE(bps.mv(d.polarization, "Circular left"))
-            energies = [(695, 703, 1.0), (703.5, 712, 0.5), (713, 716, 1.0), (716.5, 724, 0.5),
-                        (725, 730, 1.0)]  # fmt: skip
+            energies = [
+                (695, 703, 1.0),
+                (703.5, 712, 0.5),
+                (713, 716, 1.0),
+                (716.5, 724, 0.5),
+                (725, 730, 1.0),
+            ]
             x, y = flat.center_x_um + 0.5, flat.center_y_um  # on the centre disc
 
             def spectrum_at(x_um: float, y_um: float):
-                return s.stack(s.run(point_spectrum(
-                    d.apd, d.energy, d.polarization, d.stage.x, x_um, d.stage.y, y_um,
-                    energies, 0.05,
-                )))  # fmt: skip
+                return s.stack(
+                    s.run(
+                        point_spectrum(
+                            d.apd,
+                            d.energy,
+                            d.polarization,
+                            d.stage.x,
+                            x_um,
+                            d.stage.y,
+                            y_um,
+                            energies,
+                            0.05,
+                        )
+                    )
+                )
 
             disc, bare = spectrum_at(x, y), spectrum_at(x + 1.5, y)
             od = -np.log(disc.rate_Hz[:, 0, 0] / bare.rate_Hz[:, 0, 0])
             error = np.sqrt(1 / disc.counts[:, 0, 0] + 1 / bare.counts[:, 0, 0])
             path = save_spectrum_png(
-                disc.energies_eV, od, HERE / "fe_l3_spectrum.png", errors=error,
+                disc.energies_eV,
+                od,
+                HERE / "fe_l3_spectrum.png",
+                errors=error,
                 title="30 nm permalloy disc: OD against the bare membrane",
                 edges_eV={"Fe L3": 706.8, "Fe L2": 719.9},
-            )  # fmt: skip
+            )
             print(path)
             # The whole tilted disc; the flat disc's ~20 nm core in 10 nm pixels.
             for name, spec, size, points, dwell_s in (
@@ -75,18 +94,32 @@ def main() -> None:
                 ("flat", flat, 0.4, 41, 0.005),
             ):
                 plan = xmcd_image(
-                    d.apd, d.energy, d.polarization, d.stage.x, spec.center_x_um, size, points,
-                    d.stage.y, spec.center_y_um, size, points, 706.8, dwell_s, mode="fly",
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    d.stage.x,
+                    spec.center_x_um,
+                    size,
+                    points,
+                    d.stage.y,
+                    spec.center_y_um,
+                    size,
+                    points,
+                    706.8,
+                    dwell_s,
+                    mode="fly",
                     flyer=d.fly,
-                )  # fmt: skip
+                )
                 uid = s.run(plan)
                 stack = s.stack(uid)
                 result = xmcd_from_stack(stack, dead_time_ns=config.sim.apd.dead_time_ns)
                 picture = dataclasses.replace(stack.images[0], counts=result.asymmetry)
                 path = save_image_png(
-                    picture, HERE / f"xmcd_vortex_{name}.png", scale_label="asymmetry",
+                    picture,
+                    HERE / f"xmcd_vortex_{name}.png",
+                    scale_label="asymmetry",
                     title=f"XMCD asymmetry at Fe L3, vortex disc, tilt {spec.tilt_deg:g} deg",
-                )  # fmt: skip
+                )
                 print(path)
             s.RE(bps.mv(d.energy, config.sim.beam.energy_eV))
 

@@ -92,8 +92,12 @@ def optical_density(
     frames = c.reshape(-1, *c.shape[-2:])
     dwells = dwell.reshape(frames.shape)
     i0_counts = np.array([np.nansum(f[mask]) for f in frames])
-    i0_time = np.array([np.nansum(np.where(np.isnan(f), np.nan, d)[mask]) for f, d in
-                        zip(frames, dwells, strict=True)])  # fmt: skip
+    i0_time = np.array(
+        [
+            np.nansum(np.where(np.isnan(f), np.nan, d)[mask])
+            for f, d in zip(frames, dwells, strict=True)
+        ]
+    )
     if np.any(i0_time <= 0) or np.any(i0_counts <= 0):
         raise ValueError("i0_region holds no measured pixel with counts in some frame")
     i0_rate = i0_counts / i0_time

@@ -38,8 +38,12 @@ def _region_sums(
     counts: NDArray[np.float64], dwell: NDArray[np.float64], mask: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     n = np.array([np.nansum(c[mask]) for c in counts])
-    t = np.array([np.nansum(np.where(np.isnan(c), np.nan, d)[mask]) for c, d in
-                  zip(counts, dwell, strict=True)])  # fmt: skip
+    t = np.array(
+        [
+            np.nansum(np.where(np.isnan(c), np.nan, d)[mask])
+            for c, d in zip(counts, dwell, strict=True)
+        ]
+    )
     return n, t
 
 

@@ -145,11 +145,12 @@ def xmcd_from_stack(
     counts = stack.counts
     dwell = np.stack(
         [
-            image.pixel_dwell_s if image.pixel_dwell_s is not None
+            image.pixel_dwell_s
+            if image.pixel_dwell_s is not None
             else np.full(image.counts.shape, image.dwell_s)
             for image in stack.images
         ]
-    )  # fmt: skip
+    )
     shifts = None
     if register:
         rates = counts / dwell
@@ -169,9 +170,16 @@ def xmcd_from_stack(
             c.append(counts[pick].sum(axis=0))
             d.append(dwell[pick].sum(axis=0))
         sums[pol] = (np.stack(c), np.stack(d))
-    result = xmcd(sums[plus][0], sums[minus][0], plus_dwell_s=sums[plus][1],
-                  minus_dwell_s=sums[minus][1], dead_time_ns=dead_time_ns,
-                  i0_region=i0_region, x_um=stack.x_um, y_um=stack.y_um)  # fmt: skip
+    result = xmcd(
+        sums[plus][0],
+        sums[minus][0],
+        plus_dwell_s=sums[plus][1],
+        minus_dwell_s=sums[minus][1],
+        dead_time_ns=dead_time_ns,
+        i0_region=i0_region,
+        x_um=stack.x_um,
+        y_um=stack.y_um,
+    )
     squeeze = len(energies) == 1
 
     def shaped(a: NDArray[np.float64]) -> NDArray[np.float64]:

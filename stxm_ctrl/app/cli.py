@@ -133,8 +133,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _foreground(process_name: str, process: ManagedProcess, stop) -> int:
-    """Wait for Ctrl-C, or for the child to die (reported with its log), then stop it."""
+def run_in_foreground(process_name: str, process: ManagedProcess, stop) -> int:
+    """Wait for Ctrl-C, or for the child to die (reported with its log), then stop it.
+
+    Parameters
+    ----------
+    process_name
+        What the messages call the process ("simulated IOC fleet").
+    process
+        The child, already started.
+    stop
+        Called without arguments at the end, however it ends.
+
+    Returns
+    -------
+    int
+        The command's exit status: 0 after Ctrl-C, 1 when the child died.
+    """
     print(f"{process_name} running; press Ctrl-C to stop", flush=True)
     try:
         while process.is_running():
@@ -183,7 +198,7 @@ def _run_sim(config) -> int:
         f"EPICS_CA_AUTO_ADDR_LIST=NO EPICS_CA_REPEATER_PORT={manifest.repeater_port}\n"
         f"logs: {fleet.runtime_dir}"
     )
-    return _foreground("simulated IOC fleet", fleet.process, fleet.stop)
+    return run_in_foreground("simulated IOC fleet", fleet.process, fleet.stop)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -208,7 +223,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"catalog at {server.uri} (SQLite in {config.data_dir}); API key in "
             f"{config.data_dir / API_KEY_FILE}"
         )
-        return _foreground("catalog server", server.process, server.stop)
+        return run_in_foreground("catalog server", server.process, server.stop)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

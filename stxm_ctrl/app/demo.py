@@ -403,9 +403,17 @@ def run_demo(
         token = session.RE.subscribe(record)
         started = time.monotonic()
         args = (
-            devices.apd, devices.stage.x, sample.center_x_um, range_um, points,
-            devices.stage.y, sample.center_y_um, range_um, points, dwell_s,
-        )  # fmt: skip
+            devices.apd,
+            devices.stage.x,
+            sample.center_x_um,
+            range_um,
+            points,
+            devices.stage.y,
+            sample.center_y_um,
+            range_um,
+            points,
+            dwell_s,
+        )
         options = {"snake": True, "mode": mode, "flyer": devices.fly}
         estimate = session.estimate(*args, **options)
         say(_MODE_LINES[estimate.mode].format(estimate=estimate))

@@ -35,6 +35,7 @@ __all__ = [
     "energy_range",
     "instrument_state",
     "record_instrument_state",
+    "sample_position_um",
 ]
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class InstrumentMetadata:
         kwargs.setdefault("configuration", self.config.model_dump(mode="json"))
         if self.config.simulated and "sample_name" not in kwargs | dict(self.session_md):
             try:
-                where = _sample_position_um(kwargs)
+                where = sample_position_um(kwargs)
             except (IndexError, TypeError, ValueError) as exc:  # odd plan metadata: no name
                 log.warning("sample in the beam not recorded in the run: %s", exc)
                 where = None
@@ -127,9 +128,21 @@ _CENTRED_SCAN_TYPES = ("sample image", "sample image stack", "sample point spect
 sample."""
 
 
-def _sample_position_um(md: Mapping[str, Any]) -> tuple[float, float] | None:
+def sample_position_um(md: Mapping[str, Any]) -> tuple[float, float] | None:
     """Where a run looks at the sample: its scan's centre when it scans the sample (the
-    stage moves there after the run opens), else where the stage stands."""
+    stage moves there after the run opens), else where the stage stands.
+
+    Parameters
+    ----------
+    md
+        The run's start metadata (``stxm_scan_type``, ``sample_x_um``/``sample_y_um``, the
+        scan's centre or line ends).
+
+    Returns
+    -------
+    tuple of float or None
+        (x, y) in um, or None when the metadata name no position.
+    """
 
     def number(key: str) -> float | None:
         value = md.get(key)

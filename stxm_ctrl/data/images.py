@@ -175,9 +175,13 @@ def image_from_lines(
 def fly_keys(start: Mapping[str, Any]) -> tuple[str, ...]:
     """Fields of a fly run's line events: counts, x, y, row, first column, pixel dwell."""
     return (
-        start["counter_field"], start["x_field"], start["y_field"], start["row_field"],
-        start["column_field"], start["dwell_field"],
-    )  # fmt: skip
+        start["counter_field"],
+        start["x_field"],
+        start["y_field"],
+        start["row_field"],
+        start["column_field"],
+        start["dwell_field"],
+    )
 
 
 RASTER_SCAN_TYPES = ("sample image", "detector image", "osa image", "osa focus", "sample focus")

@@ -117,8 +117,12 @@ class NexusFileWriter:
             log.error(
                 "the NXstxm file of scan %s (%s) was not written: %s. Every document is in "
                 "%s; write the file later with `stxm export %s`",
-                start.get("scan_id"), uid, reason, spool_file, uid[:8],
-            )  # fmt: skip
+                start.get("scan_id"),
+                uid,
+                reason,
+                spool_file,
+                uid[:8],
+            )
         else:
             self.written[uid] = path
             log.info("scan %s written to %s", start.get("scan_id"), path)
@@ -270,15 +274,32 @@ def catalog_run_documents(run: Any) -> list[tuple[str, dict]]:
         descriptor_uid = str(stream.metadata.get("uid") or f"{start['uid']}-{name}")
         columns = {key: _jsonable(stream[key].read()) for key in data_keys if key in stream}
         times = _jsonable(stream["time"].read()) if "time" in stream else []
-        documents.append(("descriptor", {
-            "uid": descriptor_uid, "name": name, "run_start": start["uid"],
-            "data_keys": data_keys, "time": float(stream.metadata.get("time") or start["time"]),
-        }))  # fmt: skip
+        documents.append(
+            (
+                "descriptor",
+                {
+                    "uid": descriptor_uid,
+                    "name": name,
+                    "run_start": start["uid"],
+                    "data_keys": data_keys,
+                    "time": float(stream.metadata.get("time") or start["time"]),
+                },
+            )
+        )
         if times:
-            documents.append(("event_page", {
-                "descriptor": descriptor_uid, "time": times, "data": columns,
-                "seq_num": list(range(1, len(times) + 1)), "timestamps": {}, "filled": {},
-            }))  # fmt: skip
+            documents.append(
+                (
+                    "event_page",
+                    {
+                        "descriptor": descriptor_uid,
+                        "time": times,
+                        "data": columns,
+                        "seq_num": list(range(1, len(times) + 1)),
+                        "timestamps": {},
+                        "filled": {},
+                    },
+                )
+            )
     if run.metadata.get("stop"):
         documents.append(("stop", dict(run.metadata["stop"])))
     return documents

@@ -3,81 +3,11 @@
 :func:`read_nxstxm` returns the objects the analysis works on
 (:class:`~stxm_ctrl.data.images.StxmImage`, :class:`~stxm_ctrl.data.stacks.StxmStack`), so
 old data from other beamlines goes through the same optical density, XMCD and spectra code
-as new data; :func:`list_nxstxm` says what a file holds.
-
-What is read, and where the conventions were learned
----------------------------------------------------
-All writers follow the NXstxm application definition (nexusformat/definitions,
-``applications/NXstxm.nxdl.xml``): NXentry groups with ``definition = "NXstxm"``, one NXdata
-group per detector channel holding ``stxm_scan_type``, ``data`` (E, Y, X with unused
-dimensions dropped), ``energy``, ``sample_y``, ``sample_x`` and optionally ``count_time``;
-an NXinstrument with per-point NXdetectors (``sample_x``, ``sample_y`` interferometers); an
-NXmonitor ``control`` (ring current, the data's shape). They differ in:
-
-- **Strings**: fixed-length bytes, variable-length bytes or str, scalar or 1-element array,
-  padded with spaces (Ben Watts's reference file in ``RussBerg/pyStxm3``
-  ``cls/scanning/nexus/nxstxm.py``, ``make_bens_file``). Every text value and attribute is
-  decoded and stripped, so ``np.array([b"NXstxm "])`` and ``"NXstxm"`` read alike.
-- **Axes**: the NXdata ``@axes`` attribute (array of names; NeXus 2014) or, in older files,
-  integer ``@axis`` attributes (1-based) on each axis field, sometimes misspelt ``@axes``
-  (Pixelator and early pyStxm, learned from mantis-xray ``file_plugins/file_nexus_hdf5.py``
-  and Ben Watts's ``NeXus2SDF.py`` in ``RussBerg/pyStxm3`` ``cls/scanning/nexus/fromBen``),
-  or ``@<name>_indices`` (old pystxmcontrol ``writeNX.py``), or (NeXus before 2014) an
-  ``@axes`` string on the signal field. Line scans give ``sample_x``
-  and ``sample_y`` the same ``@axis``, or use a ``line_position`` axis. Without any of these
-  the NXstxm order (energy, sample_y, sample_x) is used. The data are transposed by what
-  the axes say, never by guessing from the shape; where the stored shape contradicts the
-  declared order but the axis lengths allow exactly one other order, that order is used
-  and a note is recorded (``start["nexus_read_notes"]``).
-- **Energy** is ``energy``, or ``photon_energy`` in early Pixelator files (mantis-xray).
-- **Signal**: the NXdata ``@signal`` attribute (str, bytes or a 1-element array), a field
-  with ``@signal = 1``, or ``data``.
-- **Known writer quirks** (each from the writer's public code):
-
-  - Pixelator (PolLux at SLS, MAXYMUS at BESSY; closed source, learned from mantis-xray,
-    ``NeXus2SDF.py`` and the Pixelator wiki): entries ``entry1``, ``entry2``, ... (one per
-    region), NXdata ``counter0``, ``counter1``, ... with 1-element byte-string fields,
-    ``count_time`` per energy, single images with no ``@axis`` on ``energy``, point spectra
-    of shape (E,), files named ``<Scan_Type>_<YYYY-MM-DD>_<NNN>.hdf5``.
-  - pystxmcontrol (ALS; ``davidalexandershapiro/pystxmcontrol``
-    ``pystxmcontrol/utils/writeNX.py``): entries ``entry0``, ``entry1``, ...; NXdata named
-    after the DAQ (``default``) with both ``@axes`` and ``@axis``; data always (E, Y, X),
-    also for line spectra (Y of one point); ``count_time`` per energy; its own scan-type
-    names (``Image``, ``Line Spectrum``, ``Focus``); per-point NXdetector positions of the
-    fly trajectory (not the grid); files ``<prefix>_<YYMMDD><NNN>.stxm``.
-  - pyStxm (CLS; ``Canadian-Light-Source/pyStxm`` ``cls/data_io/nxstxm`` and
-    ``bluesky/suitcase-nxstxm``): variable-length str everything; scan type from an enum
-    name (``SAMPLE IMAGE STACK``, ``SAMPLE LINE SPECTRA``); image axes named after the
-    positioners; alignment images stored (1, Y, X) under two axes; point spectra stored
-    (E,) under three axes, one entry per point; line spectra stored (line, E) under
-    ``@axes = [energy, line_position]`` (``linespec_utils.py`` transposes before writing);
-    the NXinstrument ``sample_x``/``sample_y`` detectors repeat the start position, so they
-    are not read as measured positions.
-  - stxm_ctrl (this project, ``stxm_ctrl.data.nexus_writer``): ``entry1``; NXdata named
-    after the counter, one per helicity (``apd_plus``, ``apd_minus``, group attribute
-    ``polarization``) for XMCD; ``count_time`` and ``control/data`` the data's shape;
-    ``collection/start_document`` holds the bluesky start document as JSON.
-
-Mapping onto the project's objects
-----------------------------------
-- sample image: a :class:`StxmImage` (ny, nx); sample image stack: a :class:`StxmStack`.
-- point spectrum: a :class:`StxmStack` of (1, 1) frames at the point (x_um, y_um the
-  sample position).
-- line spectrum: a :class:`StxmStack` of (1, points) frames; ``x_um`` is the position
-  along the line (the file's ``line_position``, else the distance from the first point),
-  ``y_um`` is ``[0.0]``; the points' sample positions are in ``start["line_sample_x_um"]``
-  and ``start["line_sample_y_um"]``.
-- osa image, osa focus, sample focus, detector image: a :class:`StxmImage` over the two
-  scanned axes: ``x_um`` the column axis (``osa_x``, ``detector_x``, or the position
-  along the line of a focus scan), ``y_um`` the row axis (``osa_y``, ``detector_y``,
-  ``zoneplate_z``); their names are ``start["x_axis"]`` and ``start["y_axis"]``.
-- XMCD: with ``channel=None``, NXdata groups carrying a ``polarization`` attribute and
-  the same detector (the name before the last ``_``) are read as one stack whose frames
-  carry each group's polarisation, in the order of the start document's ``frames`` when
-  the file has one (the order measured), else energy by energy, ``_plus`` before
-  ``_minus``; ``start["xmcd"]`` names the I+ and I- polarisations (from the start
-  document, else from the ``_plus``/``_minus`` channel names) for
-  :func:`~stxm_ctrl.analysis.xmcd_from_stack`.
+as new data; :func:`list_nxstxm` says what a file holds. Strings, axes, energy and signal
+are read in every spelling the NXstxm writers use (Pixelator, pystxmcontrol, pyStxm and
+this project), and the data are transposed by what the axes say, never guessed from the
+shape. Which conventions, where they were learned, each writer's quirks and what each scan
+type becomes: ``docs/explanation/reading-nxstxm.md``.
 """
 
 from __future__ import annotations
@@ -219,8 +149,8 @@ def read_nxstxm(
     Returns
     -------
     StxmImage or StxmStack
-        An image for single-energy images and alignment scans, a stack otherwise (see the
-        module docstring for how each scan type maps).
+        An image for single-energy images and alignment scans, a stack otherwise (how each
+        scan type maps: ``docs/explanation/reading-nxstxm.md``).
 
     Raises
     ------

@@ -202,9 +202,11 @@ def _with_counts_as_time(run: RunDocuments) -> list[tuple[str, dict]]:
     start = run.start
     key = start["counter_field"]
     primary = {
-        doc["uid"] for name, doc in run.documents if name == "descriptor"
+        doc["uid"]
+        for name, doc in run.documents
+        if name == "descriptor"
         if doc.get("name") == "primary"
-    }  # fmt: skip
+    }
     out: list[tuple[str, dict]] = []
     for name, doc in run.documents:
         if name in ("event", "event_page") and doc.get("descriptor") in primary:
@@ -226,8 +228,10 @@ def _raster_points(run: RunDocuments, energy_eV: float) -> dict[str, np.ndarray]
     primary = run.stream("primary")
     if start.get("scan_mode") == "fly":
         counts_key, x_key, y_key, _, _, dwell_key = fly_keys(start)
-        lines = [np.asarray(primary.column(k) or [], dtype=float) for k in (
-            counts_key, x_key, y_key, dwell_key)]  # fmt: skip
+        lines = [
+            np.asarray(primary.column(k) or [], dtype=float)
+            for k in (counts_key, x_key, y_key, dwell_key)
+        ]
         widths = [len(np.atleast_1d(c)) for c in primary.column(counts_key)]
         times = np.repeat(np.asarray(primary.time, dtype=float), widths)
         counts, x, y, dwell = (a.reshape(-1) if a.size else np.array([]) for a in lines)
@@ -238,9 +242,13 @@ def _raster_points(run: RunDocuments, energy_eV: float) -> dict[str, np.ndarray]
         dwell = np.full(len(counts), float(start.get("dwell_s", np.nan)))
         times = np.asarray(primary.time, dtype=float)
     return {
-        "counts": counts, "x": x, "y": y, "dwell": dwell, "time": times,
+        "counts": counts,
+        "x": x,
+        "y": y,
+        "dwell": dwell,
+        "time": times,
         "energy": np.full(len(counts), energy_eV),
-    }  # fmt: skip
+    }
 
 
 def _frame_values(run: RunDocuments, keys: Iterable[str], asked: np.ndarray) -> np.ndarray:
@@ -338,9 +346,13 @@ def _image_group(run: RunDocuments, scan_type: str, baseline: Mapping[str, Any])
         axes = [y_name, x_name]
     counter = str(start.get("counter", "detector"))
     return NxdataGroup(
-        name=counter, data=image.counts, axes=axes, fields=fields, units=units,
+        name=counter,
+        data=image.counts,
+        axes=axes,
+        fields=fields,
+        units=units,
         control=_ring_at(run, times),
-    )  # fmt: skip
+    )
 
 
 def _line_xy(start: Mapping[str, Any], points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,9 +376,7 @@ def _spectro_groups(run: RunDocuments, scan_type: str) -> list[NxdataGroup]:
         helicities = [(counter, None)]
     groups = []
     for name, polarization in helicities:
-        keep = [
-            i for i, p in enumerate(stack.polarizations) if polarization in (None, p)
-        ]  # fmt: skip
+        keep = [i for i, p in enumerate(stack.polarizations) if polarization in (None, p)]
         counts = stack.counts[keep]
         time = times[keep]
         dwell = np.stack([_count_time(stack.images[i]) for i in keep])
@@ -402,7 +412,7 @@ def _spectro_groups(run: RunDocuments, scan_type: str) -> list[NxdataGroup]:
                 units=units,
                 control=_ring_at(run, time),
                 polarization=polarization,
-            )  # fmt: skip
+            )
         )
     return groups
 
@@ -569,8 +579,9 @@ def _write_instrument(entry: h5py.Group, content: NexusContent) -> None:
     frames = start.get("frames")
     polarizations = (
         [str(f["polarization"] or start.get("polarization", "")) for f in frames]
-        if isinstance(frames, list) else [str(start.get("polarization", ""))]
-    )  # fmt: skip
+        if isinstance(frames, list)
+        else [str(start.get("polarization", ""))]
+    )
     epu.create_dataset("polarization", data=np.array(polarizations, dtype=h5py.string_dtype()))
     if np.isfinite(content.point_epu_gap_mm).any():
         _number(epu, "gap", content.point_epu_gap_mm, "mm")

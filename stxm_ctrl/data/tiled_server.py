@@ -75,7 +75,9 @@ def initialize_catalog(database: Path, say=print) -> None:
     and otherwise kept aside as ``<database>.not-a-catalog-<time>`` (nothing is deleted
     that might hold data).
     """
-    from tiled.commandline._catalog import init
+    # The function behind `tiled catalog init`: tiled has no public call that also stamps
+    # the database's migration revision.
+    from tiled.commandline._catalog import init  # noqa: PLC2701
 
     partial = database.with_name(database.name + _PARTIAL_SUFFIX)
     for leftover in (partial, partial.with_name(partial.name + "-journal")):

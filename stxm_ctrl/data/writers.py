@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Any, cast, overload
 
 from bluesky_tiled_plugins import TiledWriter
-from bluesky_tiled_plugins.writing.tiled_writer import RunNormalizer, _RunWriter
+from bluesky_tiled_plugins.writing.tiled_writer import (
+    RunNormalizer,
+    _RunWriter,  # noqa: PLC2701 - built here to flush it (see _BatchFlushingTiledWriter)
+)
 from event_model import RunRouter
 
 from stxm_ctrl.disk import make_private_dir, open_private_append
@@ -466,13 +469,17 @@ class _BatchFlushingTiledWriter(TiledWriter):
         if run_writer is None:
             return 0
         pushed = 0
-        for desc_name, cache in run_writer._internal_data_cache.items():
+        # _RunWriter's internals (see the class docstring): it has no public flush.
+        internal = run_writer._internal_data_cache  # noqa: SLF001
+        external = run_writer._external_data_cache  # noqa: SLF001
+        for desc_name, cache in internal.items():
             if cache:
                 pushed += len(cache)
-                run_writer._write_internal_data(cache, desc_node=run_writer._desc_nodes[desc_name])
+                desc_node = run_writer._desc_nodes[desc_name]  # noqa: SLF001
+                run_writer._write_internal_data(cache, desc_node=desc_node)  # noqa: SLF001
                 cache.clear()
-        for sres_uid in list(run_writer._external_data_cache):
-            run_writer._write_external_data(run_writer._external_data_cache.pop(sres_uid))
+        for sres_uid in list(external):
+            run_writer._write_external_data(external.pop(sres_uid))  # noqa: SLF001
         return pushed
 
 

@@ -364,9 +364,13 @@ def simulate_sweep(
     # The controller's position at the sub-samples' bounds, for the edges.
     bounds = np.concatenate((times - 0.5 * dt, times[-1:] + 0.5 * dt))
     piezo_at_bounds = positions_um(
-        move.start_um, move.end_um, move.t0_s, move.velocity_um_per_s, move.acceleration_time_s,
+        move.start_um,
+        move.end_um,
+        move.t0_s,
+        move.velocity_um_per_s,
+        move.acceleration_time_s,
         bounds,
-    )  # fmt: skip
+    )
     drift_at_bounds = drift_um(bounds)
     servo_x = coarse_xy_um[0] + piezo_at_bounds + drift_at_bounds[0]
     edges = gate_edges_s(plan, index, times_s=bounds, servo_x_um=servo_x)

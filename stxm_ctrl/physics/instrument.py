@@ -3,32 +3,16 @@
 :class:`InstrumentModel` is the ground truth of the simulated beamline. The APD IOC draws its
 Poisson counts from it and the tests compute what an image, a focus scan or an OSA scan
 should show from it; both build it from the same :class:`~stxm_ctrl.config.BeamlineConfig`.
-The rate formula is the one of ``docs/decisions/0007-optics.md``:
-
-    I = Phi * mA * g(E, gap, pol) * [ w1 * exp(-s(E) OD(x + zx, y + zy; sigma(dz)))
-                                     + w0 * exp(-s(E) OD(x + ox, y + oy; sigma_patch)) ]
-
-- Phi = ``[sim.beam] photon_flux_per_mA_Hz`` (photons/s per mA on the plate's open area with
-  the EPU tuned), mA the ring current on the sample (0 with the shutter closed or the beam
-  dumped), g the EPU's relative flux (:meth:`Undulator.relative_flux`);
-- (w1, w0) = :meth:`BeamPath.weights`: zone-plate efficiency x OSA transmission x detector
-  acceptance of the first and the zero order;
-- (x, y) the beam on the sample in stage coordinates (stage position plus beam drift),
-  (zx, zy) the zone plate's lateral position (the focus lands there), (ox, oy) and
-  sigma_patch where the zero order that gets past the OSA lands
-  (:meth:`BeamPath.zero_order_patch`);
-- OD the resolution pattern seen by a Gaussian spot (:mod:`stxm_ctrl.physics.sample`; 0
-  beyond the chip), sigma(dz) the first-order spot blurred by the defocus dz
-  (:meth:`ZonePlate.spot_sigma_um`), s(E) = (E / E_ref) ** -absorption_exponent;
-- the detected rate adds quantum efficiency, dark counts and dead time
-  (:func:`stxm_ctrl.physics.detector.detected_rate_Hz`).
-
-Motor readings map to the physics as 0007 says: a z reading is ``z_sign`` x the distance
-upstream of the nominal sample plane, and the real sample sits ``sample_z_offset_um``
-upstream of that plane, so the true distances are ``z_sign * reading - sample_z_offset_um``;
-the OSA hole and the detector are centred on the zone plate's axis at the readings
-``osa_center_*`` and ``detector_center_*`` (true lateral = reading - centre); the zone plate's
-lateral readings are true positions.
+The rate is the one of ``docs/decisions/0007-optics.md``: the ring's flux through the EPU
+(:meth:`Undulator.relative_flux`), split by :meth:`BeamPath.weights` into the first order
+(the zone plate's spot, blurred by defocus, :meth:`ZonePlate.spot_sigma_um`) and the zero
+order that gets past the OSA (:meth:`BeamPath.zero_order_patch`), each through the sample's
+optical density (:mod:`stxm_ctrl.physics.sample`), then quantum efficiency, dark counts and
+dead time (:func:`stxm_ctrl.physics.detector.detected_rate_Hz`). Motor readings map to true
+distances as 0007 says (``z_sign * reading - sample_z_offset_um``; lateral readings less the
+OSA's and detector's centres). The formula term by term, with the figures it gives:
+``docs/reference/sim-iocs.md``, section "APD counter IOC"; the optics it models:
+``docs/explanation/optics.md``.
 
 Speed: the simulated counter evaluates a gate (three instants) per count. The optics terms
 (weights, spot size, patch, EPU flux) depend only on the optics, so they are cached per
@@ -155,10 +139,11 @@ class InstrumentModel:
         )
         self.pattern = ResolutionPattern.from_config(sim.sample)
         self.magnetic_samples: tuple[MagneticSample, ...] = tuple(
-            magnetic_sample(name, spec, sim.sample.reference_energy_eV,
-                            sim.sample.absorption_exponent)
+            magnetic_sample(
+                name, spec, sim.sample.reference_energy_eV, sim.sample.absorption_exponent
+            )
             for name, spec in sim.magnetic_samples.items()
-        )  # fmt: skip
+        )
         self.circular_degree = beamline.circular_polarization_degree
         self.positive_helicity_polarization = beamline.positive_helicity_polarization
         self.z_sign = optics.z_sign
@@ -351,12 +336,24 @@ class InstrumentModel:
         transmitted = np.zeros(x.shape)
         energy, helicity_pc = optics.energy_eV, self.helicity_pc(polarization)
         if t.first_weight > 0.0:
-            od = self.sample_od(x + optics.zp_x_um, y + optics.zp_y_um, t.spot_sigma_um,
-                                t.od_scale, energy, helicity_pc)  # fmt: skip
+            od = self.sample_od(
+                x + optics.zp_x_um,
+                y + optics.zp_y_um,
+                t.spot_sigma_um,
+                t.od_scale,
+                energy,
+                helicity_pc,
+            )
             transmitted += t.first_weight * np.exp(-od)
         if t.zero_weight > 0.0:
-            od = self.sample_od(x + t.patch_x_um, y + t.patch_y_um, t.patch_sigma_um,
-                                t.od_scale, energy, helicity_pc)  # fmt: skip
+            od = self.sample_od(
+                x + t.patch_x_um,
+                y + t.patch_y_um,
+                t.patch_sigma_um,
+                t.od_scale,
+                energy,
+                helicity_pc,
+            )
             transmitted += t.zero_weight * np.exp(-od)
         return incident * transmitted
 

@@ -1,40 +1,17 @@
 """Magnetic samples of the simulated beamline: material, thickness and magnetisation maps.
 
 Each sample sits in its own SiN window on the simulated chip (next to the resolution
-pattern's window, :mod:`stxm_ctrl.physics.sample`), and is a set of layers: a material of
-:mod:`stxm_ctrl.physics.spectra`, the path length the beam travels through it and the
-projection k . m of its magnetisation on the beam direction, at any beam position. The
-optical density at energy E for a photon helicity h with degree of circular polarisation Pc
-(``helicity_pc`` = h Pc, 0 for linear light) is
+pattern's window, :mod:`stxm_ctrl.physics.sample`) and is a set of layers: a material of
+:mod:`stxm_ctrl.physics.spectra`, the path length through it and the projection k . m of its
+magnetisation on the beam, at any beam position. Its optical density at energy E for a
+helicity h of circular degree Pc adds, per layer, path x (mu(E) - h Pc (k . m) mu_mag(E)) to
+the membrane's; a tilt (``tilt_deg``) foreshortens the sample and turns in-plane
+magnetisation towards the beam; a Gaussian spot averages what it covers. Shipped kinds:
+``vortex_discs``, ``maze_multilayer``, ``cocu_pillars``. The simulator and the tests' truth
+use these same functions.
 
-    OD = (membrane_od + background_od) * (E / E_ref) ** -exponent
-         + sum over layers of path_nm * (mu(E) - helicity_pc * (k . m) * mu_mag(E))
-
-which is physics.md's mu(+-) = mu_mean (1 -+ A Pc (k . m)). The XMCD asymmetry
-(I+ - I-) / (I+ + I-) of a helicity pair is then tanh(Pc * sum path * mu_mag * (k . m)).
-
-Geometry. Positions are stage coordinates (um); the window's centre is the sample's centre.
-The sample is tilted by ``tilt_deg`` about the stage's y axis: a beam at stage x crosses the
-sample plane at u = x / cos(tilt) from the centre (foreshortening), a film of thickness t is
-crossed over t / cos(tilt), and the beam, along +z, sees k . m = m_z cos(tilt) + m_x sin(tilt)
-(the sample's in-plane x turned towards the beam for a positive tilt). Out-of-plane
-magnetisation is seen best at normal incidence, in-plane magnetisation only when tilted.
-
-The spot. A Gaussian spot of sigma s averages what it covers. Edges (disc rims) are blurred
-in closed form, as the resolution pattern's are (radial-edge approximation); the vortex core
-(a Gaussian m_z profile) is convolved exactly; a maze domain wall widens to
-sqrt(wall^2 + s^2); the in-plane curl is averaged towards 0 within ~s of the core. These are
-the same functions for the simulator and the tests' truth.
-
-Shipped kinds (``[sim.magnetic_samples.<name>] kind``):
-
-- ``vortex_discs``: permalloy discs in the vortex state, an in-plane curl of circulation
-  c = +1 (counter-clockwise seen along the beam) or -1 and an out-of-plane core of polarity
-  p = +1 (along the beam) or -1;
-- ``maze_multilayer``: a perpendicular Co multilayer with maze (labyrinth) domains, m_z =
-  +-1, from a band-limited random field of fixed seed;
-- ``cocu_pillars``: Co/Cu nanopillars on a Cu lead, each pillar's Co magnetised in-plane
-  along +x or -x (a checkerboard), seen on a tilted sample.
+The formula, the geometry of a tilted sample, how the spot blurs each feature and the
+shipped kinds: ``docs/explanation/magnetic-samples.md``.
 """
 
 from __future__ import annotations
@@ -263,7 +240,7 @@ class MagneticSample:
         helicity_pc: float = 0.0,
         spot_sigma_um: float = 0.0,
     ) -> NDArray[np.float64]:
-        """OD of the window's content at stage positions (module docstring's formula).
+        """OD of the window's content at stage positions (docs/explanation/magnetic-samples.md).
 
         Parameters
         ----------

@@ -199,8 +199,13 @@ def save_spectrum_png(
     if errors is not None:
         plot.addItem(pg.ErrorBarItem(x=x, y=y, height=2 * np.asarray(errors), pen="k"))
     for name, energy in (edges_eV or {}).items():
-        line = pg.InfiniteLine(pos=energy, angle=90, pen=pg.mkPen("r", style=2),
-                               label=name, labelOpts={"color": "r", "position": 0.9})  # fmt: skip
+        line = pg.InfiniteLine(
+            pos=energy,
+            angle=90,
+            pen=pg.mkPen("r", style=2),
+            label=name,
+            labelOpts={"color": "r", "position": 0.9},
+        )
         plot.addItem(line)
     window.show()
     _qt_app().processEvents()

@@ -112,7 +112,7 @@ def served() -> tuple[tuple[ServedRecord, ...], tuple[ServedPV, ...]]:
                     ServedRecord(
                         ioc=instrument.name,
                         name=name,
-                        rtyp=channel.field_inst._record_type,
+                        rtyp=channel.field_inst._record_type,  # noqa: SLF001 - caproto's only record type
                         fields=fields,
                         read_only=read_only,
                         control=name.startswith(config.sim.control_prefix),

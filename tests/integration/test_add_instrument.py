@@ -70,9 +70,14 @@ def test_a_new_instrument_needs_one_module_and_one_registry_entry(heater, tmp_pa
         # A stock client reads and writes its PVs, with units and precision.
         client_env = {**os.environ, **env}
         control = _caproto(
-            "get", client_env, "-d", "control", "--format", "{response.metadata}",
+            "get",
+            client_env,
+            "-d",
+            "control",
+            "--format",
+            "{response.metadata}",
             "STXM:HEATER:TEMPERATURE",
-        )  # fmt: skip
+        )
         assert "units=b'K'" in control and "precision=2" in control, control
         assert "300" in _caproto("get", client_env, "STXM:HEATER:TEMPERATURE")
         _caproto("put", client_env, "STXM:HEATER:SETPOINT", "350")

@@ -70,10 +70,21 @@ def _fail_one_count(scaler: str, control: str) -> None:
     assert stock.get() == good and stock.alarm_severity == 3
     # The caproto command line shows it.
     shown = subprocess.run(
-        [sys.executable, "-m", "caproto.commandline.get", "-d", "time",
-         "--format", "{response.metadata}", scaler + ".S2"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "caproto.commandline.get",
+            "-d",
+            "time",
+            "--format",
+            "{response.metadata}",
+            scaler + ".S2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert "INVALID_ALARM" in shown.stdout and "READ" in shown.stdout, shown.stdout + shown.stderr
 
     # The next good count clears the alarm.
@@ -90,8 +101,10 @@ def test_a_failed_count_mid_image_ends_the_run_and_keeps_every_point_before(
 ):
     d = session.devices
     # The tests after this one count with the stages and the dwell where they find them.
-    kept = [(m, float(m.user_readback.get()))
-            for m in (d.sample_x, d.sample_y, d.stage.x.fine, d.stage.y.fine)]  # fmt: skip
+    kept = [
+        (m, float(m.user_readback.get()))
+        for m in (d.sample_x, d.sample_y, d.stage.x.fine, d.stage.y.fine)
+    ]
     dwell_s = float(d.apd.dwell.get())
     try:
         _fail_a_count_mid_image(session, sim_config, reliability)
@@ -121,9 +134,20 @@ def _fail_a_count_mid_image(session, sim_config, reliability) -> None:
     try:
         with pytest.raises(InvalidReadingError) as info:
             session.run(
-                sample_image(d.apd, d.stage.x, sample.center_x_um, 2.0, 6, d.stage.y,
-                             sample.center_y_um - 8.0, 2.0, 5, 0.002, mode="step")
-            )  # fmt: skip
+                sample_image(
+                    d.apd,
+                    d.stage.x,
+                    sample.center_x_um,
+                    2.0,
+                    6,
+                    d.stage.y,
+                    sample.center_y_um - 8.0,
+                    2.0,
+                    5,
+                    0.002,
+                    mode="step",
+                )
+            )
         ended_s = time.monotonic() - failed_at[0]
     finally:
         session.RE.unsubscribe(token)
@@ -151,8 +175,19 @@ def _fail_a_count_mid_image(session, sim_config, reliability) -> None:
     )
     # The next run counts again (its first good count clears the alarm).
     uid = session.run(
-        sample_image(d.apd, d.stage.x, sample.center_x_um, 1.0, 3, d.stage.y,
-                     sample.center_y_um - 8.0, 1.0, 2, 0.002, mode="step")
-    )  # fmt: skip
+        sample_image(
+            d.apd,
+            d.stage.x,
+            sample.center_x_um,
+            1.0,
+            3,
+            d.stage.y,
+            sample.center_y_um - 8.0,
+            1.0,
+            2,
+            0.002,
+            mode="step",
+        )
+    )
     assert not np.isnan(session.image(uid).counts).any()
     wait_for(lambda: _alarm(scaler) == ("NO_ALARM", "NO_ALARM"), 5, "the alarm cleared")

@@ -117,8 +117,9 @@ def _broadcast_while_a_client_disconnects(context_class) -> list:
         nonlocal context
         context = context_class(_OnePV("TEST:").pvdb, interfaces=["127.0.0.1"])
         context.subscriptions = {spec: deque([first, second])}
-        context._subscription_queue_send = send
-        await context._subscription_queue_iteration((spec,), None, [0.0], 0, None)
+        # The fix is in caproto's fan-out loop: driven here directly, with its send replaced.
+        context._subscription_queue_send = send  # noqa: SLF001
+        await context._subscription_queue_iteration((spec,), None, [0.0], 0, None)  # noqa: SLF001
 
     context = None
     asyncio.run(broadcast())

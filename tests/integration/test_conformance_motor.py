@@ -458,8 +458,10 @@ def test_position_and_speed_fields_have_the_records_control_limits(
     """As the motor record's get_control_double: RBV the user limits, DVAL/DRBV the dial
     limits, VELO VBAS..VMAX; what bluesky descriptors carry as lower/upper_ctrl_limit."""
     name = motor_record.name
-    limits = {f: epics.caget(f"{name}.{f}", use_monitor=False) for f in
-              ("LLM", "HLM", "DLLM", "DHLM", "VBAS", "VMAX")}  # fmt: skip
+    limits = {
+        f: epics.caget(f"{name}.{f}", use_monitor=False)
+        for f in ("LLM", "HLM", "DLLM", "DHLM", "VBAS", "VMAX")
+    }
     expected = {
         "RBV": (limits["LLM"], limits["HLM"]),
         "DVAL": (limits["DLLM"], limits["DHLM"]),

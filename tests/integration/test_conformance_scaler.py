@@ -97,8 +97,11 @@ def test_preset_time_outside_the_limits_is_refused(scaler_record: ServedRecord, 
     # A put without completion cannot fail: the record says so, in alarm and in MESSAGE.
     name = scaler_record.name
     assert epics.caput(name + ".TP", high * 5) == 1
-    wait_for(lambda: epics.caget(name + ".SEVR", as_string=True, use_monitor=False) == "MINOR",
-             2, "the scaler in alarm after a refused TP")  # fmt: skip
+    wait_for(
+        lambda: epics.caget(name + ".SEVR", as_string=True, use_monitor=False) == "MINOR",
+        2,
+        "the scaler in alarm after a refused TP",
+    )
     assert epics.caget(name + ".STAT", as_string=True, use_monitor=False) == "WRITE"
     assert epics.caget(name + ".TP", use_monitor=False) == pytest.approx(0.001)
     message = epics.caget(name + ":MESSAGE", as_string=True, use_monitor=False)

@@ -80,12 +80,23 @@ def test_demo_at_another_energy_keeps_the_focus(tmp_path):
     config_file.write_text(config_toml(overrides))
     config = load_config(config_file)
     result = subprocess.run(
-        [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file),
-         "--points", "8", "--energy-eV", "715", "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "stxm_ctrl.app.cli",
+            "demo",
+            "--config",
+            str(config_file),
+            "--points",
+            "8",
+            "--energy-eV",
+            "715",
+            "--no-progress",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "moving to 715 eV" in result.stdout
     assert "at 715.00 eV" in result.stdout
@@ -118,12 +129,20 @@ def test_demo_refuses_an_energy_the_osa_would_clip_before_starting(tmp_path):
     config_file = tmp_path / "beamline.toml"
     config_file.write_text(config_toml(free_port_overrides(tmp_path / "data")))
     result = subprocess.run(
-        [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file),
-         "--energy-eV", "400"],
+        [
+            sys.executable,
+            "-m",
+            "stxm_ctrl.app.cli",
+            "demo",
+            "--config",
+            str(config_file),
+            "--energy-eV",
+            "400",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert result.returncode == 2
     assert "--energy-eV = 400 eV" in result.stderr
     assert "clip the first order" in result.stderr

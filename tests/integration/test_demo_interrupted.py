@@ -88,11 +88,9 @@ def test_a_signal_aborts_the_run_and_keeps_every_point(
     config = load_config(config_file)
     output = tmp_path / "demo.out"
     signals = TERMINAL_SIGNALS if started == "terminal" else NOHUP_BACKGROUND_SIGNALS
-    demo = _demo(children, config_file, output, "--points", "60", "--mode", mode,
-                 signals=signals)  # fmt: skip
+    demo = _demo(children, config_file, output, "--points", "60", "--mode", mode, signals=signals)
     # Step: one event per pixel; fly: one per line of 60 pixels.
-    spool_file = _wait(_spooling(config, 150 if mode == "step" else 25), demo, output,
-                       300, "scan")  # fmt: skip
+    spool_file = _wait(_spooling(config, 150 if mode == "step" else 25), demo, output, 300, "scan")
     demo.send_signal(sig)
     signalled = time.monotonic()
     code = demo.wait(timeout=120)
@@ -135,8 +133,13 @@ def test_a_second_demo_on_the_same_data_directory_is_refused_at_once(
     output = tmp_path / "first.out"
     first = _demo(children, config_file, output, "--points", "40")
     try:
-        _wait(lambda: "starting the simulated IOCs" in output.read_text(), first, output, 120,
-              "start")  # fmt: skip
+        _wait(
+            lambda: "starting the simulated IOCs" in output.read_text(),
+            first,
+            output,
+            120,
+            "start",
+        )
         started = time.monotonic()
         second = subprocess.run(
             [sys.executable, "-m", "stxm_ctrl.app.cli", "demo", "--config", str(config_file)],

@@ -94,10 +94,20 @@ def test_demo_killed_mid_scan_leaves_no_process_and_the_spool_completes_the_run(
     # spool: the measured pixels, NaN for the rest, conformant.
     assert not (config.nexus_dir.exists() and list(config.nexus_dir.rglob("*.nxs")))
     export = subprocess.run(
-        [sys.executable, "-m", "stxm_ctrl.app.cli", "export", str(spool_file), "--from-spool",
-         "--config", str(config_file)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "stxm_ctrl.app.cli",
+            "export",
+            str(spool_file),
+            "--from-spool",
+            "--config",
+            str(config_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert export.returncode == 0, export.stderr
     (nexus_file,) = config.nexus_dir.rglob("*.nxs")
     assert str(nexus_file) in export.stdout

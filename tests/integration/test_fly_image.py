@@ -26,10 +26,21 @@ def _fly_plan(session, x_range_um, nx, y_range_um, ny, *, dwell_s=0.001, snake=T
     d = session.devices
     sample = session.config.sim.sample
     return sample_image(
-        d.apd, d.sample_x, sample.center_x_um + kw.pop("x_offset_um", 0.0), x_range_um, nx,
-        d.sample_y, sample.center_y_um + kw.pop("y_offset_um", 0.0), y_range_um, ny, dwell_s,
-        snake=snake, flyer=d.fly, monitors=[d.ring.current], **kw,
-    )  # fmt: skip
+        d.apd,
+        d.sample_x,
+        sample.center_x_um + kw.pop("x_offset_um", 0.0),
+        x_range_um,
+        nx,
+        d.sample_y,
+        sample.center_y_um + kw.pop("y_offset_um", 0.0),
+        y_range_um,
+        ny,
+        dwell_s,
+        snake=snake,
+        flyer=d.fly,
+        monitors=[d.ring.current],
+        **kw,
+    )
 
 
 def _record(session):
@@ -74,8 +85,9 @@ def test_a_256_pixel_fly_image_matches_the_truth_as_well_as_a_step_image(session
     # Closed loop on the interferometer: pixels land where they were asked to (the mean
     # position of a pixel's samples: within a fifth of the 100 nm pixel); every row, snake
     # lines included, runs left to right.
-    np.testing.assert_allclose(image.x_readback_um, np.broadcast_to(image.x_um, (256, 256)),
-                               atol=0.02)  # fmt: skip
+    np.testing.assert_allclose(
+        image.x_readback_um, np.broadcast_to(image.x_um, (256, 256)), atol=0.02
+    )
     np.testing.assert_allclose(
         image.y_readback_um, np.broadcast_to(image.y_um[:, None], (256, 256)), atol=0.01
     )
@@ -95,16 +107,26 @@ def test_a_256_pixel_fly_image_matches_the_truth_as_well_as_a_step_image(session
     sample = session.config.sim.sample
     step_uid = session.run(
         sample_image(
-            d.apd, d.stage.x, sample.center_x_um - 5, 3.9, 40, d.stage.y,
-            sample.center_y_um + 3, 3.9, 40, 0.001, snake=True, mode="step",
-            flyer=d.fly, monitors=[d.ring.current],
+            d.apd,
+            d.stage.x,
+            sample.center_x_um - 5,
+            3.9,
+            40,
+            d.stage.y,
+            sample.center_y_um + 3,
+            3.9,
+            40,
+            0.001,
+            snake=True,
+            mode="step",
+            flyer=d.fly,
+            monitors=[d.ring.current],
         )
-    )  # fmt: skip
+    )
     step = session.image(step_uid)
     assert step.mode == "step"
     # Its pixels are interferometer positions too (the piezo stepped them, closed loop).
-    np.testing.assert_allclose(step.x_readback_um, np.broadcast_to(step.x_um, (40, 40)),
-                               atol=0.02)  # fmt: skip
+    np.testing.assert_allclose(step.x_readback_um, np.broadcast_to(step.x_um, (40, 40)), atol=0.02)
     step_corr, step_limit = _match(
         step.counts, expected_counts(session.config, step, _ring_current(session, step_uid))
     )
@@ -149,8 +171,9 @@ def test_an_image_larger_than_the_piezo_is_flown_in_frames_with_coarse_moves(ses
     assert stop["exit_status"] == "success"
     image = session.image(uid)
     assert image.complete and image.shape == (23, 131)
-    np.testing.assert_allclose(image.x_readback_um, np.broadcast_to(image.x_um, (23, 131)),
-                               atol=0.02)  # fmt: skip
+    np.testing.assert_allclose(
+        image.x_readback_um, np.broadcast_to(image.x_um, (23, 131)), atol=0.02
+    )
     expected = fly_expected_counts(session.config, image, _ring_current(session, uid))
     corr, limit = _match(image.counts, expected)
     assert corr > limit - 0.02, (corr, limit)
@@ -289,8 +312,9 @@ def test_bad_fly_arguments_are_refused_before_anything_moves(session):
         session.run(_fly_plan(session, 100.0, 11, 1.0, 2, dwell_s=0.001, mode="fly"))
     assert "lengthen dwell_s to at least 0.005 s" in str(info.value)
     # Asked for nothing in particular, the same image is stepped instead.
-    estimate = session.estimate(d.apd, d.sample_x, 0, 100.0, 11, d.sample_y, 0, 1.0, 2, 0.001,
-                                flyer=d.fly)  # fmt: skip
+    estimate = session.estimate(
+        d.apd, d.sample_x, 0, 100.0, 11, d.sample_y, 0, 1.0, 2, 0.001, flyer=d.fly
+    )
     assert estimate.mode == "step"
     with pytest.raises(PlanArgumentError, match="mode = 'fly' needs the fly controller"):
         session.run(
@@ -312,15 +336,28 @@ def test_bad_fly_arguments_are_refused_before_anything_moves(session):
         ("fly", (6.3, 64, 3.1, 32), (12.7, 128, 9.5, 96)),
     ],
 )
-def test_the_estimate_before_a_run_is_within_ten_percent_of_its_time(session, mode, calibrate,
-                                                                      measure):  # fmt: skip
+def test_the_estimate_before_a_run_is_within_ten_percent_of_its_time(
+    session, mode, calibrate, measure
+):
     d = session.devices
 
     def plan(x_range, nx, y_range, ny):
         return sample_image(
-            d.apd, d.stage.x, 0, x_range, nx, d.stage.y, 0, y_range, ny, 0.001,
-            snake=True, mode=mode, flyer=d.fly, monitors=[d.ring.current],
-        )  # fmt: skip
+            d.apd,
+            d.stage.x,
+            0,
+            x_range,
+            nx,
+            d.stage.y,
+            0,
+            y_range,
+            ny,
+            0.001,
+            snake=True,
+            mode=mode,
+            flyer=d.fly,
+            monitors=[d.ring.current],
+        )
 
     def quiet():  # the catalog writer catches up first: it shares the two cores
         assert session.catalog_writer.flush(60)
@@ -331,9 +368,20 @@ def test_the_estimate_before_a_run_is_within_ten_percent_of_its_time(session, mo
     quiet()
     x_range, nx, y_range, ny = measure
     estimate = session.estimate(
-        d.apd, d.stage.x, 0, x_range, nx, d.stage.y, 0, y_range, ny, 0.001, snake=True,
-        mode=mode, flyer=d.fly,
-    )  # fmt: skip
+        d.apd,
+        d.stage.x,
+        0,
+        x_range,
+        nx,
+        d.stage.y,
+        0,
+        y_range,
+        ny,
+        0.001,
+        snake=True,
+        mode=mode,
+        flyer=d.fly,
+    )
     assert estimate.mode == mode and estimate.points == nx * ny
     documents, token = _record(session)
     took_s = []
@@ -377,9 +425,10 @@ def test_a_flat_membrane_has_poisson_pixels_and_every_line_once_in_a_slow_client
     counts.add_callback(lambda **_: None)  # the line's arrays flow on this circuit too
     try:
         uid = session.run(
-            _fly_plan(session, 3.15, nx, 3.15, ny, dwell_s=dwell_s, x_offset_um=20.0,
-                      y_offset_um=20.0)
-        )  # fmt: skip
+            _fly_plan(
+                session, 3.15, nx, 3.15, ny, dwell_s=dwell_s, x_offset_um=20.0, y_offset_um=20.0
+            )
+        )
     finally:
         session.RE.unsubscribe(token)
         seq.clear_callbacks()

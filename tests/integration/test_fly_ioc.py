@@ -129,9 +129,16 @@ def _wait_lines(lines: Lines, n: int) -> list[dict]:
 
 def test_frame_publishes_consistent_lines_at_the_requested_positions(sim_config, fly):
     _settings(
-        sim_config, start_x=-2.0, stop_x=2.0, nx=20, start_y=-10.5, stop_y=-9.5, ny=5,
-        dwell=0.004, snake=0,
-    )  # fmt: skip
+        sim_config,
+        start_x=-2.0,
+        stop_x=2.0,
+        nx=20,
+        start_y=-10.5,
+        stop_y=-9.5,
+        ny=5,
+        dwell=0.004,
+        snake=0,
+    )
     frame_time = _get(_p(sim_config, "FRAME_TIME"))
     assert _get(_p(sim_config, "BUSY"), as_string=True) == "Idle"
     seq0 = _get(_p(sim_config, "LINE:SEQ"))
@@ -166,9 +173,16 @@ def test_frame_publishes_consistent_lines_at_the_requested_positions(sim_config,
 
 def test_snake_lines_are_reported_left_to_right(sim_config, fly):
     _settings(
-        sim_config, start_x=-1.0, stop_x=1.0, nx=11, start_y=0.0, stop_y=0.2, ny=2,
-        dwell=0.001, snake=1,
-    )  # fmt: skip
+        sim_config,
+        start_x=-1.0,
+        stop_x=1.0,
+        nx=11,
+        start_y=0.0,
+        stop_y=0.2,
+        ny=2,
+        dwell=0.001,
+        snake=1,
+    )
     _frame(sim_config)
     lines = _wait_lines(fly, 2)
     for line in lines:
@@ -179,9 +193,15 @@ def test_snake_lines_are_reported_left_to_right(sim_config, fly):
 
 def test_piezo_readback_follows_during_a_frame_and_moves_are_refused(sim_config, fly):
     _settings(
-        sim_config, start_x=-20.0, stop_x=20.0, nx=100, start_y=0.0, stop_y=1.0, ny=5,
+        sim_config,
+        start_x=-20.0,
+        stop_x=20.0,
+        nx=100,
+        start_y=0.0,
+        stop_y=1.0,
+        ny=5,
         dwell=0.002,
-    )  # fmt: skip
+    )
     seen = []
     rbv = lasting_pv(_p(sim_config, "FX.RBV"), auto_monitor=True)
     dmov = lasting_pv(_p(sim_config, "FX.DMOV"), auto_monitor=True)
@@ -249,9 +269,16 @@ def test_settings_beyond_their_drive_limits_are_driven_at_the_limit(sim_config, 
 
 def test_abort_publishes_the_line_in_progress_as_aborted(sim_config, fly):
     _settings(
-        sim_config, start_x=-5.0, stop_x=5.0, nx=100, start_y=0, stop_y=1, ny=50, dwell=0.002,
+        sim_config,
+        start_x=-5.0,
+        stop_x=5.0,
+        nx=100,
+        start_y=0,
+        stop_y=1,
+        ny=50,
+        dwell=0.002,
         snake=0,
-    )  # fmt: skip
+    )
     epics.caput(_p(sim_config, "ARM"), 1, wait=False)
     time.sleep(0.5)
     assert epics.caput(_p(sim_config, "ARM"), 0, wait=True, timeout=10) == 1
@@ -268,9 +295,16 @@ def test_abort_publishes_the_line_in_progress_as_aborted(sim_config, fly):
 def test_missed_triggers_and_stalls_are_published(sim_config, fly):
     control = sim_config.sim.control_prefix + "FLY:"
     _settings(
-        sim_config, start_x=-5.0, stop_x=5.0, nx=100, start_y=0, stop_y=1, ny=4, dwell=0.001,
+        sim_config,
+        start_x=-5.0,
+        stop_x=5.0,
+        nx=100,
+        start_y=0,
+        stop_y=1,
+        ny=4,
+        dwell=0.001,
         snake=0,
-    )  # fmt: skip
+    )
     assert epics.caput(control + "MISS_TRIGGERS", 1, wait=True) == 1
     assert epics.caput(control + "STALL", 1, wait=True) == 1
     took = _ioc_frame_s(sim_config)

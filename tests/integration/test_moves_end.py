@@ -40,9 +40,16 @@ def restored(session):
     start_eV = float(d.energy.mono.setpoint.get())  # not the readback, maybe still settling
     polarization = d.polarization.position
     timeout_s = d.polarization.setpoint.timeout_s
-    kept = [(m, float(m.user_readback.get())) for m in (d.zone_plate.z, d.stage.x.coarse,
-                                                        d.stage.y.coarse, d.stage.x.fine,
-                                                        d.stage.y.fine)]  # fmt: skip
+    kept = [
+        (m, float(m.user_readback.get()))
+        for m in (
+            d.zone_plate.z,
+            d.stage.x.coarse,
+            d.stage.y.coarse,
+            d.stage.x.fine,
+            d.stage.y.fine,
+        )
+    ]
     yield d
     d.polarization.setpoint.timeout_s = timeout_s
     _all_connected(d)
@@ -107,9 +114,23 @@ def test_a_beamline_ioc_frozen_at_the_helicity_switch_ends_the_xmcd_image_named(
             freezer.freeze()
 
     session.RE(bps.mv(d.polarization, "Circular left"))  # the first image's: no switch first
-    plan = xmcd_image(d.apd, d.energy, d.polarization, d.stage.x, sample.center_x_um, 1.0, 3,
-                      d.stage.y, sample.center_y_um, 1.0, 3, energy_eV, 0.002, mode="step",
-                      minus_polarization="Circular right")  # fmt: skip
+    plan = xmcd_image(
+        d.apd,
+        d.energy,
+        d.polarization,
+        d.stage.x,
+        sample.center_x_um,
+        1.0,
+        3,
+        d.stage.y,
+        sample.center_y_um,
+        1.0,
+        3,
+        energy_eV,
+        0.002,
+        mode="step",
+        minus_polarization="Circular right",
+    )
     try:
         error, documents = _run_collecting(session, plan, freeze_at_the_switch)
         assert freezer.frozen_at is not None, f"the run ended before the switch: {error!r}"
@@ -193,9 +214,22 @@ def test_an_image_stack_with_the_optics_ioc_frozen_fails_naming_the_zone_plate(
             if len(energy_sets) == 2:
                 freezer.freeze()
 
-    plan = image_stack(d.apd, d.energy, d.polarization, d.stage.x, sample.center_x_um, 1.0, 3,
-                       d.stage.y, sample.center_y_um, 1.0, 3, energies, 0.002,
-                       mode="step")  # fmt: skip
+    plan = image_stack(
+        d.apd,
+        d.energy,
+        d.polarization,
+        d.stage.x,
+        sample.center_x_um,
+        1.0,
+        3,
+        d.stage.y,
+        sample.center_y_um,
+        1.0,
+        3,
+        energies,
+        0.002,
+        mode="step",
+    )
     try:
         error, documents = _run_collecting(session, plan, freeze_at_the_second_energy)
         assert freezer.frozen_at is not None, f"the run ended before the freeze: {error!r}"
@@ -237,8 +271,11 @@ def test_a_stage_whose_ioc_was_frozen_past_the_ca_timeout_moves_again_when_it_an
     freezer = IocFreezer(sim_fleet, "sample_stage")
     try:
         freezer.freeze()
-        wait_for(lambda: not any(s.connected for s in setpoints), 60,
-                 "Channel Access did not give up on the IOC")  # fmt: skip
+        wait_for(
+            lambda: not any(s.connected for s in setpoints),
+            60,
+            "Channel Access did not give up on the IOC",
+        )
         assert not any(setpoint.write_access for setpoint in setpoints)
     finally:
         freezer.thaw()

@@ -57,8 +57,17 @@ def runs(session, sim_config):
     wait_for(lambda: all(device.connected for device in needed), 30, "the devices' PVs")
     # The piezo too: the tests after these image the pattern with the coarse stage and the
     # piezo where they found it.
-    motors = [d.osa.x, d.osa.y, d.zone_plate.z, d.detector.x, d.detector.y, d.stage.x.fine,
-              d.stage.y.fine, d.sample_x, d.sample_y]  # fmt: skip
+    motors = [
+        d.osa.x,
+        d.osa.y,
+        d.zone_plate.z,
+        d.detector.x,
+        d.detector.y,
+        d.stage.x.fine,
+        d.stage.y.fine,
+        d.sample_x,
+        d.sample_y,
+    ]
     saved = [(m, float(m.user_readback.get())) for m in motors]
     motion = [(axis.motion, axis.motion.get()) for axis in (d.stage.x, d.stage.y)]
     # The setpoint, not the readback: right after an energy move the readback may still be
@@ -74,33 +83,120 @@ def runs(session, sim_config):
     zp_z, osa_x = float(d.zone_plate.z.user_readback.get()), float(d.osa.x.user_readback.get())
     try:
         uids = {
-            "image_step": session.run(sample_image(d.apd, d.sample_x, 2.5, 1.2, 8, d.sample_y,
-                                                   -8.0, 0.4, 6, 0.002, mode="step")),
-            "image_fly": session.run(sample_image(d.apd, d.stage.x, cx, 3.0, 24, d.stage.y, cy,
-                                                  1.5, 8, 0.001, flyer=d.fly,
-                                                  monitors=[d.ring.current])),
-            "point": session.run(point_spectrum(d.apd, d.energy, d.polarization, d.stage.x, cx,
-                                                d.stage.y, cy, [700.0, 706.8, 712.0], 0.005)),
-            "line": session.run(line_spectrum(d.apd, d.energy, d.polarization, d.stage.x,
-                                              d.stage.y, (cx - 1.0, cy), (cx + 1.0, cy), 5,
-                                              [706.8, 712.0], 0.005)),
-            "stack": session.run(image_stack(d.apd, d.energy, d.polarization, d.stage.x, cx, 2.0,
-                                             5, d.stage.y, cy, 1.5, 4, [700.0, 706.8, 712.0],
-                                             0.003, mode="step")),
-            "xmcd_image": session.run(xmcd_image(d.apd, d.energy, d.polarization, d.stage.x, cx,
-                                                 2.0, 6, d.stage.y, cy, 2.0, 5, 706.8, 0.003)),
-            "xmcd_stack": session.run(xmcd_stack(d.apd, d.energy, d.polarization, d.stage.x, cx,
-                                                 2.0, 16, d.stage.y, cy, 1.0, 4,
-                                                 [700.0, 706.8], 0.001, flyer=d.fly)),
-            "osa_image": session.execute(osa_image(d.apd, d.osa, 0.0, 60.0, 7, 0.0, 60.0, 5,
-                                                   0.001)).uid,
-            "detector_image": session.execute(detector_image(d.apd, d.detector, 0.0, 400.0, 5,
-                                                             0.0, 400.0, 4, 0.001)).uid,
-            "osa_focus": session.execute(osa_focus(d.apd, d.zone_plate.z, zp_z, 4.0, 3, d.osa.x,
-                                                   osa_x, 20.0, 5, 0.001)).uid,
-            "sample_focus": session.execute(sample_focus(d.apd, d.zone_plate.z, zp_z, 4.0, 3,
-                                                         d.sample_x, 2.5, 1.0, 6, 0.001)).uid,
-        }  # fmt: skip
+            "image_step": session.run(
+                sample_image(
+                    d.apd, d.sample_x, 2.5, 1.2, 8, d.sample_y, -8.0, 0.4, 6, 0.002, mode="step"
+                )
+            ),
+            "image_fly": session.run(
+                sample_image(
+                    d.apd,
+                    d.stage.x,
+                    cx,
+                    3.0,
+                    24,
+                    d.stage.y,
+                    cy,
+                    1.5,
+                    8,
+                    0.001,
+                    flyer=d.fly,
+                    monitors=[d.ring.current],
+                )
+            ),
+            "point": session.run(
+                point_spectrum(
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    d.stage.x,
+                    cx,
+                    d.stage.y,
+                    cy,
+                    [700.0, 706.8, 712.0],
+                    0.005,
+                )
+            ),
+            "line": session.run(
+                line_spectrum(
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    d.stage.x,
+                    d.stage.y,
+                    (cx - 1.0, cy),
+                    (cx + 1.0, cy),
+                    5,
+                    [706.8, 712.0],
+                    0.005,
+                )
+            ),
+            "stack": session.run(
+                image_stack(
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    d.stage.x,
+                    cx,
+                    2.0,
+                    5,
+                    d.stage.y,
+                    cy,
+                    1.5,
+                    4,
+                    [700.0, 706.8, 712.0],
+                    0.003,
+                    mode="step",
+                )
+            ),
+            "xmcd_image": session.run(
+                xmcd_image(
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    d.stage.x,
+                    cx,
+                    2.0,
+                    6,
+                    d.stage.y,
+                    cy,
+                    2.0,
+                    5,
+                    706.8,
+                    0.003,
+                )
+            ),
+            "xmcd_stack": session.run(
+                xmcd_stack(
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    d.stage.x,
+                    cx,
+                    2.0,
+                    16,
+                    d.stage.y,
+                    cy,
+                    1.0,
+                    4,
+                    [700.0, 706.8],
+                    0.001,
+                    flyer=d.fly,
+                )
+            ),
+            "osa_image": session.execute(
+                osa_image(d.apd, d.osa, 0.0, 60.0, 7, 0.0, 60.0, 5, 0.001)
+            ).uid,
+            "detector_image": session.execute(
+                detector_image(d.apd, d.detector, 0.0, 400.0, 5, 0.0, 400.0, 4, 0.001)
+            ).uid,
+            "osa_focus": session.execute(
+                osa_focus(d.apd, d.zone_plate.z, zp_z, 4.0, 3, d.osa.x, osa_x, 20.0, 5, 0.001)
+            ).uid,
+            "sample_focus": session.execute(
+                sample_focus(d.apd, d.zone_plate.z, zp_z, 4.0, 3, d.sample_x, 2.5, 1.0, 6, 0.001)
+            ).uid,
+        }
     finally:
         # Put back what the tests after these expect (energy, focus, optics, stages); every
         # axis is tried, and the first failure is raised after.
@@ -108,9 +204,11 @@ def runs(session, sim_config):
         session.RE.md.pop("user", None)
         d.energy.focus_offset_um.put(offset)
         failures = []
-        for restore in [lambda: session.RE(bps.mv(d.polarization, "Circular left")),
-                        lambda: session.RE(bps.mv(d.energy, energy)),
-                        *[lambda m=m, p=p: m.move(p, wait=True) for m, p in saved]]:  # fmt: skip
+        for restore in [
+            lambda: session.RE(bps.mv(d.polarization, "Circular left")),
+            lambda: session.RE(bps.mv(d.energy, energy)),
+            *[lambda m=m, p=p: m.move(p, wait=True) for m, p in saved],
+        ]:
             try:
                 restore()
             except Exception as exc:  # noqa: BLE001 - report after trying every axis
@@ -127,13 +225,18 @@ def runs(session, sim_config):
 def test_every_scan_type_leaves_a_conformant_file_in_the_layout(session, sim_config, runs):
     day = datetime.now().strftime("%Y-%m-%d")
     expected_types = {
-        "image_step": "sample image", "image_fly": "sample image",
-        "point": "sample point spectrum", "line": "sample line spectrum",
-        "stack": "sample image stack", "xmcd_image": "sample image",
-        "xmcd_stack": "sample image stack", "osa_image": "osa image",
-        "detector_image": "detector image", "osa_focus": "osa focus",
+        "image_step": "sample image",
+        "image_fly": "sample image",
+        "point": "sample point spectrum",
+        "line": "sample line spectrum",
+        "stack": "sample image stack",
+        "xmcd_image": "sample image",
+        "xmcd_stack": "sample image stack",
+        "osa_image": "osa image",
+        "detector_image": "detector image",
+        "osa_focus": "osa focus",
         "sample_focus": "sample focus",
-    }  # fmt: skip
+    }
     for key, uid in runs.items():
         path = session.nexus_file(uid)
         start = session.catalog[uid].metadata["start"]
@@ -228,9 +331,14 @@ def test_mantis_opens_the_file_with_its_shape_and_energies(session, runs, key):
 
 @pytest.mark.parametrize(
     ("key", "missing_axis"),
-    [("point", "sample_x"), ("osa_image", "sample_x"), ("detector_image", "sample_x"),
-     ("osa_focus", "energy"), ("sample_focus", "energy")],
-)  # fmt: skip
+    [
+        ("point", "sample_x"),
+        ("osa_image", "sample_x"),
+        ("detector_image", "sample_x"),
+        ("osa_focus", "energy"),
+        ("sample_focus", "energy"),
+    ],
+)
 def test_mantis_3_3_knows_the_other_files_but_its_reader_takes_sample_axes_only(
     session, runs, key, missing_axis
 ):
@@ -268,18 +376,24 @@ def test_export_rewrites_the_file_from_the_catalog_and_from_the_spool(
     Path(env_config).write_text(config_toml(sim_config.model_dump(mode="json")))
     from_catalog = subprocess.run(
         [*stxm, "export", uid[:8], "--out", str(tmp_path / "a"), "--config", env_config],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert from_catalog.returncode == 0, from_catalog.stderr
     assert "(catalog)" in from_catalog.stdout
     spool = spool_file_for(sim_config.data_dir / "spool", uid)
     from_spool = subprocess.run(
         [*stxm, "export", str(spool), "--out", str(tmp_path / "b"), "--config", env_config],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert from_spool.returncode == 0, from_spool.stderr
-    written = [Path(line.split(" -> ")[1].rsplit(" (", 1)[0]) for line in (
-        from_catalog.stdout.strip(), from_spool.stdout.strip())]  # fmt: skip
+    written = [
+        Path(line.split(" -> ")[1].rsplit(" (", 1)[0])
+        for line in (from_catalog.stdout.strip(), from_spool.stdout.strip())
+    ]
     for path in written:
         assert path.name == original.name
         with h5py.File(path, "r") as new, h5py.File(original, "r") as old:
@@ -289,29 +403,45 @@ def test_export_rewrites_the_file_from_the_catalog_and_from_the_spool(
                 old["entry1/instrument/monochromator/energy"][()],
             )
     missing = subprocess.run(
-        [*stxm, "export", "99999", "--config", env_config], capture_output=True, text=True,
+        [*stxm, "export", "99999", "--config", env_config],
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert missing.returncode == 1
     assert "no run '99999' in the catalog or the spool" in missing.stderr
     assert len(read_spool_file(spool)) > 0
 
 
-def test_stxm_runs_finds_the_runs_by_proposal_scan_type_and_energy(session, sim_config, runs,
-                                                                    tmp_path):  # fmt: skip
+def test_stxm_runs_finds_the_runs_by_proposal_scan_type_and_energy(
+    session, sim_config, runs, tmp_path
+):
     config_file = tmp_path / "beamline.toml"
     config_file.write_text(config_toml(sim_config.model_dump(mode="json")))
-    argv = [sys.executable, "-m", "stxm_ctrl.app.cli", "runs", "--config", str(config_file),
-            "--proposal", "p20261126", "--scan-type", "sample image stack",
-            "--energy", "705", "708"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "stxm_ctrl.app.cli",
+        "runs",
+        "--config",
+        str(config_file),
+        "--proposal",
+        "p20261126",
+        "--scan-type",
+        "sample image stack",
+        "--energy",
+        "705",
+        "708",
+    ]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0].split()[:2] == ["scan", "started"]
     shown = {line.split()[-1] for line in lines[1:]}
     assert shown == {runs["stack"][:8], runs["xmcd_stack"][:8]}, result.stdout
-    bad = subprocess.run([*argv[:5], "--energy", "800", "700"], capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    bad = subprocess.run(
+        [*argv[:5], "--energy", "800", "700"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and "--energy" in bad.stderr
 
 

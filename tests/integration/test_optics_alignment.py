@@ -52,15 +52,28 @@ def optics_restored(session):
     # readback settles after it: a test that starts right after one (the spectromicroscopy
     # fixture's restore) and takes the focus "here" would be 23 nm off the true focus.
     mono = energy.mono
-    wait_for(lambda: abs(float(mono.readback.get()) - float(mono.setpoint.get())) < 5e-4, 10,
-             "the monochromator to settle on its setpoint")  # fmt: skip
+    wait_for(
+        lambda: abs(float(mono.readback.get()) - float(mono.setpoint.get())) < 5e-4,
+        10,
+        "the monochromator to settle on its setpoint",
+    )
     saved_motors = [
         (m, float(m.user_readback.get()))
-        for m in (d.zone_plate.x, d.zone_plate.y, d.osa.x, d.osa.y, d.detector.x, d.detector.y,
-                  d.sample_x, d.sample_y)
-    ]  # fmt: skip
-    saved_z = [(d.zone_plate.z, float(d.zone_plate.z.user_readback.get())),
-               (d.osa.z, float(d.osa.z.user_readback.get()))]  # fmt: skip
+        for m in (
+            d.zone_plate.x,
+            d.zone_plate.y,
+            d.osa.x,
+            d.osa.y,
+            d.detector.x,
+            d.detector.y,
+            d.sample_x,
+            d.sample_y,
+        )
+    ]
+    saved_z = [
+        (d.zone_plate.z, float(d.zone_plate.z.user_readback.get())),
+        (d.osa.z, float(d.osa.z.user_readback.get())),
+    ]
     saved_energy = float(energy.mono.readback.get())
     saved_offset = energy.focus_offset_um.get()
     saved_follow = energy.focus_follows_energy.get()
@@ -85,9 +98,10 @@ def _edge_sigma_um(session, line=EDGE_LINE, dwell_s: float = 0.001) -> float:
     d = session.devices
     center, span, points = line
     uid = session.run(
-        sample_image(d.apd, d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3,
-                     dwell_s)
-    )  # fmt: skip
+        sample_image(
+            d.apd, d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3, dwell_s
+        )
+    )
     image = session.image(uid)
     sigmas = [edge_width_um(image.x_um, row)[0] for row in image.counts]
     return float(np.mean(sigmas))
@@ -95,10 +109,15 @@ def _edge_sigma_um(session, line=EDGE_LINE, dwell_s: float = 0.001) -> float:
 
 def _optics_readings(d) -> dict[str, float]:
     axes = {
-        "zp_x": d.zone_plate.x, "zp_y": d.zone_plate.y, "zp_z": d.zone_plate.z,
-        "osa_x": d.osa.x, "osa_y": d.osa.y, "osa_z": d.osa.z,
-        "detector_x": d.detector.x, "detector_y": d.detector.y,
-    }  # fmt: skip
+        "zp_x": d.zone_plate.x,
+        "zp_y": d.zone_plate.y,
+        "zp_z": d.zone_plate.z,
+        "osa_x": d.osa.x,
+        "osa_y": d.osa.y,
+        "osa_z": d.osa.z,
+        "detector_x": d.detector.x,
+        "detector_y": d.detector.y,
+    }
     return {name: float(m.user_readback.get()) for name, m in axes.items()}
 
 
@@ -107,9 +126,10 @@ def _measure_line(session, line) -> tuple[np.ndarray, np.ndarray, float]:
     d = session.devices
     center, span, points = line
     uid = session.run(
-        sample_image(d.apd, d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3,
-                     0.001)
-    )  # fmt: skip
+        sample_image(
+            d.apd, d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3, 0.001
+        )
+    )
     image = session.image(uid)
     return image.x_readback_um.mean(axis=0), image.counts.mean(axis=0), image.dwell_s
 
@@ -184,8 +204,11 @@ def test_an_energy_move_ends_on_the_energy_asked_for(session, optics_restored):
     for target in (round(float(mono.readback.get()) + 9.0, 3), 706.8):
         session.RE(bps.mv(d.energy, target))
         assert float(mono.setpoint.get()) == pytest.approx(target, abs=1e-9)
-        wait_for(lambda t=target: abs(float(mono.readback.get()) - t) < 5e-4, 5,
-                 f"the energy to settle on {target} eV")  # fmt: skip
+        wait_for(
+            lambda t=target: abs(float(mono.readback.get()) - t) < 5e-4,
+            5,
+            f"the energy to settle on {target} eV",
+        )
         assert float(d.zone_plate.z.user_setpoint.get()) == pytest.approx(
             d.energy.zp_z_for(target), abs=1e-3
         )
@@ -227,9 +250,21 @@ def test_sample_focus_finds_the_true_focus(session, optics_restored):
     center, span, points = EDGE_LINE
     d.sample_y.move(EDGE_Y_UM, wait=True)
     result = session.execute(
-        sample_focus(d.apd, d.zone_plate.z, nominal, 10.0, 11, d.sample_x, center, span, points,
-                     0.001, move_to_focus=True, energy=d.energy)
-    )  # fmt: skip
+        sample_focus(
+            d.apd,
+            d.zone_plate.z,
+            nominal,
+            10.0,
+            11,
+            d.sample_x,
+            center,
+            span,
+            points,
+            0.001,
+            move_to_focus=True,
+            energy=d.energy,
+        )
+    )
     dof = _zone_plate(config).depth_of_focus_um(energy_eV)
     found = result.found[d.zone_plate.z.name]
     assert abs(found - truth) < dof, (found, truth, dof)
@@ -332,9 +367,10 @@ def test_interlocks_refuse_before_anything_moves(session, optics_restored):
     # A focus scan whose range would bring the zone plate into the OSA.
     with pytest.raises(PlanArgumentError, match="z_center_um/z_range_um"):
         session.run(
-            sample_focus(d.apd, d.zone_plate.z, zp_z, 2 * abs(zp_z), 5, d.sample_x, 2.5, 1.0,
-                         11, 0.001)
-        )  # fmt: skip
+            sample_focus(
+                d.apd, d.zone_plate.z, zp_z, 2 * abs(zp_z), 5, d.sample_x, 2.5, 1.0, 11, 0.001
+            )
+        )
     # Nothing moved.
     assert float(d.zone_plate.z.user_readback.get()) == pytest.approx(zp_z, abs=1e-4)
     assert float(d.osa.z.user_readback.get()) == pytest.approx(osa_z, abs=1e-4)

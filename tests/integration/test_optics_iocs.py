@@ -267,13 +267,19 @@ def test_stop_halts_a_moving_monochromator_and_leaves_one_at_rest_on_its_setpoin
         assert epics.caput(energy, target, wait=True, timeout=30) == 1
         assert epics.caput(stop, 1, wait=True, timeout=5) == 1
         assert _get(energy) == pytest.approx(target, abs=1e-9)
-        wait_for(lambda: abs(_get(_bl(sim_config, "ENERGY:RBV")) - target) < 5e-4, 5,
-                 f"the readback to settle on {target} eV after a stop at rest")  # fmt: skip
+        wait_for(
+            lambda: abs(_get(_bl(sim_config, "ENERGY:RBV")) - target) < 5e-4,
+            5,
+            f"the readback to settle on {target} eV after a stop at rest",
+        )
         # Moving: the monochromator stops where it is and the setpoint takes that energy.
         far = target + 100.0  # 2 s of slew at the default 50 eV/s
         epics.caput(energy, far, wait=False)
-        wait_for(lambda: _get(_bl(sim_config, "ENERGY:RBV")) > target + 1.0, 10,
-                 "the monochromator to start moving")  # fmt: skip
+        wait_for(
+            lambda: _get(_bl(sim_config, "ENERGY:RBV")) > target + 1.0,
+            10,
+            "the monochromator to start moving",
+        )
         assert epics.caput(stop, 1, wait=True, timeout=5) == 1
         wait_for(lambda: _get(_bl(sim_config, "ENERGY:DMOV")) == 1, 5, "DMOV after the stop")
         stopped = _get(energy)

@@ -16,16 +16,16 @@ from stxm_ctrl.data.catalog import api_key_for, catalog_uri
 def _image_plan(session, **overrides):
     devices = session.devices
     sample = session.config.sim.sample
-    args = dict(
-        x_center_um=sample.center_x_um,
-        x_range_um=22.0,
-        x_points=36,
-        y_center_um=sample.center_y_um,
-        y_range_um=22.0,
-        y_points=30,
-        dwell_s=0.001,
-        snake=True,
-    )
+    args = {
+        "x_center_um": sample.center_x_um,
+        "x_range_um": 22.0,
+        "x_points": 36,
+        "y_center_um": sample.center_y_um,
+        "y_range_um": 22.0,
+        "y_points": 30,
+        "dwell_s": 0.001,
+        "snake": True,
+    }
     args.update(overrides)
     return sample_image(
         devices.apd,

@@ -33,11 +33,22 @@ def _step_image(session, x_range_um, nx, y_range_um, ny, **kw):
     try:
         uid = session.run(
             sample_image(
-                d.apd, d.stage.x, sample.center_x_um + kw.pop("x_offset_um", 0.0), x_range_um,
-                nx, d.stage.y, sample.center_y_um, y_range_um, ny, 0.001, snake=True,
-                mode="step", monitors=[d.ring.current], **kw,
+                d.apd,
+                d.stage.x,
+                sample.center_x_um + kw.pop("x_offset_um", 0.0),
+                x_range_um,
+                nx,
+                d.stage.y,
+                sample.center_y_um,
+                y_range_um,
+                ny,
+                0.001,
+                snake=True,
+                mode="step",
+                monitors=[d.ring.current],
+                **kw,
             )
-        )  # fmt: skip
+        )
     finally:
         session.RE.unsubscribe(token)
     return uid, documents
@@ -133,8 +144,9 @@ def test_a_scan_wider_than_the_piezo_steps_the_coarse_stage_with_the_piezo_centr
     assert np.ptp(fine_x) == 0.0 and abs(fine_x[0]) < 1e-3
     assert np.ptp(_column(documents, "stage_x_coarse")) == pytest.approx(150.0, abs=0.1)
     image = session.image(uid)
-    np.testing.assert_allclose(image.x_readback_um, np.broadcast_to(image.x_um, (3, 11)),
-                               atol=0.025)  # fmt: skip
+    np.testing.assert_allclose(
+        image.x_readback_um, np.broadcast_to(image.x_um, (3, 11)), atol=0.025
+    )
     _matches_truth(session, uid)
 
 
@@ -144,10 +156,19 @@ def test_a_scan_beyond_the_coarse_travel_is_refused_before_anything_moves(sessio
     with pytest.raises(PlanArgumentError) as refused:
         session.run(
             sample_image(
-                d.apd, d.stage.x, 1990.0, 40.0, 10, d.stage.y, 0.0, 1.0, 2, 0.001,
+                d.apd,
+                d.stage.x,
+                1990.0,
+                40.0,
+                10,
+                d.stage.y,
+                0.0,
+                1.0,
+                2,
+                0.001,
                 mode="step",
             )
-        )  # fmt: skip
+        )
     message = str(refused.value)
     assert "stage_x" in message and "2000" in message
     assert (d.stage.x.coarse.position, d.stage.x.fine.position) == before
@@ -165,8 +186,10 @@ def test_a_read_of_the_interferometer_is_the_position_now(session, sim_config):
     tool = Path(sys.executable).parent / "caproto-get"
     done = subprocess.run(
         [str(tool), "--format", "{response.data[0]}", ifx],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.strip()) - before == pytest.approx(7.25, abs=0.02)
     assert epics.caput(fx + ".VAL", 0.0, wait=True, timeout=10) == 1

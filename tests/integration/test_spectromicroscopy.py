@@ -54,9 +54,16 @@ def at_fe_edge(session, sim_config):
     # The zone plate and the piezo too: the energy move back (focus following with the offset
     # restored) would leave ZP z at the nominal focus, 2 um from the sample's, and the tests
     # after these take the zone plate where they find it for the focus.
-    kept = [(m, float(m.user_readback.get())) for m in (d.zone_plate.z, d.stage.x.coarse,
-                                                        d.stage.y.coarse, d.stage.x.fine,
-                                                        d.stage.y.fine)]  # fmt: skip
+    kept = [
+        (m, float(m.user_readback.get()))
+        for m in (
+            d.zone_plate.z,
+            d.stage.x.coarse,
+            d.stage.y.coarse,
+            d.stage.x.fine,
+            d.stage.y.fine,
+        )
+    ]
     d.energy.focus_offset_um.put(sim_config.sim.optics.sample_z_offset_um)
     session.RE(bps.mv(d.polarization, "Circular left"))
     yield d
@@ -87,12 +94,12 @@ def test_point_spectrum_of_permalloy_has_the_fe_and_ni_edges_where_they_belong(
             energies,
             0.02,
             monitors=[d.ring.current],
-        )  # fmt: skip
+        )
     )
     membrane = session.run(
         point_spectrum(
             d.apd, d.energy, d.polarization, d.stage.x, cx + 2.0, d.stage.y, cy, energies, 0.02
-        )  # fmt: skip
+        )
     )
     disc, bare = session.stack(on_disc), session.stack(membrane)
     assert disc.start["stxm_scan_type"] == "point spectrum"
@@ -123,10 +130,15 @@ def _truth_asymmetry(session, sample, x, y, energy_eV):
     fleet's sample sits 2 um off the nominal focus)."""
     d, config = session.devices, session.config
     axes = {
-        "zp_x": d.zone_plate.x, "zp_y": d.zone_plate.y, "zp_z": d.zone_plate.z,
-        "osa_x": d.osa.x, "osa_y": d.osa.y, "osa_z": d.osa.z,
-        "detector_x": d.detector.x, "detector_y": d.detector.y,
-    }  # fmt: skip
+        "zp_x": d.zone_plate.x,
+        "zp_y": d.zone_plate.y,
+        "zp_z": d.zone_plate.z,
+        "osa_x": d.osa.x,
+        "osa_y": d.osa.y,
+        "osa_z": d.osa.z,
+        "detector_x": d.detector.x,
+        "detector_y": d.detector.y,
+    }
     readings = {name: float(m.user_readback.get()) for name, m in axes.items()}
     optics = truth_model(config).optics_positions(energy_eV, readings)
     sigma = truth_model(config).beam_path.spot_sigma_um(optics)
@@ -157,7 +169,7 @@ def test_xmcd_image_of_a_tilted_vortex_shows_the_curl_and_flips_with_the_helicit
             0.01,
             pairs=1,
             mode="step",
-        )  # fmt: skip
+        )
     )
     stack = session.stack(uid)
     assert stack.polarizations == ["Circular left", "Circular right"]
@@ -208,7 +220,7 @@ def test_xmcd_of_a_flat_vortex_shows_its_core_and_not_its_curl(session, sim_conf
             FE_L3,
             0.05,
             mode="step",
-        )  # fmt: skip
+        )
     )
     stack = session.stack(uid)
     result = xmcd_from_stack(stack, dead_time_ns=sim_config.sim.apd.dead_time_ns)
@@ -259,7 +271,7 @@ def test_image_stack_and_line_spectrum_record_every_energy(session, sim_config, 
             energies,
             0.005,
             mode="step",
-        )  # fmt: skip
+        )
     )
     stack = session.stack(uid)
     assert list(stack.energies_eV) == [700.0, 705.0, 706.0, 707.0, 708.0, 712.0]
@@ -284,7 +296,7 @@ def test_image_stack_and_line_spectrum_record_every_energy(session, sim_config, 
             7,
             [706.8, 712.0],
             0.005,
-        )  # fmt: skip
+        )
     )
     spectra = session.stack(line)
     assert spectra.start["stxm_scan_type"] == "line spectrum"
@@ -301,9 +313,21 @@ def _point(energies):
 
 def _xmcd(plan=xmcd_image, energy=706.8, **kwargs):
     return lambda d: plan(
-        d.apd, d.energy, d.polarization, d.stage.x, 300.0, 1.0, 3, d.stage.y, 0.0, 1.0, 3,
-        energy, 0.01, **kwargs,
-    )  # fmt: skip
+        d.apd,
+        d.energy,
+        d.polarization,
+        d.stage.x,
+        300.0,
+        1.0,
+        3,
+        d.stage.y,
+        0.0,
+        1.0,
+        3,
+        energy,
+        0.01,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize(
@@ -324,7 +348,7 @@ def _xmcd(plan=xmcd_image, energy=706.8, **kwargs):
                 d.apd, d.sample_x, d.polarization, d.stage.x, 300.0, d.stage.y, 0.0, [706.8], 0.01
             ),
             "devices.Energy",
-        ),  # fmt: skip
+        ),
         (
             lambda d: image_stack(
                 d.apd,
@@ -343,16 +367,20 @@ def _xmcd(plan=xmcd_image, energy=706.8, **kwargs):
                 polarization_name="Circular",
             ),
             "polarization_name",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_energy_lists_and_helicities_are_refused_before_anything_moves(session, call, message):
     d = session.devices
 
     def where() -> tuple[float, ...]:
-        signals = (d.stage.x.coarse.user_setpoint, d.stage.x.fine.user_setpoint,
-                   d.energy.mono.setpoint, d.energy.epu_gap.user_setpoint,
-                   d.energy.zp_z.user_setpoint)  # fmt: skip
+        signals = (
+            d.stage.x.coarse.user_setpoint,
+            d.stage.x.fine.user_setpoint,
+            d.energy.mono.setpoint,
+            d.energy.epu_gap.user_setpoint,
+            d.energy.zp_z.user_setpoint,
+        )
         return tuple(float(s.get(use_monitor=False)) for s in signals)
 
     before, polarization = where(), d.polarization.position
@@ -385,7 +413,7 @@ def test_a_flown_xmcd_stack_reads_back_alike_from_catalog_and_spool(
             0.002,
             mode="fly",
             flyer=d.fly,
-        )  # fmt: skip
+        )
     )
     stack = session.stack(uid)
     assert stack.start["scan_mode"] == "fly" and stack.start["plan_name"] == "xmcd_stack"
@@ -397,8 +425,13 @@ def test_a_flown_xmcd_stack_reads_back_alike_from_catalog_and_spool(
     assert list(stack.energies_eV) == [700.0, 700.0, FE_L3, FE_L3]
     assert stack.counts.shape == (4, 8, 40) and not np.isnan(stack.counts).any()
     # Each line went to its own frame: the disc absorbs far more at the edge than below it.
-    disc = np.hypot((stack.images[0].x_readback_um - cx) / np.cos(np.radians(30)),
-                    stack.images[0].y_readback_um - cy) < 0.7  # fmt: skip
+    disc = (
+        np.hypot(
+            (stack.images[0].x_readback_um - cx) / np.cos(np.radians(30)),
+            stack.images[0].y_readback_um - cy,
+        )
+        < 0.7
+    )
     below, at_edge = stack.rate_Hz[0][disc].mean(), stack.rate_Hz[2][disc].mean()
     assert at_edge < 0.8 * below
     # The spool holds the same run.
@@ -443,7 +476,7 @@ def test_a_stack_drifted_by_the_zone_plate_is_registered_to_a_fifth_of_a_pixel(
                     0.001,
                     mode="fly",
                     flyer=d.fly,
-                )  # fmt: skip
+                )
             )
             frames.append(session.image(uid).rate_Hz)
     finally:
@@ -482,9 +515,23 @@ def test_the_apd_ioc_killed_mid_stack_ends_the_run_and_keeps_the_frames_measured
     try:
         with pytest.raises(Exception) as info:
             session.run(
-                image_stack(d.apd, d.energy, d.polarization, d.stage.x, cx, 2.0, 10, d.stage.y,
-                            cy, 2.0, 6, [700.0, 704.0, 706.8, 710.0], 0.01, mode="step")
-            )  # fmt: skip
+                image_stack(
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    d.stage.x,
+                    cx,
+                    2.0,
+                    10,
+                    d.stage.y,
+                    cy,
+                    2.0,
+                    6,
+                    [700.0, 704.0, 706.8, 710.0],
+                    0.01,
+                    mode="step",
+                )
+            )
         ended_after_s = time.monotonic() - killed_at[0]
     finally:
         for token in tokens:
@@ -509,7 +556,8 @@ def test_the_apd_ioc_killed_mid_stack_ends_the_run_and_keeps_the_frames_measured
     # The next run stages the counter again: the unstaging the dead IOC interrupted is
     # finished then, not refused as RedundantStaging.
     uid = session.run(
-        point_spectrum(d.apd, d.energy, d.polarization, d.stage.x, cx, d.stage.y, cy,
-                       [706.8], 0.01)
-    )  # fmt: skip
+        point_spectrum(
+            d.apd, d.energy, d.polarization, d.stage.x, cx, d.stage.y, cy, [706.8], 0.01
+        )
+    )
     assert session.stack(uid).counts[0, 0, 0] > 0

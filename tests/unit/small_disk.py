@@ -36,8 +36,9 @@ def run_on_small_disk(tmp_path: Path, script_text: str, size: str = "64k") -> tu
     argv = [unshare, "--mount", "--propagation", "private"]
     if os.geteuid() != 0:
         argv.append("--map-root-user")  # an unprivileged user namespace, if the kernel allows
-    result = subprocess.run([*argv, "sh", "-c", shell], capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [*argv, "sh", "-c", shell], capture_output=True, text=True, timeout=120
+    )
     if result.returncode == 77 or "unshare failed" in result.stderr:
         pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr

@@ -47,13 +47,16 @@ def test_osa_image_centre_within_a_pixel(optics) -> None:
     image = np.array(
         [
             [
-                _counts(path, OpticsPositions(ENERGY_EV, f, A0_UM, osa_x_um=x - true_x,
-                                              osa_y_um=y - true_y), rng)
+                _counts(
+                    path,
+                    OpticsPositions(ENERGY_EV, f, A0_UM, osa_x_um=x - true_x, osa_y_um=y - true_y),
+                    rng,
+                )
                 for x in xs
             ]
             for y in ys
         ]
-    )  # fmt: skip
+    )
     x0, y0 = disc_center(xs, ys, image)
     pixel = xs[1] - xs[0]
     assert abs(x0 - true_x) < pixel and abs(y0 - true_y) < pixel
@@ -69,13 +72,18 @@ def test_detector_image_centre_within_a_pixel(optics) -> None:
     image = np.array(
         [
             [
-                _counts(path, OpticsPositions(ENERGY_EV, f, A0_UM, detector_x_um=x - true_x,
-                                              detector_y_um=y - true_y), rng)
+                _counts(
+                    path,
+                    OpticsPositions(
+                        ENERGY_EV, f, A0_UM, detector_x_um=x - true_x, detector_y_um=y - true_y
+                    ),
+                    rng,
+                )
                 for x in xs
             ]
             for y in ys
         ]
-    )  # fmt: skip
+    )
     x0, y0 = disc_center(xs, ys, image)
     assert abs(x0 - true_x) < xs[1] - xs[0] and abs(y0 - true_y) < ys[1] - ys[0]
 

@@ -19,8 +19,9 @@ def _fake(cls: type[EpicsMotor]) -> EpicsMotor:
 
 
 def _move_ends(motor: EpicsMotor) -> None:
-    """What ophyd runs when the record's DMOV goes from 0 back to 1."""
-    motor._done_moving(success=True, timestamp=None, value=1)
+    """What ophyd runs when the record's DMOV goes from 0 back to 1 (its own callback: the
+    race is inside ophyd, reached through no public call)."""
+    motor._done_moving(success=True, timestamp=None, value=1)  # noqa: SLF001
 
 
 def _next_move_as_the_first_ends(motor: EpicsMotor) -> dict:
@@ -33,7 +34,8 @@ def _next_move_as_the_first_ends(motor: EpicsMotor) -> dict:
         if "second" not in started:
             started["second"] = motor.move(2.0, wait=False)
 
-    motor.subscribe(next_move, event_type=motor._SUB_REQ_DONE, run=False)
+    # ophyd's request-done event, which runs its move's cleanup.
+    motor.subscribe(next_move, event_type=motor._SUB_REQ_DONE, run=False)  # noqa: SLF001
     _move_ends(motor)
     first.wait(2)
     return started

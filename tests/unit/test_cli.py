@@ -72,14 +72,14 @@ def test_demo_refuses_a_configuration_that_names_real_iocs(tmp_path, capsys):
 def test_foreground_command_reports_a_child_that_dies(tmp_path, capsys):
     import sys
 
-    from stxm_ctrl.app.cli import _foreground
+    from stxm_ctrl.app.cli import run_in_foreground
     from stxm_ctrl.processes import ManagedProcess
 
     code = "import sys; print('IOC crashed: segfault in the driver'); sys.exit(4)"
     child = ManagedProcess("fake fleet", [sys.executable, "-c", code], tmp_path / "f.log")
     child.start()
     stopped = []
-    assert _foreground("simulated IOC fleet", child, lambda: stopped.append(True)) == 1
+    assert run_in_foreground("simulated IOC fleet", child, lambda: stopped.append(True)) == 1
     err = capsys.readouterr().err
     assert "simulated IOC fleet exited unexpectedly with code 4" in err
     assert "IOC crashed: segfault in the driver" in err
@@ -148,13 +148,14 @@ def _subcommands() -> dict:
     import argparse
 
     parser = build_parser()
-    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    # argparse lists a parser's subcommands and options only in its private actions.
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
     return dict(sub.choices)
 
 
 @pytest.mark.parametrize("command", sorted(_subcommands()))
 def test_every_command_takes_config_as_the_readme_says(command):
-    options = {o for a in _subcommands()[command]._actions for o in a.option_strings}
+    options = {o for a in _subcommands()[command]._actions for o in a.option_strings}  # noqa: SLF001
     assert "--config" in options
 
 

@@ -221,9 +221,22 @@ class TestTable:
             assert column in [h.strip() for h in header if h.strip()]
         (selected,) = [line for line in lines if line.startswith("* zp")]
         assert selected.split() == [
-            "*", "zp240_25", "240/95/25", "3420.4", "4.8393", "2400", "0.0351", "30.5",
-            "+-0.71", "100", "to", "712.6", "first", "order", "-3420.4",
-        ]  # fmt: skip
+            "*",
+            "zp240_25",
+            "240/95/25",
+            "3420.4",
+            "4.8393",
+            "2400",
+            "0.0351",
+            "30.5",
+            "+-0.71",
+            "100",
+            "to",
+            "712.6",
+            "first",
+            "order",
+            "-3420.4",
+        ]
         rows = lines[4 : lines.index("", 4)]
         assert len(rows) == len(SHIPPED_PLATES)
         # Columns line up: every row as long as the header, or shorter only by trailing space.

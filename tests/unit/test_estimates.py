@@ -48,8 +48,13 @@ def test_a_sessions_first_run_replaces_a_default_measured_on_another_day():
 
 
 def _step_run(learner, uid, points, physics_s, took_s):
-    estimate = {"mode": "step", "counting_s": physics_s, "motion_s": 0.0, "points": points,
-                "frames": 0}  # fmt: skip
+    estimate = {
+        "mode": "step",
+        "counting_s": physics_s,
+        "motion_s": 0.0,
+        "points": points,
+        "frames": 0,
+    }
     learner("start", {"uid": uid, "time": 0.0, "estimate": estimate})
     learner("stop", {"run_start": uid, "time": took_s, "exit_status": "success"})
 

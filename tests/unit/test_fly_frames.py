@@ -14,9 +14,15 @@ PIEZO = (-50.0, 50.0)
 
 def _frames(xs, ys, coarse=(0.0, 0.0), snake=True):
     return fly_frames(
-        xs, ys, 0.001, snake=snake, piezo_x_limits_um=PIEZO, piezo_y_limits_um=PIEZO,
-        coarse_x_um=coarse[0], coarse_y_um=coarse[1],
-    )  # fmt: skip
+        xs,
+        ys,
+        0.001,
+        snake=snake,
+        piezo_x_limits_um=PIEZO,
+        piezo_y_limits_um=PIEZO,
+        coarse_x_um=coarse[0],
+        coarse_y_um=coarse[1],
+    )
 
 
 def test_an_image_inside_the_piezo_range_is_one_frame_without_a_coarse_move():

@@ -23,10 +23,16 @@ FLY = FlyConfig()
 
 
 def _plan(**kw) -> FramePlan:
-    values = dict(
-        start_x_um=-5.0, stop_x_um=5.0, nx=21, start_y_um=-10.0, stop_y_um=-9.0, ny=5,
-        dwell_s=0.001, snake=False,
-    )  # fmt: skip
+    values = {
+        "start_x_um": -5.0,
+        "stop_x_um": 5.0,
+        "nx": 21,
+        "start_y_um": -10.0,
+        "stop_y_um": -9.0,
+        "ny": 5,
+        "dwell_s": 0.001,
+        "snake": False,
+    }
     return FramePlan(**(values | kw))
 
 
@@ -40,10 +46,19 @@ def _line(plan, index=0, *, rate, coarse=(0.0, 0.0), drift=None, noise_um=0.0, s
     move = sweep_move(plan, index, t0, offset_x, FLY.run_up_s)
     piezo_y = plan.line_y_um(index) - coarse[1] - float(dy[0])
     return simulate_sweep(
-        plan, index, move=move, t_sweep_s=t0 + FLY.run_up_s, piezo_y_um=piezo_y,
-        coarse_xy_um=coarse, drift_um=drift, noise_um=noise_um, rate_Hz=rate,
-        samples_per_pixel=FLY.samples_per_pixel, rng=np.random.default_rng(seed), **kw,
-    )  # fmt: skip
+        plan,
+        index,
+        move=move,
+        t_sweep_s=t0 + FLY.run_up_s,
+        piezo_y_um=piezo_y,
+        coarse_xy_um=coarse,
+        drift_um=drift,
+        noise_um=noise_um,
+        rate_Hz=rate,
+        samples_per_pixel=FLY.samples_per_pixel,
+        rng=np.random.default_rng(seed),
+        **kw,
+    )
 
 
 def test_drift_is_linear_in_time():
@@ -121,9 +136,12 @@ def test_drift_does_not_shift_pixels_in_interferometer_coordinates():
         return 0.5 + 0 * t, -0.3 + 0 * t  # a large drift
 
     line = _line(
-        plan, rate=lambda x, y, t: np.full(x.shape, 1e6), coarse=(12.0, -3.0), drift=drift,
+        plan,
+        rate=lambda x, y, t: np.full(x.shape, 1e6),
+        coarse=(12.0, -3.0),
+        drift=drift,
         noise_um=0.003,
-    )  # fmt: skip
+    )
     assert np.allclose(line.x_um, plan.centres_x_um(), atol=0.003)
     assert np.allclose(line.y_um, plan.line_y_um(0), atol=0.003)
     assert np.allclose(line.dwell_s, plan.dwell_s, rtol=0.2)
@@ -137,9 +155,10 @@ def test_stall_and_lost_pixels_leave_pixels_unmeasured():
     assert line.npix == plan.nx - 2
     assert np.isnan(line.x_um[3]) and line.counts[7] == 0 and line.dwell_s[3] == 0
     stalled = _line(
-        plan, rate=lambda x, y, t: np.full(x.shape, 1e6),
+        plan,
+        rate=lambda x, y, t: np.full(x.shape, 1e6),
         valid_until_s=100.0 + FLY.run_up_s + 10.5 * plan.dwell_s,
-    )  # fmt: skip
+    )
     assert 10 <= stalled.npix <= 11
     assert np.all(np.isnan(stalled.x_um[12:]))
 
@@ -147,8 +166,9 @@ def test_stall_and_lost_pixels_leave_pixels_unmeasured():
 def _flat_lines(nx: int, lines: int, *, dwell_s: float, rate_Hz: float, snake: bool):
     """Lines over a flat sample at the default vibration (3 nm), with drift: 50 nm pixels."""
     noise_um = InterferometerConfig().noise_nm * 1e-3
-    plan = _plan(start_x_um=0.0, stop_x_um=0.05 * (nx - 1), nx=nx, ny=lines, dwell_s=dwell_s,
-                 snake=snake)  # fmt: skip
+    plan = _plan(
+        start_x_um=0.0, stop_x_um=0.05 * (nx - 1), nx=nx, ny=lines, dwell_s=dwell_s, snake=snake
+    )
 
     def drift(t):
         return 0.3 + 1e-5 * (t - 100.0), -0.2 - 1e-5 * (t - 100.0)  # 36 nm/h
@@ -162,7 +182,7 @@ def _flat_lines(nx: int, lines: int, *, dwell_s: float, rate_Hz: float, snake: b
             drift=drift,
             noise_um=noise_um,
             seed=index,
-        )  # fmt: skip
+        )
         for index in range(lines)
     ]
 

@@ -29,9 +29,16 @@ def flyer(monkeypatch: pytest.MonkeyPatch):
     # The frame's put completes when the test says the controller has ended the frame.
     monkeypatch.setattr(device.arm, "set", lambda *a, **k: frame_done)
     device.frame = FrameSpec(
-        start_x_um=0.0, stop_x_um=1.5, nx=NX, start_y_um=0.0, stop_y_um=0.3, ny=4,
-        dwell_s=0.001, snake=False, first_row=10,
-    )  # fmt: skip
+        start_x_um=0.0,
+        stop_x_um=1.5,
+        nx=NX,
+        start_y_um=0.0,
+        stop_y_um=0.3,
+        ny=4,
+        dwell_s=0.001,
+        snake=False,
+        first_row=10,
+    )
     device.kickoff()
     device.busy.sim_put(1)
     return device, frame_done

@@ -67,21 +67,27 @@ def test_image_from_the_documents_of_a_run_cut_off_mid_scan():
     md = {k: v for k, v in start_doc(2, 3, True).items() if k != "uid"}
     md.update(stxm_scan_type="sample image", counter_field="apd_counts")
     bundle = compose_run(metadata={**md, "x_field": "sample_x", "y_field": "sample_y"})
-    keys = {k: {"source": "sim", "dtype": "number", "shape": []} for k in
-            ("apd_counts", "sample_x", "sample_y")}  # fmt: skip
+    keys = {
+        k: {"source": "sim", "dtype": "number", "shape": []}
+        for k in ("apd_counts", "sample_x", "sample_y")
+    }
     primary = bundle.compose_descriptor(name="primary", data_keys=keys)
     monitor = bundle.compose_descriptor(
         name="ring_current_monitor",
         data_keys={"apd_counts": {"source": "sim", "dtype": "number", "shape": []}},
     )
-    docs = [("start", bundle.start_doc), ("descriptor", primary.descriptor_doc),
-            ("descriptor", monitor.descriptor_doc)]  # fmt: skip
+    docs = [
+        ("start", bundle.start_doc),
+        ("descriptor", primary.descriptor_doc),
+        ("descriptor", monitor.descriptor_doc),
+    ]
     for i, (x, y) in enumerate([(0, 0), (1, 0), (2, 0), (2, 1)]):
         data = {"apd_counts": 10 * i, "sample_x": x, "sample_y": y}
         docs.append(("event", primary.compose_event(data=data, timestamps=dict.fromkeys(data, 0))))
         # Events of another stream must not land in the image.
-        docs.append(("event", monitor.compose_event(data={"apd_counts": -1},
-                                                    timestamps={"apd_counts": 0})))  # fmt: skip
+        docs.append(
+            ("event", monitor.compose_event(data={"apd_counts": -1}, timestamps={"apd_counts": 0}))
+        )
     image = image_from_documents(docs)
     np.testing.assert_array_equal(image.counts[0], [0, 10, 20])
     assert image.counts[1, 2] == 30

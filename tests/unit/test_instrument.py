@@ -196,9 +196,13 @@ def test_ods_fall_with_energy_and_there_is_no_sample_beyond_the_chip(model, conf
         *MEMBRANE, optics, ring_current_mA=300.0, gap_mm=gap, polarization="Circular left"
     )
     open_beam = model.photon_rate_Hz(
-        config.sim.sample.chip_size_um, 0.0, optics, ring_current_mA=300.0, gap_mm=gap,
+        config.sim.sample.chip_size_um,
+        0.0,
+        optics,
+        ring_current_mA=300.0,
+        gap_mm=gap,
         polarization="Circular left",
-    )  # fmt: skip
+    )
     od = float(-np.log(photons / open_beam))
     expected = config.sim.sample.membrane_od * (
         energy / config.sim.sample.reference_energy_eV

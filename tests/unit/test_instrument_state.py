@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stxm_ctrl.app.instrument_state import _sample_position_um
+from stxm_ctrl.app.instrument_state import sample_position_um
 
 STAGE = {"sample_x_um": 300.0, "sample_y_um": 0.0}  # where the stage stands as the run opens
 
@@ -36,8 +36,8 @@ STAGE = {"sample_x_um": 300.0, "sample_y_um": 0.0}  # where the stage stands as 
     ],
 )  # fmt: skip
 def test_a_run_looks_where_its_scan_is_centred_or_the_stage_stands(md, expected):
-    assert _sample_position_um({**STAGE, **md}) == pytest.approx(expected)
+    assert sample_position_um({**STAGE, **md}) == pytest.approx(expected)
 
 
 def test_without_a_stage_position_nothing_is_named():
-    assert _sample_position_um({"stxm_scan_type": "osa image"}) is None
+    assert sample_position_um({"stxm_scan_type": "osa image"}) is None

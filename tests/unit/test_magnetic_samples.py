@@ -87,24 +87,43 @@ def test_the_instrument_sees_the_helicity_and_the_resolution_pattern_is_unchange
     tilted = _sample("vortex_tilted")
     x, y = tilted.feature_centers_um()[4]
     rates = {
-        pol: float(model.detected_rate_Hz(x, y + 0.5, optics, ring_current_mA=300.0,
-                                          gap_mm=gap, polarization=pol))
+        pol: float(
+            model.detected_rate_Hz(
+                x, y + 0.5, optics, ring_current_mA=300.0, gap_mm=gap, polarization=pol
+            )
+        )
         for pol in ("Circular left", "Circular right")
-    }  # fmt: skip
+    }
     assert rates["Circular left"] != pytest.approx(rates["Circular right"], rel=0.01)
-    bare = model.detected_rate_Hz(0.0, 0.0, optics, ring_current_mA=300.0, gap_mm=gap,
-                                  polarization="Circular left")  # fmt: skip
-    same = model.detected_rate_Hz(0.0, 0.0, optics, ring_current_mA=300.0, gap_mm=gap,
-                                  polarization="Circular right")  # fmt: skip
+    bare = model.detected_rate_Hz(
+        0.0, 0.0, optics, ring_current_mA=300.0, gap_mm=gap, polarization="Circular left"
+    )
+    same = model.detected_rate_Hz(
+        0.0, 0.0, optics, ring_current_mA=300.0, gap_mm=gap, polarization="Circular right"
+    )
     assert float(bare) == float(same)  # no magnetic sample at the pattern
 
 
 def test_overlapping_windows_are_refused_with_their_names():
     with pytest.raises(UsageError, match="vortex_flat.*maze.*overlap"):
-        load_config(overrides={"sim": {"magnetic_samples": {
-            "vortex_flat": {"kind": "vortex_discs", "center_x_um": 0.0, "center_y_um": 300.0},
-            "maze": {"kind": "maze_multilayer", "center_x_um": 10.0, "center_y_um": 300.0},
-        }}})  # fmt: skip
+        load_config(
+            overrides={
+                "sim": {
+                    "magnetic_samples": {
+                        "vortex_flat": {
+                            "kind": "vortex_discs",
+                            "center_x_um": 0.0,
+                            "center_y_um": 300.0,
+                        },
+                        "maze": {
+                            "kind": "maze_multilayer",
+                            "center_x_um": 10.0,
+                            "center_y_um": 300.0,
+                        },
+                    }
+                }
+            }
+        )
 
 
 def test_the_sample_in_the_beam_is_named_by_the_window_the_stage_is_in():

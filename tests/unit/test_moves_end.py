@@ -19,10 +19,14 @@ from stxm_ctrl.config import load_config
 def energy():
     config = load_config()
     device = make_fake_device(Energy)(
-        "BL:", zp_z_pv="OPT:ZPZ", optics=optics_geometry(config).zone_plate,
-        undulator=undulator_model(config), z_sign=config.optics.z_sign,
-        energy_range_eV=(250.0, 1000.0), name="energy",
-    )  # fmt: skip
+        "BL:",
+        zp_z_pv="OPT:ZPZ",
+        optics=optics_geometry(config).zone_plate,
+        undulator=undulator_model(config),
+        z_sign=config.optics.z_sign,
+        energy_range_eV=(250.0, 1000.0),
+        name="energy",
+    )
     for motor in (device.epu_gap, device.zp_z):
         motor.user_setpoint.sim_set_limits((-1e5, 1e5))
         motor.velocity.sim_put(1000.0)
@@ -54,8 +58,11 @@ def test_a_real_axis_that_times_out_fails_the_energy_move_naming_it(energy):
 def test_a_real_axis_that_fails_fails_the_energy_move_at_once(energy):
     status = energy.set(712.0)
     energy.epu_gap._done_moving(success=False)  # noqa: SLF001 - what ophyd runs on a failure
-    with pytest.raises(AxisFailedError, match=r"energy did not reach 712 eV: the EPU gap "
-                       r"\(energy_epu_gap, BL:EPU:GAP\) failed"):  # fmt: skip
+    with pytest.raises(
+        AxisFailedError,
+        match=r"energy did not reach 712 eV: the EPU gap "
+        r"\(energy_epu_gap, BL:EPU:GAP\) failed",
+    ):
         status.wait(2)
     assert energy.zp_z.motor_stop.get() == 1
 
@@ -74,8 +81,9 @@ def test_an_energy_that_is_not_a_number_is_refused_before_anything_moves(energy,
     with pytest.raises(ValueError) as info:
         energy.set(given)
     message = str(info.value)
-    assert message.startswith(f"energy = {given!r} is not a position: give an energy in eV "
-                              "from 250 to 1000 eV"), message  # fmt: skip
+    assert message.startswith(
+        f"energy = {given!r} is not a position: give an energy in eV from 250 to 1000 eV"
+    ), message
     assert "too many" not in message
     assert energy.mono.setpoint.get() == 710.0
 

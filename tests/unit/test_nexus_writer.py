@@ -39,29 +39,53 @@ def image_run(
     ``measured`` points only, and no stop document, for a run cut off mid-scan.
     """
     start_md = {
-        "plan_name": "sample_image", "stxm_scan_type": "sample image", "scan_id": scan_id,
-        "shape": [ny, nx], "extents": [[-1.0, 1.0], [10.0, 14.0]], "snaking": [False, False],
-        "dwell_s": 0.002, "counter": "apd", "counter_field": "apd_counts",
-        "x_field": "sample_x", "y_field": "sample_y", "energy_eV": 706.8,
-        "polarization": "Circular left", "sample_name": "test film", "num_points": ny * nx,
-        "zone_plate": {"name": "zp240_25", "diameter_um": 240.0, "outer_zone_width_nm": 25.0,
-                       "central_stop_um": 95.0},
-        "osa": {"name": "osa50", "diameter_um": 50.0}, "a0_um": 500.0, "zp_z_um": -3422.4,
+        "plan_name": "sample_image",
+        "stxm_scan_type": "sample image",
+        "scan_id": scan_id,
+        "shape": [ny, nx],
+        "extents": [[-1.0, 1.0], [10.0, 14.0]],
+        "snaking": [False, False],
+        "dwell_s": 0.002,
+        "counter": "apd",
+        "counter_field": "apd_counts",
+        "x_field": "sample_x",
+        "y_field": "sample_y",
+        "energy_eV": 706.8,
+        "polarization": "Circular left",
+        "sample_name": "test film",
+        "num_points": ny * nx,
+        "zone_plate": {
+            "name": "zp240_25",
+            "diameter_um": 240.0,
+            "outer_zone_width_nm": 25.0,
+            "central_stop_um": 95.0,
+        },
+        "osa": {"name": "osa50", "diameter_um": 50.0},
+        "a0_um": 500.0,
+        "zp_z_um": -3422.4,
         "configuration": {"ring": {"name": "BESSY II"}},
         **(md or {}),
-    }  # fmt: skip
+    }
     bundle = compose_run(metadata=start_md, uid=uid)
     t0 = bundle.start_doc["time"]
     docs: list[tuple[str, dict]] = [("start", dict(bundle.start_doc))]
     baseline = bundle.compose_descriptor(
         name="baseline",
-        data_keys={k: {"source": "PV", "dtype": "number", "shape": []}
-                   for k in ("ring_current", "energy_mono_readback", "osa_x")},
-    )  # fmt: skip
+        data_keys={
+            k: {"source": "PV", "dtype": "number", "shape": []}
+            for k in ("ring_current", "energy_mono_readback", "osa_x")
+        },
+    )
     docs.append(("descriptor", baseline.descriptor_doc))
     values = {"ring_current": 300.0, "energy_mono_readback": 706.81, "osa_x": 4.0}
-    docs.append(("event", baseline.compose_event(data=values, timestamps=dict.fromkeys(values, t0),
-                                                  time=t0, seq_num=1)))  # fmt: skip
+    docs.append(
+        (
+            "event",
+            baseline.compose_event(
+                data=values, timestamps=dict.fromkeys(values, t0), time=t0, seq_num=1
+            ),
+        )
+    )
     keys = ("apd_counts", "sample_x", "sample_y")
     primary = bundle.compose_descriptor(
         name="primary",
@@ -72,23 +96,40 @@ def image_run(
     total = ny * nx if measured is None else measured
     for i in range(total):
         iy, ix = divmod(i, nx)
-        data = {"apd_counts": 1000 + 10 * ix + 100 * iy, "sample_x": xs[ix] + 0.001,
-                "sample_y": ys[iy] - 0.001}  # fmt: skip
+        data = {
+            "apd_counts": 1000 + 10 * ix + 100 * iy,
+            "sample_x": xs[ix] + 0.001,
+            "sample_y": ys[iy] - 0.001,
+        }
         t = t0 + 0.01 * (i + 1)
-        docs.append(("event", primary.compose_event(
-            data=data, timestamps=dict.fromkeys(keys, t), time=t, seq_num=i + 1)))  # fmt: skip
+        docs.append(
+            (
+                "event",
+                primary.compose_event(
+                    data=data, timestamps=dict.fromkeys(keys, t), time=t, seq_num=i + 1
+                ),
+            )
+        )
     if measured is None:
         end = t0 + 0.01 * (total + 2)
-        docs.append(("event", baseline.compose_event(
-            data={**values, "ring_current": 299.0}, timestamps=dict.fromkeys(values, end),
-            time=end, seq_num=2)))  # fmt: skip
+        docs.append(
+            (
+                "event",
+                baseline.compose_event(
+                    data={**values, "ring_current": 299.0},
+                    timestamps=dict.fromkeys(values, end),
+                    time=end,
+                    seq_num=2,
+                ),
+            )
+        )
         docs.append(("stop", bundle.compose_stop(exit_status="success")))
     return docs
 
 
 def test_a_sample_image_is_written_with_its_grid_points_and_monitor(tmp_path):
     path = write_nxstxm(image_run(), tmp_path / "image.nxs")
-    assert [p for p in check_nexus_file(path)] == []
+    assert list(check_nexus_file(path)) == []
     with h5py.File(path, "r") as file:
         entry = file["entry1"]
         assert entry["definition"][()].tolist() == [b"NXstxm"]
@@ -197,8 +238,12 @@ def test_a_file_that_cannot_be_written_is_reported_and_the_run_goes_on(
     (message,) = [r.getMessage() for r in caplog.records]
     assert f"stxm export {uid[:8]}" in message and str(spool_file) in message
     monkeypatch.undo()
-    (result,) = export_runs([str(spool_file)], directory=tmp_path / "nexus", template=TEMPLATE,
-                            spool_dir=spool.spool_dir)  # fmt: skip
+    (result,) = export_runs(
+        [str(spool_file)],
+        directory=tmp_path / "nexus",
+        template=TEMPLATE,
+        spool_dir=spool.spool_dir,
+    )
     assert result.path.is_file() and result.source.startswith("spool file")
 
 
@@ -207,15 +252,17 @@ def test_export_finds_runs_in_the_spool_by_scan_id_and_uid_prefix(tmp_path):
     spool, _ = _spooled(tmp_path, docs)
     uid = docs[0][1]["uid"]
     out = tmp_path / "out"
-    by_id, by_uid = export_runs(["12", uid[:6]], directory=out, template=TEMPLATE,
-                                spool_dir=spool.spool_dir)  # fmt: skip
+    by_id, by_uid = export_runs(
+        ["12", uid[:6]], directory=out, template=TEMPLATE, spool_dir=spool.spool_dir
+    )
     assert by_id.uid == by_uid.uid == uid and by_id.path == by_uid.path
     # A uid whose first characters are all digits is not taken for a scan id that no run has.
     digits = image_run(scan_id=13, uid="40099700-0000-4000-8000-000000000000")
     for name, doc in digits:
         spool(name, doc)
-    (by_digits,) = export_runs(["400997"], directory=out, template=TEMPLATE,
-                               spool_dir=spool.spool_dir)  # fmt: skip
+    (by_digits,) = export_runs(
+        ["400997"], directory=out, template=TEMPLATE, spool_dir=spool.spool_dir
+    )
     assert by_digits.uid == digits[0][1]["uid"]
     with pytest.raises(LookupError, match=r"no run '99' in the spool .*scan id"):
         list(export_runs(["99"], directory=out, template=TEMPLATE, spool_dir=spool.spool_dir))

@@ -223,9 +223,11 @@ class TestBeamPath:
         # Focus 1000 um upstream of the sample, detector (70 um) 100 um downstream: the cone
         # has spread over 1100 um when it reaches the detector.
         path = BeamPath(
-            zone_plate=ZP, osa_diameter_um=OSA_UM, detector_diameter_um=70.0,
+            zone_plate=ZP,
+            osa_diameter_um=OSA_UM,
+            detector_diameter_um=70.0,
             detector_distance_um=100.0,
-        )  # fmt: skip
+        )
         f = ZP.focal_length_um(706.8)
         at = _at(zp_distance_um=f + 1000.0, a0_um=100.0)
         scale = 1100.0 / f

@@ -51,13 +51,28 @@ def _refused(plan, *expected: str, absent: str = "") -> str:
 )
 def test_sample_focus_names_its_own_parameters(beamline, change, expected):
     counter, x, _, z = beamline
-    args = {"z_center_um": 0.0, "z_range_um": 10.0, "z_points": 5, "line_center_um": 0.0,
-            "line_range_um": 2.0, "line_points": 11, "move_to_focus": False} | change  # fmt: skip
+    args = {
+        "z_center_um": 0.0,
+        "z_range_um": 10.0,
+        "z_points": 5,
+        "line_center_um": 0.0,
+        "line_range_um": 2.0,
+        "line_points": 11,
+        "move_to_focus": False,
+    } | change
     plan = sample_focus(
-        counter, z, args["z_center_um"], args["z_range_um"], args["z_points"], x,
-        args["line_center_um"], args["line_range_um"], args["line_points"], 0.001,
+        counter,
+        z,
+        args["z_center_um"],
+        args["z_range_um"],
+        args["z_points"],
+        x,
+        args["line_center_um"],
+        args["line_range_um"],
+        args["line_points"],
+        0.001,
         move_to_focus=args["move_to_focus"],
-    )  # fmt: skip
+    )
     _refused(plan, expected, absent="y_points")
     assert z.position == 0.0 and x.position == 0.0
 
@@ -70,8 +85,10 @@ def test_osa_focus_names_its_own_parameters(beamline):
 @pytest.mark.parametrize("snake", ["yes", "False", 1, None])
 def test_snake_is_true_or_false(beamline, snake):
     counter, x, y, _ = beamline
-    _refused(sample_image(counter, x, 0, 4, 3, y, 0, 2, 2, 0.001, snake=snake),
-             f"snake = {snake!r} ({type(snake).__name__}): give True or False")  # fmt: skip
+    _refused(
+        sample_image(counter, x, 0, 4, 3, y, 0, 2, 2, 0.001, snake=snake),
+        f"snake = {snake!r} ({type(snake).__name__}): give True or False",
+    )
 
 
 def test_a_counter_given_as_the_flyer_is_refused_by_name(beamline):
@@ -125,6 +142,7 @@ def test_a_point_spectrum_refuses_a_repeated_energy_before_anything_moves(beamli
 
         def set(self, value): ...
 
-    plan = point_spectrum(counter, EnergyLike(), PolarizationLike(), x, 0.0, y, 0.0,
-                          [706.8, 706.8], 0.01)  # fmt: skip
+    plan = point_spectrum(
+        counter, EnergyLike(), PolarizationLike(), x, 0.0, y, 0.0, [706.8, 706.8], 0.01
+    )
     _refused(plan, "energies[1] = 706.8 repeats 706.8 eV")

@@ -82,9 +82,17 @@ def test_any_bad_argument_is_refused_before_anything_happens(bad, numpy_ints):
             for k, v in args.items()
         }
     plan = sample_image(
-        counter, x, args["x_center_um"], args["x_range_um"], args["x_points"],
-        y, args["y_center_um"], args["y_range_um"], args["y_points"], args["dwell_s"],
-    )  # fmt: skip
+        counter,
+        x,
+        args["x_center_um"],
+        args["x_range_um"],
+        args["x_points"],
+        y,
+        args["y_center_um"],
+        args["y_range_um"],
+        args["y_points"],
+        args["dwell_s"],
+    )
     try:
         message = next(plan)
     except PlanArgumentError:

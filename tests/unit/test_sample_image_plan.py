@@ -130,14 +130,27 @@ def test_single_pixel_sits_at_the_centre():
 def test_bad_arguments_are_refused_before_any_message(beamline, change, expected):
     counter, x, y = beamline
     args = {
-        "x_center_um": 0.0, "x_range_um": 10.0, "x_points": 5,
-        "y_center_um": 0.0, "y_range_um": 10.0, "y_points": 3, "dwell_s": 0.001,
-    }  # fmt: skip
+        "x_center_um": 0.0,
+        "x_range_um": 10.0,
+        "x_points": 5,
+        "y_center_um": 0.0,
+        "y_range_um": 10.0,
+        "y_points": 3,
+        "dwell_s": 0.001,
+    }
     args.update(change)
     plan = sample_image(
-        counter, x, args["x_center_um"], args["x_range_um"], args["x_points"],
-        y, args["y_center_um"], args["y_range_um"], args["y_points"], args["dwell_s"],
-    )  # fmt: skip
+        counter,
+        x,
+        args["x_center_um"],
+        args["x_range_um"],
+        args["x_points"],
+        y,
+        args["y_center_um"],
+        args["y_range_um"],
+        args["y_points"],
+        args["dwell_s"],
+    )
     with pytest.raises(PlanArgumentError) as info:
         next(plan)  # the first message would be the first thing the RunEngine does
     assert expected in str(info.value)
@@ -176,9 +189,18 @@ def _plan(counter, x, y, **change):
     kwargs = {k: change.pop(k) for k in ("md", "readables", "snake") if k in change}
     args |= change
     return sample_image(
-        counter, x, args["x_center_um"], args["x_range_um"], args["x_points"],
-        y, args["y_center_um"], args["y_range_um"], args["y_points"], args["dwell_s"], **kwargs,
-    )  # fmt: skip
+        counter,
+        x,
+        args["x_center_um"],
+        args["x_range_um"],
+        args["x_points"],
+        y,
+        args["y_center_um"],
+        args["y_range_um"],
+        args["y_points"],
+        args["dwell_s"],
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ def local(*args: int) -> float:
 
 
 # scan_id: (when, start metadata, points, how it ends). Times are local wall-clock times.
+# Left unformatted: a table, one run per entry.
 RUNS: dict[int, tuple[float, dict, int, str]] = {
     110: (
         local(2026, 11, 23, 12, 0),
@@ -526,9 +527,16 @@ def test_table_of_nothing():
 
 def test_table_keeps_one_line_per_run_whatever_the_sample_name():
     run = RunSummary.from_metadata(
-        {"start": {"uid": "abcdef0123", "scan_id": 7, "time": local(2026, 11, 26, 9, 5),
-                   "sample_name": "line one\nline two\x1b[31m red", "energy_eV": 284.35}}
-    )  # fmt: skip
+        {
+            "start": {
+                "uid": "abcdef0123",
+                "scan_id": 7,
+                "time": local(2026, 11, 26, 9, 5),
+                "sample_name": "line one\nline two\x1b[31m red",
+                "energy_eV": 284.35,
+            }
+        }
+    )
     lines = format_runs_table([run]).splitlines()
     assert len(lines) == 2
     assert "  line one line two?[31m…  " in lines[1]  # no escape sequence reaches the terminal
@@ -642,10 +650,28 @@ def test_runs_arguments_and_their_defaults():
         "limit": 50,
     }
     args = parse(
-        "--sample", "fe", "--scan-type", "sample image", "--plan", "sample_image",
-        "--since", "2026-11-26", "--until", "2026-11-27T09:00", "--energy", "700", "720",
-        "--proposal", "P-003", "--user", "carol", "--status", "abort", "--limit", "5",
-    )  # fmt: skip
+        "--sample",
+        "fe",
+        "--scan-type",
+        "sample image",
+        "--plan",
+        "sample_image",
+        "--since",
+        "2026-11-26",
+        "--until",
+        "2026-11-27T09:00",
+        "--energy",
+        "700",
+        "720",
+        "--proposal",
+        "P-003",
+        "--user",
+        "carol",
+        "--status",
+        "abort",
+        "--limit",
+        "5",
+    )
     assert args.energy == [700.0, 720.0]
     assert (args.scan_type, args.plan, args.status, args.limit) == (
         "sample image",

@@ -51,5 +51,8 @@ def test_copper_rises_steepest_at_its_edges():
 def test_copper_has_no_static_dichroism_and_edges_are_listed():
     assert float(dichroism_per_nm("Cu", 932.7)) == 0.0
     assert edge_energies_eV("permalloy") == {
-        "Ni L3": 852.7, "Ni L2": 870.0, "Fe L3": 706.8, "Fe L2": 719.9,
-    }  # fmt: skip
+        "Ni L3": 852.7,
+        "Ni L2": 870.0,
+        "Fe L3": 706.8,
+        "Fe L2": 719.9,
+    }

@@ -17,9 +17,13 @@ PLUS, MINUS = "Circular left", "Circular right"
 def test_xmcd_frames_alternate_so_the_epu_switches_once_per_pair():
     frames = xmcd_frames(np.array([706.0, 707.0, 708.0]), PLUS, MINUS)
     assert frames == [
-        (706.0, PLUS), (706.0, MINUS), (707.0, MINUS), (707.0, PLUS), (708.0, PLUS),
+        (706.0, PLUS),
+        (706.0, MINUS),
+        (707.0, MINUS),
+        (707.0, PLUS),
+        (708.0, PLUS),
         (708.0, MINUS),
-    ]  # fmt: skip
+    ]
     abba = xmcd_frames(np.array([706.8]), PLUS, MINUS, pairs=2)
     assert [p for _, p in abba] == [PLUS, MINUS, MINUS, PLUS]
 

@@ -234,7 +234,7 @@ def test_the_spool_estimate_covers_a_sample_image_like_run(tmp_path):
         spool(
             "event",
             descriptor.compose_event(
-                data=values, timestamps={k: 1.7e9 + i for k in keys}, seq_num=i + 1
+                data=values, timestamps=dict.fromkeys(keys, 1.7e9 + i), seq_num=i + 1
             ),
         )
     spool("stop", bundle.compose_stop())

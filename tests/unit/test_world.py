@@ -47,7 +47,8 @@ def test_a_writer_killed_mid_write_does_not_wedge_readers(tmp_path, monkeypatch)
     monkeypatch.setattr("sim_iocs.world._READ_TRIES", 1000)
     world = World.create(tmp_path / "world")
     world.own(RING, initial={"current_mA": 300.0, "shutter_open": 1.0})
-    world.own(RING)._seq[0] += 1  # the ring IOC died between its two increments
+    # The ring IOC died between its two increments (no public call leaves a block so).
+    world.own(RING)._seq[0] += 1  # noqa: SLF001
     reader = World(tmp_path / "world").reader(RING)
     with pytest.raises(RuntimeError, match="writer stuck mid-update .*restart it"):
         reader.read()
