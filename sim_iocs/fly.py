@@ -416,7 +416,7 @@ class FlyController(PVGroup):
     max_speed = pvproperty(
         alarm_group="max_speed",
         name="MAX_SPEED", value=0.0, dtype=ChannelType.DOUBLE, record="ai", precision=1,
-        read_only=True, doc="Fastest line sweep",
+        read_only=True, doc="Fastest line sweep the controller takes",
     )  # fmt: skip
     message = long_string("MESSAGE", "What the controller did last")
     arm = pvproperty(
@@ -435,12 +435,13 @@ class FlyController(PVGroup):
         value=0,
         record="longin",
         read_only=True,
-        doc="Line index in frame",
+        doc="Index of the last line in its frame",
     )
     line_status = pvproperty(
         alarm_group="line_status",
         name="LINE:STATUS", value=LINE_STATUSES[0], dtype=ChannelType.ENUM,
-        enum_strings=list(LINE_STATUSES), record="mbbi", read_only=True, doc="Line status",
+        enum_strings=list(LINE_STATUSES), record="mbbi", read_only=True,
+        doc="How the last line ended",
     )  # fmt: skip
     line_npix = pvproperty(
         alarm_group="line_npix",
@@ -448,7 +449,7 @@ class FlyController(PVGroup):
         value=0,
         record="longin",
         read_only=True,
-        doc="Pixels measured",
+        doc="Pixels measured in the last line",
     )
     # LINE:COUNTS, LINE:X, LINE:Y, LINE:DWELL: added by controller_class_for.
     line_seq = pvproperty(
@@ -457,7 +458,7 @@ class FlyController(PVGroup):
         value=0,
         record="longin",
         read_only=True,
-        doc="Lines published",
+        doc="Lines published since the IOC started",
     )
 
     line_counts: Any
