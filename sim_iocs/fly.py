@@ -162,7 +162,7 @@ def build(context: IocContext) -> list[PVGroup]:
     """The piezo axes publishing to ``fine_stage``, the controller and its faults."""
     config = context.config
     block = context.world.own(FINE_STAGE)
-    prefix = config.epics.prefixes.fly
+    prefix = context.prefix
     faults = FlyFaults(f"{config.sim.control_prefix}FLY:")
     controller_class = controller_class_for(config.sim.fly.max_pixels)
     controller = controller_class(
@@ -807,7 +807,7 @@ class FlyController(PVGroup):
         """Refuse a frame the controller cannot run (the message says what to change)."""
         fly = self.sim.fly
         arm = instance.pvname
-        prefix = self.config.epics.prefixes.fly
+        prefix = self.prefix  # the controller serves the fly prefix
         if plan.start_x_um == plan.stop_x_um:
             refuse(
                 instance,

@@ -188,12 +188,13 @@ def render(
         owns = ", ".join(f"`{b}`" for b in instrument.owns) or "none"
         reads = ", ".join(f"`{b}`" for b in instrument.reads) or "none"
         module = instrument.factory.partition(":")[0]
+        settings = "".join(f", `{key}` = {value!r}" for key, value in instrument.settings.items())
         lines += [
             f"### `{instrument.name}`: {instrument.description}",
             "",
-            f"`{module}`, default port {instrument.default_port} "
-            f"(`[sim.iocs.{instrument.name}] port`); world blocks owned: {owns}; read: "
-            f"{reads}. {len(rows)} records.",
+            f"`{module}`; prefix `[epics.prefixes] {instrument.name}`; default port "
+            f"{instrument.default_port} (`[sim.iocs.{instrument.name}] port`{settings}); world "
+            f"blocks owned: {owns}; read: {reads}. {len(rows)} records.",
             "",
             "| PV | record | units / states | access | description |",
             "|---|---|---|---|---|",
