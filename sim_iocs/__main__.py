@@ -34,6 +34,10 @@ def _print_registry() -> None:
     for i in INSTRUMENTS:
         owns, reads = ", ".join(i.owns) or "-", ", ".join(i.reads) or "-"
         print(f"{i.name:<14} {i.default_port:>5}  {owns:<16} {reads:<24} {i.description}")
+        if i.default_prefix or i.settings:
+            settings = ", ".join(f"{key} = {value!r}" for key, value in i.settings.items())
+            prefix = i.default_prefix or "[epics.prefixes]"
+            print(f"{'':<22}prefix {prefix}; settings: {settings or '-'}")
 
 
 def main(argv: list[str] | None = None) -> int:

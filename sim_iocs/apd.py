@@ -93,7 +93,7 @@ def build(context: IocContext) -> list[PVGroup]:
     """The APD IOC: one :class:`ApdCounter` reading the world's blocks, and its faults."""
     faults = ApdFaults(f"{context.config.sim.control_prefix}APD:")
     counter = ApdCounter(
-        context.config.epics.prefixes.apd + RECORD,
+        context.prefix + RECORD,
         config=context.config,
         world=context.world,
         faults=faults,

@@ -84,7 +84,7 @@ def build(context: IocContext) -> list[PVGroup]:
     config = context.config
     model = InstrumentModel(config, feature_maps=False)
     block = context.world.own(BEAMLINE, initial=start_values(model)[BEAMLINE.name])
-    prefix = config.epics.prefixes.beamline
+    prefix = context.prefix
     beamline = Beamline(prefix, config=config, model=model, block=block, world=context.world)
     gap = MotorAxis(
         prefix + "EPU:GAP",

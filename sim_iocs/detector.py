@@ -35,7 +35,7 @@ def build(context: IocContext) -> list[PVGroup]:
     groups: list[PVGroup] = []
     for axis, description in DETECTOR_AXES.items():
         motor = MotorAxis(
-            config.epics.prefixes.detector + getattr(config.epics.axes, axis),
+            context.prefix + getattr(config.epics.axes, axis),
             axis=axis,
             stage=getattr(config.sim.stages, axis),
             block=block,

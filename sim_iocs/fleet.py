@@ -22,7 +22,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sim_iocs.registry import INSTRUMENTS, RegistryError, SimInstrument, check_instruments
+from sim_iocs.registry import (
+    INSTRUMENTS,
+    RegistryError,
+    SimInstrument,
+    check_configuration,
+    check_instruments,
+)
 from sim_iocs.server import prepare_environment
 from sim_iocs.world import World
 from stxm_ctrl.config import BeamlineConfig
@@ -81,9 +87,9 @@ def resolve_ports(config: BeamlineConfig, instruments: Iterable[SimInstrument]) 
             f"the configuration sets {', '.join(hints)} but the simulator has no such IOC; "
             f"its IOCs are: {', '.join(table)}"
         )
+    configured = {name: ioc.port for name, ioc in config.sim.iocs.items()}
     ports = {
-        name: (config.sim.iocs[name].port if name in config.sim.iocs else i.default_port)
-        for name, i in table.items()
+        name: configured.get(name) or instrument.default_port for name, instrument in table.items()
     }
     taken = {"[sim] repeater_port": config.sim.repeater_port}
     if config.catalog.embedded and config.catalog.host == config.sim.host:
@@ -122,6 +128,7 @@ class SimFleet:
         self.config = config
         self.instruments = {i.name: i for i in check_instruments(instruments)}
         self.ports = resolve_ports(config, self.instruments.values())
+        check_configuration(config, self.instruments.values())
         self.runtime_dir = Path(runtime_dir) if runtime_dir is not None else config.sim_dir
         self.world_dir = self.runtime_dir / "world"
         self.config_path = self.runtime_dir / "config.json"
@@ -286,13 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="only check the configuration's [sim.iocs] against the registry (exit 2 if bad)",
+        help="only check the configuration's [sim.iocs] and [epics.prefixes] against the "
+        "registry (exit 2 if bad)",
     )
     args = parser.parse_args(argv)
     config = BeamlineConfig.model_validate_json(args.config_json.read_text())
     if args.check:
         try:
-            resolve_ports(config, check_instruments(INSTRUMENTS))
+            instruments = check_instruments(INSTRUMENTS)
+            resolve_ports(config, instruments)
+            check_configuration(config, instruments)
         except RegistryError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 2

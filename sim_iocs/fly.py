@@ -105,7 +105,7 @@ def build(context: IocContext) -> list[PVGroup]:
     """The piezo axes publishing to ``fine_stage``, the controller and its faults."""
     config = context.config
     block = context.world.own(FINE_STAGE)
-    prefix = config.epics.prefixes.fly
+    prefix = context.prefix
     faults = FlyFaults(f"{config.sim.control_prefix}FLY:")
     controller_class = controller_class_for(config.sim.fly.max_pixels)
     controller = controller_class(
@@ -428,7 +428,7 @@ class FlyController(PVGroup):
         record="ai",
         precision=1,
         read_only=True,
-        doc="Fastest line sweep",
+        doc="Fastest line sweep the controller takes",
     )
     message = long_string("MESSAGE", "What the controller did last")
     arm = pvproperty(
@@ -456,7 +456,7 @@ class FlyController(PVGroup):
         value=0,
         record="longin",
         read_only=True,
-        doc="Line index in frame",
+        doc="Index of the last line in its frame",
     )
     line_status = pvproperty(
         alarm_group="line_status",
@@ -466,7 +466,7 @@ class FlyController(PVGroup):
         enum_strings=list(LINE_STATUSES),
         record="mbbi",
         read_only=True,
-        doc="Line status",
+        doc="How the last line ended",
     )
     line_npix = pvproperty(
         alarm_group="line_npix",
@@ -474,7 +474,7 @@ class FlyController(PVGroup):
         value=0,
         record="longin",
         read_only=True,
-        doc="Pixels measured",
+        doc="Pixels measured in the last line",
     )
     # LINE:COUNTS, LINE:X, LINE:Y, LINE:DWELL: added by controller_class_for.
     line_seq = pvproperty(
@@ -483,7 +483,7 @@ class FlyController(PVGroup):
         value=0,
         record="longin",
         read_only=True,
-        doc="Lines published",
+        doc="Lines published since the IOC started",
     )
 
     line_counts: Any
@@ -858,7 +858,7 @@ class FlyController(PVGroup):
         """Refuse a frame the controller cannot run (the message says what to change)."""
         fly = self.sim.fly
         arm = instance.pvname
-        prefix = self.config.epics.prefixes.fly
+        prefix = self.prefix  # the controller serves the fly prefix
         if plan.start_x_um == plan.stop_x_um:
             refuse(
                 instance,

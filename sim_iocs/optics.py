@@ -55,14 +55,12 @@ def build(context: IocContext) -> list[PVGroup]:
     config = context.config
     model = InstrumentModel(config, feature_maps=False)
     block = context.world.own(OPTICS_STAGES, initial=start_values(model)[OPTICS_STAGES.name])
-    interlock = OpticsInterlock(
-        config.epics.prefixes.optics, model=model, block=block, world=context.world
-    )
+    interlock = OpticsInterlock(context.prefix, model=model, block=block, world=context.world)
     groups: list[PVGroup] = [interlock]
     for axis, description in OPTICS_AXES.items():
         interlocked = axis in INTERLOCKED_AXES
         motor = MotorAxis(
-            config.epics.prefixes.optics + getattr(config.epics.axes, axis),
+            context.prefix + getattr(config.epics.axes, axis),
             axis=axis,
             stage=getattr(config.sim.stages, axis),
             block=block,

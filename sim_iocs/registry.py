@@ -7,6 +7,12 @@ per entry on its port (``[sim.iocs.<name>] port`` in the configuration, or the e
 default), the fleet's manifest gives clients the Channel Access address list, the test
 fixtures give every entry a free port, and ``python -m sim_iocs --list`` prints it.
 
+An IOC takes its PV prefix and its settings from the configuration through its entry, as
+the beamline's IOCs do: :attr:`IocContext.prefix` is ``[epics.prefixes] <name>`` (or the
+entry's ``default_prefix``), :attr:`IocContext.settings` the entry's ``settings`` updated
+from ``[sim.iocs.<name>]``. :func:`check_configuration` refuses, before anything starts, a
+prefix or setting the table has no entry or key for.
+
 Factories are named by import path (``"module:function"``) rather than imported here: the
 fleet process reads this table without loading caproto's server, which must be imported
 only after :func:`sim_iocs.server.prepare_environment` has set its environment.
@@ -14,9 +20,10 @@ only after :func:`sim_iocs.server.prepare_environment` has set its environment.
 
 from __future__ import annotations
 
+import difflib
 import importlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,9 +35,15 @@ __all__ = [
     "IocContext",
     "RegistryError",
     "SimInstrument",
+    "check_configuration",
     "check_instruments",
+    "instrument_prefix",
+    "instrument_settings",
     "load_factory",
 ]
+
+Setting = bool | int | float | str
+"""The value of an IOC setting (a TOML scalar)."""
 
 
 class RegistryError(ValueError):
@@ -47,7 +60,8 @@ class SimInstrument:
         IOC name: the fleet's process name and the ``[sim.iocs.<name>]`` key.
     factory
         ``"module:function"``; the function takes an :class:`IocContext` and returns the
-        IOC's caproto ``PVGroup`` objects (each may have an ``async initialise()``).
+        IOC's caproto ``PVGroup`` objects (each may have an ``async initialise()``, run once
+        the server listens, as caproto runs its ``.startup`` and ``.scan`` hooks).
     default_port
         Channel Access port unless the configuration gives another.
     owns
@@ -56,6 +70,12 @@ class SimInstrument:
         World blocks of other IOCs this IOC reads.
     description
         One line for listings and logs.
+    default_prefix
+        PV prefix unless ``[epics.prefixes] <name>`` gives one (the beamline's own
+        subsystems have theirs in the configuration's defaults).
+    settings
+        The IOC's settings and their defaults; ``[sim.iocs.<name>]`` may change each (a value
+        of the default's type) and nothing else.
     """
 
     name: str
@@ -64,6 +84,8 @@ class SimInstrument:
     owns: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
     description: str = ""
+    default_prefix: str = ""
+    settings: Mapping[str, Setting] = field(default_factory=dict, hash=False)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data, as the fleet manifest stores it."""
@@ -79,6 +101,8 @@ class SimInstrument:
             owns=tuple(data.get("owns", ())),
             reads=tuple(data.get("reads", ())),
             description=data.get("description", ""),
+            default_prefix=data.get("default_prefix", ""),
+            settings=dict(data.get("settings", {})),
         )
 
 
@@ -99,6 +123,16 @@ class IocContext:
     instrument: SimInstrument
     config: BeamlineConfig
     world: World
+
+    @property
+    def prefix(self) -> str:
+        """The IOC's PV prefix: ``[epics.prefixes] <name>``, or the entry's default."""
+        return instrument_prefix(self.config, self.instrument)
+
+    @property
+    def settings(self) -> dict[str, Setting]:
+        """The entry's settings, updated from ``[sim.iocs.<name>]``."""
+        return instrument_settings(self.config, self.instrument)
 
 
 INSTRUMENTS: tuple[SimInstrument, ...] = (
@@ -207,3 +241,78 @@ def check_instruments(instruments: Iterable[SimInstrument]) -> tuple[SimInstrume
                     f"IOC of the fleet owns (owned: {sorted(owners)})"
                 )
     return table
+
+
+def instrument_prefix(config: BeamlineConfig, instrument: SimInstrument) -> str:
+    """PV prefix of an IOC: ``[epics.prefixes] <name>``, or its entry's ``default_prefix``.
+
+    Raises
+    ------
+    RegistryError
+        If neither gives one.
+    """
+    configured = getattr(config.epics.prefixes, instrument.name, None)
+    prefix = configured or instrument.default_prefix
+    if not prefix:
+        raise RegistryError(
+            f"simulated IOC {instrument.name!r} has no PV prefix: set [epics.prefixes] "
+            f'{instrument.name} = "..." in the configuration, or give its registry entry a '
+            "default_prefix"
+        )
+    return prefix
+
+
+def instrument_settings(config: BeamlineConfig, instrument: SimInstrument) -> dict[str, Setting]:
+    """An IOC's settings: its entry's defaults, updated from ``[sim.iocs.<name>]``.
+
+    Raises
+    ------
+    RegistryError
+        For a key the entry does not declare, or a value not of its default's type.
+    """
+    section = config.sim.iocs.get(instrument.name)
+    given = dict(section.model_extra or {}) if section is not None else {}
+    settings = dict(instrument.settings)
+    where = f"[sim.iocs.{instrument.name}]"
+    for key, value in given.items():
+        if key not in settings:
+            close = difflib.get_close_matches(key, list(settings), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(["port", *settings])
+            raise RegistryError(
+                f"{where} {key}: simulated IOC {instrument.name!r} has no such setting{hint}; "
+                f"its keys are: {known}"
+            )
+        default = settings[key]
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # 4 for 4.0
+        if type(value) is not type(default):
+            raise RegistryError(
+                f"{where} {key} = {value!r}: give a {type(default).__name__} "
+                f"(the default is {default!r})"
+            )
+        settings[key] = value
+    return settings
+
+
+def check_configuration(config: BeamlineConfig, instruments: Iterable[SimInstrument]) -> None:
+    """Check the configuration's view of the table: every IOC has a prefix, every prefix an
+    IOC, every setting its key.
+
+    Raises
+    ------
+    RegistryError
+        Naming the key at fault and the fix.
+    """
+    table = {i.name: i for i in instruments}
+    for key in config.epics.prefixes.model_extra or {}:
+        if key not in table:
+            close = difflib.get_close_matches(key, list(table), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RegistryError(
+                f"[epics.prefixes] {key}: no simulated IOC or subsystem has that name{hint}; "
+                f"the simulated IOCs are: {', '.join(table)}"
+            )
+    for instrument in table.values():
+        instrument_prefix(config, instrument)
+        instrument_settings(config, instrument)

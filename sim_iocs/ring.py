@@ -76,7 +76,7 @@ def build(context: IocContext) -> list[PVGroup]:
     """The ring IOC: a :class:`StorageRing` publishing to the ``ring`` block, and its faults."""
     world = context.world
     ring = StorageRing(
-        context.config.epics.prefixes.ring,
+        context.prefix,
         fill=context.config.sim.ring,
         block=world.own(RING),
         epoch_s=world.epoch_s,

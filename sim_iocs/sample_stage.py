@@ -30,7 +30,7 @@ def build(context: IocContext) -> list[PVGroup]:
     """One motor record per axis, publishing to the ``sample_stage`` block, and its faults."""
     config = context.config
     block = context.world.own(SAMPLE_STAGE)
-    prefix = config.epics.prefixes.sample_stage
+    prefix = context.prefix
     record_names = config.epics.axes
     stages = config.sim.stages
     groups: list[PVGroup] = []

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from stxm_ctrl.errors import UsageError
 
@@ -141,7 +142,13 @@ class BeamlineSection(_Section):
 
 
 class EpicsPrefixes(_Section):
-    """PV prefix of each subsystem (the simulator serves the same names)."""
+    """PV prefix of each subsystem, or of an instrument added to the simulator (by its name)."""
+
+    # Further keys (heater = "STXM:HEATER:") are checked against the simulator's registry
+    # by its fleet, which refuses one it has no instrument for.
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Annotated[str, Field(min_length=1)]] = Field(init=False)  # pyright: ignore[reportIncompatibleVariableOverride]
 
     sample_stage: str = Field(
         default="STXM:SMP:", min_length=1, description="Sample stage motors."
@@ -528,9 +535,30 @@ class NexusConfig(_Section):
 
 # -- simulator half -------------------------------------------------------------------------
 class SimIocConfig(_Section):
-    """One simulated IOC (``[sim.iocs.<name>]``; names: ``python -m sim_iocs --list``)."""
+    """One simulated IOC (``[sim.iocs.<name>]``; names: ``python -m sim_iocs --list``).
 
-    port: Port = Field(description="Channel Access port (TCP and UDP) of this IOC.")
+    Keys beyond ``port`` are the IOC's own settings (``tau_s = 4.0``), which its registry
+    entry declares with their defaults; the fleet refuses one the entry does not declare.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, bool | int | float | str] = Field(init=False)  # pyright: ignore[reportIncompatibleVariableOverride]
+
+    port: Port | None = Field(
+        default=None,
+        ge=1024,
+        le=65535,
+        description="Channel Access port (TCP and UDP) of this IOC.",
+    )
+
+    @model_validator(mode="after")
+    def _port_not_misspelt(self) -> SimIocConfig:
+        for key in self.model_extra or {}:
+            if difflib.get_close_matches(key, ["port"], n=1, cutoff=0.75):
+                raise PydanticCustomError(
+                    "unknown_key", "{key}: unknown key; did you mean 'port'?", {"key": key}
+                )
+        return self
 
 
 class StageMotionConfig(_Section):
@@ -1182,8 +1210,9 @@ class SimConfig(_Section):
     )
     iocs: dict[IocName, SimIocConfig] = Field(
         default_factory=dict,
-        description="Per-IOC settings, [sim.iocs.<name>] port = N; an IOC not named here "
-        "keeps its default port (python -m sim_iocs --list shows names and ports).",
+        description="Per-IOC settings, [sim.iocs.<name>] port = N, and the settings the IOC's "
+        "registry entry declares (e.g. tau_s = 4.0); an IOC not named here keeps its default "
+        "port and settings (python -m sim_iocs --list shows names, ports and settings).",
     )
     stages: SimStagesConfig = SimStagesConfig()
     ring: RingFillConfig = RingFillConfig()
@@ -1268,7 +1297,9 @@ class SimConfig(_Section):
     @model_validator(mode="after")
     def _distinct_ports(self) -> SimConfig:
         ports = {"repeater": self.repeater_port}
-        ports |= {f"iocs.{name}": ioc.port for name, ioc in self.iocs.items()}
+        ports |= {
+            f"iocs.{name}": ioc.port for name, ioc in self.iocs.items() if ioc.port is not None
+        }
         clashes = _clashes(ports)
         if clashes:
             raise ValueError(
@@ -1319,7 +1350,11 @@ class BeamlineConfig(_Section):
     def _catalog_port_not_a_sim_port(self) -> BeamlineConfig:
         if self.catalog.embedded and self.catalog.host == self.sim.host:
             sim_ports = {"sim.repeater_port": self.sim.repeater_port}
-            sim_ports |= {f"sim.iocs.{n}.port": i.port for n, i in self.sim.iocs.items()}
+            sim_ports |= {
+                f"sim.iocs.{n}.port": ioc.port
+                for n, ioc in self.sim.iocs.items()
+                if ioc.port is not None
+            }
             for key, port in sim_ports.items():
                 if port == self.catalog.port:
                     raise ValueError(
@@ -1487,6 +1522,8 @@ def _explain(error: Any) -> str:
     bounds = _field_bounds(loc)
     if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
         return f"{key} = {value!r} is out of range; allowed {bounds}"
+    if kind == "unknown_key":  # raised by a section that takes further keys of its own
+        return f"{key}.{error['msg']}"
     if kind == "value_error":
         message = str(error.get("ctx", {}).get("error", error["msg"]))
         return f"[{key}] {message}" if key else message
