@@ -238,12 +238,20 @@ def test_xmcd_of_a_flat_vortex_shows_its_core_and_not_its_curl(session, sim_conf
     assert result.asymmetry[core] > 5 * result.asymmetry_error[core]
     # The core's contrast as the truth has it: over the pixels within 40 nm of the core
     # (pixel by pixel the 3 nm vibration of the sample moves a 20 nm core by a lot).
+    # Taken against the film around the core (no i0 region: every pixel is on the disc), so
+    # a change of the ring current between the two helicity images cancels: a top-up between
+    # them (0.4 % at 8 h lifetime and 120 s top-up) shifts every pixel's asymmetry by up to
+    # 0.002, which the far-field check below bounds.
     near = np.hypot(x - x[core], y - y[core]) < 0.04
-    measured, expected = result.asymmetry[near].mean(), truth[near].mean()
-    error = np.sqrt((result.asymmetry_error[near] ** 2).sum()) / near.sum()
+    far = np.hypot(x - cx, y - cy) > 0.07
+    measured = result.asymmetry[near].mean() - result.asymmetry[far].mean()
+    expected = truth[near].mean() - truth[far].mean()
+    error = np.hypot(
+        np.sqrt((result.asymmetry_error[near] ** 2).sum()) / near.sum(),
+        np.sqrt((result.asymmetry_error[far] ** 2).sum()) / far.sum(),
+    )
     assert measured == pytest.approx(expected, abs=4 * error + 0.1 * expected)
     # Far from the core the in-plane curl is invisible at normal incidence.
-    far = np.hypot(x - cx, y - cy) > 0.07
     assert (
         abs(result.asymmetry[far].mean())
         < 3 * result.asymmetry_error[far].mean() / np.sqrt(far.sum()) + 0.002
