@@ -18,7 +18,7 @@ from conftest import wait_for
 from ophyd import EpicsSignalRO
 
 from devices.signals import InvalidReadingError
-from plans import sample_image
+from plans import RasterRegion, sample_image
 from stxm_ctrl.data.writers import read_spool_file, spool_event_counts, spool_file_for
 
 pytestmark = pytest.mark.ioc
@@ -121,9 +121,22 @@ def _fail_a_count_mid_image(session, sim_config, reliability) -> None:
     try:
         with pytest.raises(InvalidReadingError) as info:
             session.run(
-                sample_image(d.apd, d.stage.x, sample.center_x_um, 2.0, 6, d.stage.y,
-                             sample.center_y_um - 8.0, 2.0, 5, 0.002, mode="step")
-            )  # fmt: skip
+                sample_image(
+                    d.apd,
+                    RasterRegion(
+                        d.stage.x,
+                        sample.center_x_um,
+                        2.0,
+                        6,
+                        d.stage.y,
+                        sample.center_y_um - 8.0,
+                        2.0,
+                        5,
+                    ),
+                    0.002,
+                    mode="step",
+                )
+            )
         ended_s = time.monotonic() - failed_at[0]
     finally:
         session.RE.unsubscribe(token)
@@ -151,8 +164,14 @@ def _fail_a_count_mid_image(session, sim_config, reliability) -> None:
     )
     # The next run counts again (its first good count clears the alarm).
     uid = session.run(
-        sample_image(d.apd, d.stage.x, sample.center_x_um, 1.0, 3, d.stage.y,
-                     sample.center_y_um - 8.0, 1.0, 2, 0.002, mode="step")
-    )  # fmt: skip
+        sample_image(
+            d.apd,
+            RasterRegion(
+                d.stage.x, sample.center_x_um, 1.0, 3, d.stage.y, sample.center_y_um - 8.0, 1.0, 2
+            ),
+            0.002,
+            mode="step",
+        )
+    )
     assert not np.isnan(session.image(uid).counts).any()
     wait_for(lambda: _alarm(scaler) == ("NO_ALARM", "NO_ALARM"), 5, "the alarm cleared")

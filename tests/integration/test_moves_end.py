@@ -17,7 +17,7 @@ import pytest
 from bluesky import plan_stubs as bps
 from conftest import IocFreezer, wait_for
 
-from plans import image_stack, xmcd_image
+from plans import RasterRegion, image_stack, xmcd_image
 
 # Room for the session's start on a loaded machine; a move that hangs still fails the test.
 pytestmark = pytest.mark.timeout(600)
@@ -107,9 +107,16 @@ def test_a_beamline_ioc_frozen_at_the_helicity_switch_ends_the_xmcd_image_named(
             freezer.freeze()
 
     session.RE(bps.mv(d.polarization, "Circular left"))  # the first image's: no switch first
-    plan = xmcd_image(d.apd, d.energy, d.polarization, d.stage.x, sample.center_x_um, 1.0, 3,
-                      d.stage.y, sample.center_y_um, 1.0, 3, energy_eV, 0.002, mode="step",
-                      minus_polarization="Circular right")  # fmt: skip
+    plan = xmcd_image(
+        d.apd,
+        d.energy,
+        d.polarization,
+        RasterRegion(d.stage.x, sample.center_x_um, 1.0, 3, d.stage.y, sample.center_y_um, 1.0, 3),
+        energy_eV,
+        0.002,
+        mode="step",
+        minus_polarization="Circular right",
+    )
     try:
         error, documents = _run_collecting(session, plan, freeze_at_the_switch)
         assert freezer.frozen_at is not None, f"the run ended before the switch: {error!r}"
@@ -193,9 +200,15 @@ def test_an_image_stack_with_the_optics_ioc_frozen_fails_naming_the_zone_plate(
             if len(energy_sets) == 2:
                 freezer.freeze()
 
-    plan = image_stack(d.apd, d.energy, d.polarization, d.stage.x, sample.center_x_um, 1.0, 3,
-                       d.stage.y, sample.center_y_um, 1.0, 3, energies, 0.002,
-                       mode="step")  # fmt: skip
+    plan = image_stack(
+        d.apd,
+        d.energy,
+        d.polarization,
+        RasterRegion(d.stage.x, sample.center_x_um, 1.0, 3, d.stage.y, sample.center_y_um, 1.0, 3),
+        energies,
+        0.002,
+        mode="step",
+    )
     try:
         error, documents = _run_collecting(session, plan, freeze_at_the_second_energy)
         assert freezer.frozen_at is not None, f"the run ended before the freeze: {error!r}"

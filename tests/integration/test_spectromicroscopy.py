@@ -9,6 +9,7 @@ from conftest import beam_drift_um, truth_model, wait_for
 
 from plans import (
     PlanArgumentError,
+    RasterRegion,
     image_stack,
     line_spectrum,
     point_spectrum,
@@ -145,19 +146,12 @@ def test_xmcd_image_of_a_tilted_vortex_shows_the_curl_and_flips_with_the_helicit
             d.apd,
             d.energy,
             d.polarization,
-            d.stage.x,
-            cx,
-            2.4,
-            13,
-            d.stage.y,
-            cy,
-            2.4,
-            13,
+            RasterRegion(d.stage.x, cx, 2.4, 13, d.stage.y, cy, 2.4, 13),
             FE_L3,
             0.01,
             pairs=1,
             mode="step",
-        )  # fmt: skip
+        )
     )
     stack = session.stack(uid)
     assert stack.polarizations == ["Circular left", "Circular right"]
@@ -197,18 +191,11 @@ def test_xmcd_of_a_flat_vortex_shows_its_core_and_not_its_curl(session, sim_conf
             d.apd,
             d.energy,
             d.polarization,
-            d.stage.x,
-            cx,
-            0.16,
-            9,
-            d.stage.y,
-            cy,
-            0.16,
-            9,
+            RasterRegion(d.stage.x, cx, 0.16, 9, d.stage.y, cy, 0.16, 9),
             FE_L3,
             0.05,
             mode="step",
-        )  # fmt: skip
+        )
     )
     stack = session.stack(uid)
     result = xmcd_from_stack(stack, dead_time_ns=sim_config.sim.apd.dead_time_ns)
@@ -242,18 +229,11 @@ def test_image_stack_and_line_spectrum_record_every_energy(session, sim_config, 
             d.apd,
             d.energy,
             d.polarization,
-            d.stage.x,
-            cx,
-            3.0,
-            7,
-            d.stage.y,
-            cy,
-            3.0,
-            5,
+            RasterRegion(d.stage.x, cx, 3.0, 7, d.stage.y, cy, 3.0, 5),
             energies,
             0.005,
             mode="step",
-        )  # fmt: skip
+        )
     )
     stack = session.stack(uid)
     assert list(stack.energies_eV) == [700.0, 705.0, 706.0, 707.0, 708.0, 712.0]
@@ -295,8 +275,8 @@ def _point(energies):
 
 def _xmcd(plan=xmcd_image, energy=706.8, **kwargs):
     return lambda d: plan(
-        d.apd, d.energy, d.polarization, d.stage.x, 300.0, 1.0, 3, d.stage.y, 0.0, 1.0, 3,
-        energy, 0.01, **kwargs,
+        d.apd, d.energy, d.polarization,
+        RasterRegion(d.stage.x, 300.0, 1.0, 3, d.stage.y, 0.0, 1.0, 3), energy, 0.01, **kwargs,
     )  # fmt: skip
 
 
@@ -324,14 +304,7 @@ def _xmcd(plan=xmcd_image, energy=706.8, **kwargs):
                 d.apd,
                 d.energy,
                 d.polarization,
-                d.stage.x,
-                300.0,
-                1.0,
-                3,
-                d.stage.y,
-                0.0,
-                1.0,
-                3,
+                RasterRegion(d.stage.x, 300.0, 1.0, 3, d.stage.y, 0.0, 1.0, 3),
                 [706.8],
                 0.01,
                 polarization_name="Circular",
@@ -367,19 +340,12 @@ def test_a_flown_xmcd_stack_reads_back_alike_from_catalog_and_spool(
             d.apd,
             d.energy,
             d.polarization,
-            d.stage.x,
-            cx,
-            3.0,
-            40,
-            d.stage.y,
-            cy,
-            2.0,
-            8,
+            RasterRegion(d.stage.x, cx, 3.0, 40, d.stage.y, cy, 2.0, 8),
             [700.0, FE_L3],
             0.002,
             mode="fly",
             flyer=d.fly,
-        )  # fmt: skip
+        )
     )
     stack = session.stack(uid)
     assert stack.start["scan_mode"] == "fly" and stack.start["plan_name"] == "xmcd_stack"
@@ -426,18 +392,11 @@ def test_a_stack_drifted_by_the_zone_plate_is_registered_to_a_fifth_of_a_pixel(
             uid = session.run(
                 sample_image(
                     d.apd,
-                    d.stage.x,
-                    cx + 1.0,
-                    6.3,
-                    64,
-                    d.stage.y,
-                    cy + 1.0,
-                    6.3,
-                    64,
+                    RasterRegion(d.stage.x, cx + 1.0, 6.3, 64, d.stage.y, cy + 1.0, 6.3, 64),
                     0.001,
                     mode="fly",
                     flyer=d.fly,
-                )  # fmt: skip
+                )
             )
             frames.append(session.image(uid).rate_Hz)
     finally:
@@ -476,9 +435,16 @@ def test_the_apd_ioc_killed_mid_stack_ends_the_run_and_keeps_the_frames_measured
     try:
         with pytest.raises(Exception) as info:
             session.run(
-                image_stack(d.apd, d.energy, d.polarization, d.stage.x, cx, 2.0, 10, d.stage.y,
-                            cy, 2.0, 6, [700.0, 704.0, 706.8, 710.0], 0.01, mode="step")
-            )  # fmt: skip
+                image_stack(
+                    d.apd,
+                    d.energy,
+                    d.polarization,
+                    RasterRegion(d.stage.x, cx, 2.0, 10, d.stage.y, cy, 2.0, 6),
+                    [700.0, 704.0, 706.8, 710.0],
+                    0.01,
+                    mode="step",
+                )
+            )
         ended_after_s = time.monotonic() - killed_at[0]
     finally:
         for token in tokens:
