@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     dwell_s = args.dwell_ms / 1000.0
 
-    from plans import sample_image
+    from plans import RasterRegion, sample_image
     from sim_iocs.fleet import SimFleet, free_port_overrides
     from stxm_ctrl.app.session import build_session
     from stxm_ctrl.config import load_config
@@ -56,16 +56,10 @@ def main() -> None:
                 d = session.devices
                 plan = sample_image(
                     d.apd,
-                    d.stage.x,
-                    0,
-                    x_range,
-                    args.nx,
-                    d.stage.y,
-                    0,
-                    y_range,
-                    args.ny,
+                    RasterRegion(
+                        d.stage.x, 0, x_range, args.nx, d.stage.y, 0, y_range, args.ny, snake=snake
+                    ),
                     dwell_s,
-                    snake=snake,
                     mode=args.mode,
                     flyer=d.fly,
                     monitors=[d.ring.current],

@@ -42,7 +42,7 @@ def main() -> None:
     import numpy as np
     from bluesky import plan_stubs as bps
 
-    from plans import image_stack, xmcd_stack
+    from plans import RasterRegion, image_stack, xmcd_stack
     from plans.spectromicroscopy import xmcd_frames
     from sim_iocs.fleet import SimFleet, free_port_overrides
     from stxm_ctrl.app.session import build_session
@@ -75,10 +75,7 @@ def main() -> None:
                 changes_s = time.perf_counter() - started
                 session.RE(bps.mv(d.polarization, plus))
                 session.RE(bps.mv(d.energy, float(energies[0])))
-                common = (
-                    d.apd,
-                    d.energy,
-                    d.polarization,
+                region = RasterRegion(
                     d.stage.x,
                     centre.center_x_um,
                     x_range,
@@ -87,9 +84,8 @@ def main() -> None:
                     centre.center_y_um,
                     y_range,
                     args.ny,
-                    energies.tolist(),
-                    dwell_s,
                 )
+                common = (d.apd, d.energy, d.polarization, region, energies.tolist(), dwell_s)
                 plan = (
                     xmcd_stack(*common, mode="fly", flyer=d.fly, monitors=[d.ring.current])
                     if args.xmcd

@@ -74,7 +74,7 @@ def main() -> None:
     config = load_config(overrides=free_port_overrides(data_dir))
     sim_s = baseline_ophyd_sim(n, args.repeats)
 
-    from plans import sample_image
+    from plans import RasterRegion, sample_image
     from stxm_ctrl.app.session import build_session
     from stxm_ctrl.data.catalog import start_catalog_server
 
@@ -92,16 +92,10 @@ def main() -> None:
                 session.RE(
                     sample_image(
                         d.apd,
-                        d.sample_x,
-                        0,
-                        RANGE_UM,
-                        n,
-                        d.sample_y,
-                        0,
-                        RANGE_UM,
-                        n,
+                        RasterRegion(
+                            d.sample_x, 0, RANGE_UM, n, d.sample_y, 0, RANGE_UM, n, snake=True
+                        ),
                         DWELL_S,
-                        snake=True,
                         monitors=[d.ring.current],
                     )
                 )

@@ -8,6 +8,7 @@ from plans.alignment import (
     sample_focus,
 )
 from plans.energy_list import energy_points
+from plans.raster_grid import RasterRegion
 from plans.sample_image import sample_image, sample_image_grid
 from plans.spectromicroscopy import (
     image_stack,
@@ -22,6 +23,7 @@ __all__ = [
     "PLANS",
     "AlignmentResult",
     "PlanArgumentError",
+    "RasterRegion",
     "detector_image",
     "energy_points",
     "image_stack",

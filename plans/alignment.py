@@ -40,7 +40,8 @@ from plans.alignment_analysis import (
     x_focus_from_osa_scan,
 )
 from plans.protocols import DwellCounter, Positioner
-from plans.sample_image import _check_axis, raster_image, sample_image_grid
+from plans.raster_grid import RasterRegion, check_raster_axis, check_region
+from plans.sample_image import raster_image
 from plans.validation import PlanArgumentError, check_bool, check_in_range, check_positioner
 
 __all__ = [
@@ -122,14 +123,7 @@ def _check_targets(name: str, motor: Any, center: float, span: float) -> None:
 
 def _raster_and_find(
     counter: DwellCounter,
-    x_motor: Positioner,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_motor: Positioner,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     dwell_s: float,
     *,
     plan_name: str,
@@ -139,6 +133,7 @@ def _raster_and_find(
     analyse: Any,
 ) -> MsgGenerator[tuple[str, dict[str, float] | None, str, dict[str, Any]]]:
     readings: list[dict[str, Any]] = []
+    x_motor, y_motor = region.x_motor, region.y_motor
     # The raster leaves its axes at its last point (a detector off the beam, the OSA off
     # axis): they go back where they were, whatever happens, before any move to what the
     # analysis found.
@@ -147,15 +142,12 @@ def _raster_and_find(
     back = [item for motor, position in starts for item in (motor, position)]
     uid = yield from bpp.finalize_wrapper(
         raster_image(
-            counter, x_motor, x_center_um, x_range_um, x_points,
-            y_motor, y_center_um, y_range_um, y_points, dwell_s,
-            monitors=monitors, md=md, plan_name=plan_name, scan_type=scan_type,
-            collect=readings,
+            counter, region, dwell_s, monitors=monitors, md=md, plan_name=plan_name,
+            scan_type=scan_type, collect=readings,
         ),
         bps.mv(*back),
     )  # fmt: skip
-    xs = sample_image_grid(x_center_um, x_range_um, x_points)
-    ys = sample_image_grid(y_center_um, y_range_um, y_points)
+    xs, ys = region.x_grid_um(), region.y_grid_um()
     image = _image(readings, _field(counter), _field(x_motor), _field(y_motor), xs, ys)
     try:
         found, details = analyse(xs, ys, image)
@@ -168,13 +160,7 @@ def _raster_and_find(
 
 def detector_image(
     counter: DwellCounter,
-    detector: Any,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     dwell_s: float,
     *,
     osa: Any = None,
@@ -189,10 +175,9 @@ def detector_image(
     ----------
     counter
         The APD counter.
-    detector
-        The detector stage (``x``, ``y`` axes, um).
-    x_center_um, x_range_um, x_points, y_center_um, y_range_um, y_points
-        The raster, as in :func:`plans.sample_image`.
+    region
+        The raster over the detector stage's axes (:class:`plans.RasterRegion` with
+        ``x_motor = detector.x``, ``y_motor = detector.y``), as in :func:`plans.sample_image`.
     dwell_s
         Counting time per point, s.
     osa
@@ -205,22 +190,20 @@ def detector_image(
     monitors, md
         As in :func:`plans.sample_image`.
     """
-    check_positioner("detector.x", getattr(detector, "x", None))
-    check_positioner("detector.y", getattr(detector, "y", None))
+    region = check_region("region", region)
+    x_axis, y_axis = region.x_motor, region.y_motor
     move_to_center = check_bool("move_to_center", move_to_center, "the detector goes there")
     osa_out_um = check_in_range("osa_out_um", osa_out_um, -1e5, 1e5, "um")
 
     def analyse(xs: np.ndarray, ys: np.ndarray, image: np.ndarray) -> Any:
         x0, y0 = disc_center(xs, ys, image)
-        return {detector.x.name: x0, detector.y.name: y0}, {}
+        return {x_axis.name: x0, y_axis.name: y0}, {}
 
     def scan() -> MsgGenerator[Any]:
         return (
             yield from _raster_and_find(
-                counter, detector.x, x_center_um, x_range_um, x_points,
-                detector.y, y_center_um, y_range_um, y_points, dwell_s,
-                plan_name="detector_image", scan_type="detector image", monitors=monitors,
-                md=md, analyse=analyse,
+                counter, region, dwell_s, plan_name="detector_image",
+                scan_type="detector image", monitors=monitors, md=md, analyse=analyse,
             )
         )  # fmt: skip
 
@@ -237,18 +220,12 @@ def detector_image(
     else:
         outcome = yield from scan()
     return (yield from _finish(outcome, move_to_center, {
-        detector.x.name: detector.x, detector.y.name: detector.y}))  # fmt: skip
+        x_axis.name: x_axis, y_axis.name: y_axis}))  # fmt: skip
 
 
 def osa_image(
     counter: DwellCounter,
-    osa: Any,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     dwell_s: float,
     *,
     move_to_center: bool = False,
@@ -257,24 +234,26 @@ def osa_image(
 ) -> MsgGenerator[AlignmentResult]:
     """Raster the OSA across the beam: the bright disc is its hole passing the first order.
 
-    Best on open beam (the sample stage moved off the chip) or a bare membrane. Parameters
-    as :func:`detector_image`; ``move_to_center`` puts the hole on the beam afterwards.
+    Best on open beam (the sample stage moved off the chip) or a bare membrane. The
+    ``region`` rasters the OSA's axes (``x_motor = osa.x``, ``y_motor = osa.y``); other
+    parameters as :func:`detector_image`; ``move_to_center`` puts the hole on the beam
+    afterwards.
     """
-    check_positioner("osa.x", getattr(osa, "x", None))
-    check_positioner("osa.y", getattr(osa, "y", None))
+    region = check_region("region", region)
+    x_axis, y_axis = region.x_motor, region.y_motor
     move_to_center = check_bool("move_to_center", move_to_center, "the OSA's hole goes there")
 
     def analyse(xs: np.ndarray, ys: np.ndarray, image: np.ndarray) -> Any:
         x0, y0 = disc_center(xs, ys, image)
-        return {osa.x.name: x0, osa.y.name: y0}, {}
+        return {x_axis.name: x0, y_axis.name: y0}, {}
 
     outcome = yield from _raster_and_find(
-        counter, osa.x, x_center_um, x_range_um, x_points,
-        osa.y, y_center_um, y_range_um, y_points, dwell_s,
-        plan_name="osa_image", scan_type="osa image", monitors=monitors, md=md,
-        analyse=analyse,
+        counter, region, dwell_s, plan_name="osa_image", scan_type="osa image",
+        monitors=monitors, md=md, analyse=analyse,
     )  # fmt: skip
-    return (yield from _finish(outcome, move_to_center, {osa.x.name: osa.x, osa.y.name: osa.y}))
+    return (
+        yield from _finish(outcome, move_to_center, {x_axis.name: x_axis, y_axis.name: y_axis})
+    )
 
 
 def osa_focus(
@@ -306,8 +285,10 @@ def osa_focus(
     move_to_focus = check_bool("move_to_focus", move_to_focus, "ZP z goes to the focus found")
     # Named as this plan names them (the raster underneath calls them x and y).
     # ZP z's limits and interlocks: by _check_targets, which says which one refuses.
-    z_center_um, z_range_um, z_points = _check_axis("z", None, z_center_um, z_range_um, z_points)
-    s_center_um, s_range_um, s_points = _check_axis(
+    z_center_um, z_range_um, z_points = check_raster_axis(
+        "z", None, z_center_um, z_range_um, z_points
+    )
+    s_center_um, s_range_um, s_points = check_raster_axis(
         "s", osa_axis, s_center_um, s_range_um, s_points
     )
     _check_targets("z_center_um/z_range_um", zp_z, z_center_um, z_range_um)
@@ -315,11 +296,12 @@ def osa_focus(
     def analyse(xs: np.ndarray, ys: np.ndarray, image: np.ndarray) -> Any:
         return {zp_z.name: x_focus_from_osa_scan(ys, xs, image)}, {}
 
+    region = RasterRegion(
+        osa_axis, s_center_um, s_range_um, s_points, zp_z, z_center_um, z_range_um, z_points
+    )
     outcome = yield from _raster_and_find(
-        counter, osa_axis, s_center_um, s_range_um, s_points,
-        zp_z, z_center_um, z_range_um, z_points, dwell_s,
-        plan_name="osa_focus", scan_type="osa focus", monitors=monitors, md=md,
-        analyse=analyse,
+        counter, region, dwell_s, plan_name="osa_focus", scan_type="osa focus",
+        monitors=monitors, md=md, analyse=analyse,
     )  # fmt: skip
     return (yield from _finish(outcome, move_to_focus, {zp_z.name: zp_z}))
 
@@ -355,8 +337,10 @@ def sample_focus(
     move_to_focus = check_bool("move_to_focus", move_to_focus, "ZP z goes to the focus found")
     # Named as this plan names them (the raster underneath calls them x and y).
     # ZP z's limits and interlocks: by _check_targets, which says which one refuses.
-    z_center_um, z_range_um, z_points = _check_axis("z", None, z_center_um, z_range_um, z_points)
-    line_center_um, line_range_um, line_points = _check_axis(
+    z_center_um, z_range_um, z_points = check_raster_axis(
+        "z", None, z_center_um, z_range_um, z_points
+    )
+    line_center_um, line_range_um, line_points = check_raster_axis(
         "line", line_motor, line_center_um, line_range_um, line_points
     )
     _check_targets("z_center_um/z_range_um", zp_z, z_center_um, z_range_um)
@@ -369,16 +353,19 @@ def sample_focus(
         }
         return {zp_z.name: focus.focus_z_um}, details
 
+    region = RasterRegion(
+        line_motor, line_center_um, line_range_um, line_points,
+        zp_z, z_center_um, z_range_um, z_points,
+    )  # fmt: skip
     outcome = yield from _raster_and_find(
-        counter, line_motor, line_center_um, line_range_um, line_points,
-        zp_z, z_center_um, z_range_um, z_points, dwell_s,
-        plan_name="sample_focus", scan_type="sample focus", monitors=monitors, md=md,
-        analyse=analyse,
+        counter, region, dwell_s, plan_name="sample_focus", scan_type="sample focus",
+        monitors=monitors, md=md, analyse=analyse,
     )  # fmt: skip
     result = yield from _finish(outcome, move_to_focus, {zp_z.name: zp_z})
     if result.moved and energy is not None and result.found:
         distance = energy.z_sign * result.found[zp_z.name]
-        offset = distance - energy.optics.focal_length_um(float(energy.mono.readback.get()))
+        energy_eV = yield from bps.rd(energy.mono.readback)
+        offset = distance - energy.optics.focal_length_um(float(energy_eV))
         yield from bps.mv(energy.focus_offset_um, offset)
         result.details["focus_offset_um"] = offset
     return result

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from plans.validation import PlanArgumentError, _is_number
+from plans.validation import PlanArgumentError, is_number
 from stxm_ctrl.physics.interlocks import InterlockError
 from stxm_ctrl.physics.undulator import UndulatorRangeError
 
@@ -34,7 +34,7 @@ def _region(index: int, region: Any) -> tuple[float, float, float]:
             f"energies[{index}] = {region!r}: give an energy in eV or a region "
             "(start_eV, stop_eV, step_eV)"
         )
-    if not all(_is_number(v) and math.isfinite(float(v)) for v in values):
+    if not all(is_number(v) and math.isfinite(float(v)) for v in values):
         raise PlanArgumentError(f"energies[{index}] = {region!r}: start, stop, step are numbers")
     start, stop, step = (float(v) for v in values)
     if step <= 0:
@@ -78,7 +78,7 @@ def energy_points(energies: Any) -> np.ndarray:
     points: list[float] = []
     previous_was_energy = False
     for index, item in enumerate(energies):
-        if _is_number(item):
+        if is_number(item):
             value = float(item)
             if not math.isfinite(value):
                 raise PlanArgumentError(f"energies[{index}] = {item!r} is not a finite number")
@@ -98,14 +98,14 @@ def energy_points(energies: Any) -> np.ndarray:
                 "give energies and regions in increasing order"
             )
         if points and abs(new[0] - points[-1]) <= 1e-9:
-            if _is_number(item) or previous_was_energy:
+            if is_number(item) or previous_was_energy:
                 raise PlanArgumentError(
                     f"energies[{index}] = {item!r} repeats {points[-1]:g} eV before it: give "
                     "each energy once (to measure one energy several times, run the plan "
                     "again or use a longer dwell_s)"
                 )
             new = new[1:]  # a region starting where the one before ended: taken once
-        previous_was_energy = _is_number(item)
+        previous_was_energy = is_number(item)
         points += new
         if len(points) > MAX_ENERGIES:
             raise PlanArgumentError(
@@ -115,13 +115,19 @@ def energy_points(energies: Any) -> np.ndarray:
 
 
 def check_energies_reachable(
-    energy: Any, energies_eV: np.ndarray, polarizations: Sequence[str]
+    energy: Any,
+    energies_eV: np.ndarray,
+    polarizations: Sequence[str],
+    *,
+    focus_offset_um: float | None,
 ) -> None:
     """Refuse, before anything moves, an energy the beamline or optics cannot take.
 
     Each energy must lie in the beamline's range, be reachable by the EPU's first harmonic
     in every polarisation the plan uses, and keep the optics' interlocks (the OSA where it
-    stands, the zone plate following focus) satisfied.
+    stands, the zone plate following focus) satisfied. ``focus_offset_um`` is the energy
+    device's focus offset if the zone plate follows energy, else None (a plan reads both
+    with ``bps.rd``).
 
     Raises
     ------
@@ -147,10 +153,8 @@ def check_energies_reachable(
     interlock = energy.interlock
     if interlock is None:
         return
-    follows = bool(energy.focus_follows_energy.get())
-    offset = float(energy.focus_offset_um.get()) if follows else None
     for e in (float(energies_eV.min()), float(energies_eV.max())):
         try:
-            interlock.check_energy(e, focus_offset_um=offset)
+            interlock.check_energy(e, focus_offset_um=focus_offset_um)
         except InterlockError as exc:
             raise PlanArgumentError(f"energies: {e:g} eV: {exc}") from None

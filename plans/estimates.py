@@ -14,22 +14,28 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from bluesky import plan_stubs as bps
+from bluesky.utils import MsgGenerator
 
 from devices.sample_stage import SampleAxis, coarse_stage_of, position_um
 from plans.fly_image import fly_frames
-from plans.raster_grid import choose_mode, line_speed_um_per_s, sample_image_grid
+from plans.raster_grid import RasterRegion, choose_mode, line_speed_um_per_s
 from plans.validation import limits_of
 from stxm_ctrl.physics.fly_line import frame_time_s
 from stxm_ctrl.physics.motion import move_duration_s
 from stxm_ctrl.timefmt import format_duration
 
 __all__ = [
+    "ControllerTiming",
     "CostLearner",
+    "EstimateInputs",
     "ScanCosts",
     "ScanEstimate",
     "estimate_sample_image",
+    "estimate_inputs_now",
     "estimate_spectromicroscopy",
     "format_duration",
+    "read_estimate_inputs",
 ]
 
 STEP_COST_S = 0.008
@@ -177,40 +183,8 @@ class CostLearner:
                 self.costs.learn(estimate, float(doc["time"]) - begun)
 
 
-def _stepping(motor: Any, positions: np.ndarray) -> tuple[Any, float]:
-    """The stage that steps through ``positions`` and the time to bring it to the first.
-
-    A :class:`devices.SampleAxis` steps its piezo or its coarse stage as
-    :meth:`~devices.SampleAxis.region` decides (the plan places both stages first).
-    """
-    if not isinstance(motor, SampleAxis):
-        return motor, _motion_s(motor, float(positions[0]) - float(motor.position))
-    region = motor.region(float(positions.min()), float(positions.max()))
-    placing_s = max(
-        _motion_s(motor.coarse, region.coarse_um - position_um(motor.coarse)),
-        _motion_s(motor.fine, region.fine_um - position_um(motor.fine)),
-    )
-    stepper = motor.fine if region.motion == "fine" else motor.coarse
-    half_span = 0.5 * abs(float(positions[-1] - positions[0]))
-    return stepper, placing_s + _motion_s(stepper, half_span)
-
-
-def _motion_s(motor: Any, distance_um: float) -> float:
-    """Time a motor-record axis takes for ``distance_um`` at its VELO and ACCL."""
-    if distance_um == 0:
-        return 0.0
-    try:
-        velocity = float(motor.velocity.get())
-        acceleration_s = max(float(motor.acceleration.get()), 0.0)
-    except (AttributeError, TypeError, ValueError):
-        return 0.0  # a positioner without a velocity (ophyd.sim): instant
-    if not velocity > 0:
-        return 0.0
-    return move_duration_s(abs(distance_um), velocity, acceleration_s)
-
-
 @dataclass(frozen=True)
-class _Timing:
+class ControllerTiming:
     """The fly controller's line timing, as :func:`frame_time_s` wants it."""
 
     settle_s: float
@@ -219,61 +193,146 @@ class _Timing:
     flyback_speed_um_per_s: float
 
 
-def _controller_timing(flyer: Any) -> _Timing:
-    return _Timing(
-        settle_s=float(flyer.settle_time.get()),
-        run_up_s=float(flyer.run_up_time.get()),
-        turnaround_s=float(flyer.turnaround_time.get()),
-        flyback_speed_um_per_s=float(flyer.flyback_speed.get()),
+@dataclass(frozen=True)
+class EstimateInputs:
+    """The device settings an estimate depends on, read once.
+
+    Attributes
+    ----------
+    motion
+        Motor name -> (velocity, um/s; acceleration time, s) of every motor-record stage
+        the raster moves; a stage missing here (an ``ophyd.sim`` axis) moves instantly.
+    controller
+        The fly controller's line timing (fly mode only).
+    """
+
+    motion: Mapping[str, tuple[float, float]]
+    controller: ControllerTiming | None = None
+
+
+def _timed_motors(region: RasterRegion, flyer: Any) -> list[Any]:
+    """The stages whose velocity and acceleration the estimate of ``region`` needs."""
+    motors: list[Any] = []
+    for axis in (region.x_motor, region.y_motor):
+        motors += [axis.coarse, axis.fine] if isinstance(axis, SampleAxis) else [axis]
+    if flyer is not None:
+        motors += [coarse_stage_of(axis) for axis in (region.x_motor, region.y_motor)]
+    timed = {m.name: m for m in motors if hasattr(m, "velocity") and hasattr(m, "acceleration")}
+    return list(timed.values())
+
+
+def _controller_signals(flyer: Any) -> tuple[Any, Any, Any, Any]:
+    return flyer.settle_time, flyer.run_up_time, flyer.turnaround_time, flyer.flyback_speed
+
+
+def read_estimate_inputs(region: RasterRegion, flyer: Any = None) -> MsgGenerator[EstimateInputs]:
+    """Read, through the RunEngine (``bps.rd``), what an estimate of ``region`` needs.
+
+    The plans' way to the settings: the reads are messages of the plan, so a dry run, a
+    simulated RunEngine or a test sees them, and nothing reads the hardware behind the
+    RunEngine's back.
+    """
+    motion: dict[str, tuple[float, float]] = {}
+    for motor in _timed_motors(region, flyer):
+        velocity = yield from bps.rd(motor.velocity)
+        acceleration = yield from bps.rd(motor.acceleration)
+        motion[motor.name] = (float(velocity), float(acceleration))
+    controller = None
+    if flyer is not None:
+        values = []
+        for signal in _controller_signals(flyer):
+            values.append(float((yield from bps.rd(signal))))
+        controller = ControllerTiming(*values)
+    return EstimateInputs(motion, controller)
+
+
+def estimate_inputs_now(region: RasterRegion, flyer: Any = None) -> EstimateInputs:
+    """What :func:`read_estimate_inputs` reads, read directly: for estimates made outside a
+    plan (``Session.estimate``, before anything runs)."""
+    motion = {
+        m.name: (float(m.velocity.get()), float(m.acceleration.get()))
+        for m in _timed_motors(region, flyer)
+    }
+    controller = None
+    if flyer is not None:
+        controller = ControllerTiming(*(float(s.get()) for s in _controller_signals(flyer)))
+    return EstimateInputs(motion, controller)
+
+
+def _stepping(motor: Any, positions: np.ndarray, inputs: EstimateInputs) -> tuple[Any, float]:
+    """The stage that steps through ``positions`` and the time to bring it to the first.
+
+    A :class:`devices.SampleAxis` steps its piezo or its coarse stage as
+    :meth:`~devices.SampleAxis.region` decides (the plan places both stages first).
+    """
+    if not isinstance(motor, SampleAxis):
+        return motor, _motion_s(motor, float(positions[0]) - float(motor.position), inputs)
+    region = motor.region(float(positions.min()), float(positions.max()))
+    placing_s = max(
+        _motion_s(motor.coarse, region.coarse_um - position_um(motor.coarse), inputs),
+        _motion_s(motor.fine, region.fine_um - position_um(motor.fine), inputs),
     )
+    stepper = motor.fine if region.motion == "fine" else motor.coarse
+    half_span = 0.5 * abs(float(positions[-1] - positions[0]))
+    return stepper, placing_s + _motion_s(stepper, half_span, inputs)
+
+
+def _motion_s(motor: Any, distance_um: float, inputs: EstimateInputs) -> float:
+    """Time a motor-record axis takes for ``distance_um`` at its VELO and ACCL."""
+    if distance_um == 0:
+        return 0.0
+    velocity, acceleration_s = inputs.motion.get(getattr(motor, "name", ""), (0.0, 0.0))
+    if not velocity > 0:
+        return 0.0  # a positioner without a velocity (ophyd.sim): instant
+    return move_duration_s(abs(distance_um), velocity, max(acceleration_s, 0.0))
 
 
 def estimate_sample_image(
     counter: Any,
-    x_motor: Any,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_motor: Any,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     dwell_s: float,
     *,
-    snake: bool = False,
     mode: str = "auto",
     flyer: Any = None,
     costs: ScanCosts | None = None,
+    inputs: EstimateInputs | None = None,
     **_ignored: Any,
 ) -> ScanEstimate:
     """How long ``sample_image`` with these arguments will take (nothing moves).
 
     Takes the plan's arguments (``readables``, ``monitors`` and ``md`` are accepted and
-    ignored). Reads the stages' velocities and accelerations, and the fly controller's
-    line timing, from the devices.
+    ignored). The stages' velocities and accelerations and the fly controller's line timing
+    are ``inputs`` (a plan reads them with :func:`read_estimate_inputs`); without them they
+    are read from the devices now (:func:`estimate_inputs_now`).
     """
     costs = costs or ScanCosts()
-    chosen = choose_mode(mode, flyer, x_points, line_speed_um_per_s(x_range_um, x_points, dwell_s))
-    xs = sample_image_grid(x_center_um, x_range_um, x_points)
-    ys = sample_image_grid(y_center_um, y_range_um, y_points)
+    if inputs is None:
+        inputs = estimate_inputs_now(region, flyer)
+    x_points, y_points, snake = region.x_points, region.y_points, region.snake
+    speed = line_speed_um_per_s(region.x_range_um, x_points, dwell_s)
+    chosen = choose_mode(mode, flyer, x_points, speed)
+    xs, ys = region.x_grid_um(), region.y_grid_um()
     points = x_points * y_points
     counting_s = points * dwell_s
     if chosen == "step":
         step_x = abs(float(xs[1] - xs[0])) if x_points > 1 else 0.0
         step_y = abs(float(ys[1] - ys[0])) if y_points > 1 else 0.0
-        (x_motor, x_start_s), (y_motor, y_start_s) = _stepping(x_motor, xs), _stepping(y_motor, ys)
-        row_change = _motion_s(y_motor, step_y)
+        x_motor, x_start_s = _stepping(region.x_motor, xs, inputs)
+        y_motor, y_start_s = _stepping(region.y_motor, ys, inputs)
+        row_change = _motion_s(y_motor, step_y, inputs)
         if not snake:
-            row_change = max(row_change, _motion_s(x_motor, abs(float(xs[-1] - xs[0]))))
+            row_change = max(row_change, _motion_s(x_motor, abs(float(xs[-1] - xs[0])), inputs))
         start_s = max(x_start_s, y_start_s)
-        motion_s = start_s + y_points * (x_points - 1) * _motion_s(x_motor, step_x)
+        motion_s = start_s + y_points * (x_points - 1) * _motion_s(x_motor, step_x, inputs)
         motion_s += (y_points - 1) * row_change
         control_s = costs.control_s("step", points, 0)
         return ScanEstimate("step", counting_s + motion_s + control_s, counting_s, motion_s,
                             control_s, points)  # fmt: skip
-    assert flyer is not None  # _chosen_mode refuses fly without one
-    x_motor, y_motor = coarse_stage_of(x_motor), coarse_stage_of(y_motor)
-    timing = _controller_timing(flyer)
+    assert flyer is not None  # choose_mode refuses fly without one
+    if inputs.controller is None:
+        raise ValueError("a fly estimate needs the fly controller's timing (inputs.controller)")
+    x_motor, y_motor = coarse_stage_of(region.x_motor), coarse_stage_of(region.y_motor)
+    timing = inputs.controller
     frames = fly_frames(
         xs, ys, dwell_s, snake=bool(snake),
         piezo_x_limits_um=limits_of(flyer.fine_x) or (-50.0, 50.0),
@@ -288,7 +347,10 @@ def estimate_sample_image(
     for placed in frames:
         f = placed.frame
         to = (placed.coarse_x_um, placed.coarse_y_um)
-        coarse_s += max(_motion_s(x_motor, to[0] - here[0]), _motion_s(y_motor, to[1] - here[1]))
+        coarse_s += max(
+            _motion_s(x_motor, to[0] - here[0], inputs),
+            _motion_s(y_motor, to[1] - here[1], inputs),
+        )
         here = to
         total_frames_s += frame_time_s(f, timing)  # type: ignore[arg-type]
         lines += f.ny

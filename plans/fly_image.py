@@ -298,6 +298,9 @@ def _stop_flyer(flyer: LineFlyer, piezo_at: tuple[float, float]) -> MsgGenerator
     # A frame still running when the run ends (an abort, Ctrl-C, a failure) is stopped,
     # and the piezo goes back where it was: step scans count at coarse + piezo.
     device: Any = flyer
+    # A direct CA read, bounded to 1 s, rather than bps.rd: this is the run's cleanup, also
+    # after a failure, when the controller may be gone (the read must fail fast and quietly,
+    # not raise into the cleanup), and it must see BUSY now, not the last monitor update.
     try:
         busy = flyer.busy.get(use_monitor=False, timeout=1.0)
     except Exception:  # noqa: BLE001 - the controller is gone: nothing to stop or move

@@ -14,74 +14,52 @@ from bluesky.utils import MsgGenerator
 
 from devices.fly import LineFlyer
 from devices.sample_stage import SampleAxis, coarse_stage_of
-from plans.estimates import estimate_sample_image
+from plans.estimates import estimate_sample_image, read_estimate_inputs
 from plans.fly_image import check_fly_arguments, fly_raster
-from plans.protocols import DwellCounter, Positioner, ReadableDevice
+from plans.protocols import DwellCounter, ReadableDevice
 from plans.raster_grid import (
     FLY_MIN_X_POINTS,
+    MAX_POINTS_PER_AXIS,
+    RasterRegion,
+    check_region,
     choose_mode,
     line_speed_um_per_s,
     sample_image_grid,
 )
 from plans.validation import (
     PlanArgumentError,
-    check_bool,
     check_counter,
     check_distinct,
     check_in_range,
     check_md,
-    check_positioner,
-    check_positive_int,
     limits_of,
 )
 
 __all__ = [
     "FLY_MIN_X_POINTS",
     "MAX_POINTS_PER_AXIS",
+    "RasterRegion",
+    "check_dwell",
+    "count_then_read",
+    "hinted_field",
+    "place_sample_stage",
     "raster_image",
     "sample_image",
     "sample_image_grid",
+    "with_estimate",
 ]
 
-MAX_POINTS_PER_AXIS = 4096
 STXM_SCAN_TYPE = "sample image"
 
 
-def _check_axis(
-    label: str, motor: Any, center_um: float, range_um: float, points: int
-) -> tuple[float, float, int]:
-    points = check_positive_int(f"{label}_points", points, MAX_POINTS_PER_AXIS)
-    range_um = check_in_range(
-        f"{label}_range_um", range_um, 0.0, 1e6, "um", "give the full width of the image"
-    )
-    center_um = check_in_range(f"{label}_center_um", center_um, -1e6, 1e6, "um")
-    if points > 1 and range_um == 0.0:
-        raise PlanArgumentError(
-            f"{label}_range_um = 0 um with {label}_points = {points}: every pixel would be at "
-            f"the same place; give a range > 0 or use {label}_points = 1"
-        )
-    limits = limits_of(motor)
-    if limits is not None:
-        low, high = limits
-        first, last = center_um - range_um / 2.0, center_um + range_um / 2.0
-        if first < low or last > high:
-            span = high - low
-            raise PlanArgumentError(
-                f"{label}_center_um = {center_um:g}, {label}_range_um = {range_um:g}: the scan "
-                f"from {first:g} to {last:g} um leaves the limits of "
-                f"{getattr(motor, 'name', label)} ({low:g} to {high:g} um); move "
-                f"{label}_center_um or shrink {label}_range_um (at most {span:g} um)"
-            )
-    return center_um, range_um, points
-
-
-def _hinted_field(device: Any) -> str:
+def hinted_field(device: Any) -> str:
     """The data key a device's value appears under (its first hinted field)."""
     fields = getattr(device, "hints", {}).get("fields") or [device.name]
     return fields[0]
 
 
-def _check_dwell(counter: Any, dwell_s: Any) -> float:
+def check_dwell(counter: Any, dwell_s: Any) -> float:
+    """``dwell_s`` checked against the dwell limits ``counter`` reports (else 1 us to 1 h)."""
     low, high = 1e-6, 3600.0
     dwell_signal = getattr(counter, "dwell", None)
     reported = limits_of(dwell_signal) if dwell_signal is not None else None
@@ -97,7 +75,7 @@ def _check_dwell(counter: Any, dwell_s: Any) -> float:
     )
 
 
-def _count_then_read(
+def count_then_read(
     triggered: Sequence[Any],
     devices: Sequence[Any],
     name: str = "primary",
@@ -134,17 +112,9 @@ def _count_then_read(
 
 def sample_image(
     counter: DwellCounter,
-    x_motor: Positioner,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_motor: Positioner,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     dwell_s: float,
     *,
-    snake: bool = False,
     mode: str = "auto",
     flyer: LineFlyer | None = None,
     readables: Sequence[ReadableDevice] = (),
@@ -158,38 +128,31 @@ def sample_image(
     at constant speed while the fly controller counts and bins photons per pixel by the
     interferometer's position; one event per line carries the line's counts and the
     interferometer's x and y of every pixel. Positions are interferometer coordinates, so
-    the image is where the sample really was. The coarse stages (``x_motor``, ``y_motor``)
-    move only to re-centre the piezo: an image larger than the piezo's range is flown as
-    bands of lines and columns, the coarse stage moving between them. A line that comes
-    back incomplete is measured once more; a second failure, or a controller that stops
-    answering, ends the run with the reason, every line measured before kept. See
+    the image is where the sample really was. The coarse stages (the region's ``x_motor``,
+    ``y_motor``) move only to re-centre the piezo: an image larger than the piezo's range is
+    flown as bands of lines and columns, the coarse stage moving between them. A line that
+    comes back incomplete is measured once more; a second failure, or a controller that
+    stops answering, ends the run with the reason, every line measured before kept. See
     :func:`plans.fly_image.fly_raster`.
 
     **Step mode** (``mode="step"``):
 
     Rows run along x at each y, from -y to +y; within a row x runs from -x to +x, or, with
-    ``snake``, alternately back. At each pixel the stages move (both only when both change),
-    the counter counts for ``dwell_s``, and the counter, the stage readbacks and any
-    ``readables`` are read into one event of the ``primary`` stream. ``monitors`` (slowly
-    varying signals such as the ring current) are recorded whenever they change, in streams
-    of their own (``<name>_monitor``), at no cost per pixel.
+    the region's ``snake``, alternately back. At each pixel the stages move (both only when
+    both change), the counter counts for ``dwell_s``, and the counter, the stage readbacks
+    and any ``readables`` are read into one event of the ``primary`` stream. ``monitors``
+    (slowly varying signals such as the ring current) are recorded whenever they change, in
+    streams of their own (``<name>_monitor``), at no cost per pixel.
 
     Parameters
     ----------
     counter
         Point detector with a ``dwell`` signal (e.g. :class:`devices.ApdPointCounter`).
-    x_motor, y_motor
-        Sample stage axes (positions in um).
-    x_center_um, y_center_um
-        Image centre, um.
-    x_range_um, y_range_um
-        Distance between the first and last pixel centres, um (>= 0).
-    x_points, y_points
-        Pixels per axis, 1 to 4096.
+    region
+        The raster (:class:`plans.RasterRegion`: stages, centre, range and pixels per axis,
+        snake).
     dwell_s
         Counting time per pixel, s, within the counter's dwell limits.
-    snake
-        Scan alternate rows in opposite directions (saves the line return).
     mode
         ``"fly"``, ``"step"``, or ``"auto"`` (fly when a ``flyer`` is given,
         ``x_points >= FLY_MIN_X_POINTS`` and the line speed is one the controller does).
@@ -210,21 +173,17 @@ def sample_image(
     Raises
     ------
     PlanArgumentError
-        Before anything moves, if an argument is out of range or the raster leaves a stage's
-        limits; the message names the parameter and the allowed range.
+        Before anything moves, if an argument is out of range; the message names the
+        parameter and the allowed range (the region is checked when it is made).
     """
-    snake = check_bool("snake", snake, "alternate rows run in opposite directions")
-    chosen = choose_mode(mode, flyer, x_points, line_speed_um_per_s(x_range_um, x_points, dwell_s))
-    md = _with_estimate(
-        md, counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um,
-        y_range_um, y_points, dwell_s, snake=snake, mode=chosen, flyer=flyer,
-    )  # fmt: skip
+    region = check_region("region", region)
+    speed = line_speed_um_per_s(region.x_range_um, region.x_points, dwell_s)
+    chosen = choose_mode(mode, flyer, region.x_points, speed)
     if chosen == "step":
         return (
             yield from raster_image(
-                counter, x_motor, x_center_um, x_range_um, x_points,
-                y_motor, y_center_um, y_range_um, y_points, dwell_s,
-                snake=snake, readables=readables, monitors=monitors, md=md,
+                counter, region, dwell_s, readables=readables, monitors=monitors, md=md,
+                estimate=True,
             )
         )  # fmt: skip
     assert flyer is not None
@@ -233,31 +192,21 @@ def sample_image(
             "readables are read at every pixel of a step scan; a fly scan has no per-pixel "
             "reads: drop readables or use mode = 'step'"
         )
-    check_positioner("x_motor", x_motor)
-    check_positioner("y_motor", y_motor)
+    x_motor, y_motor = region.x_motor, region.y_motor
     check_distinct({"flyer": flyer, "x_motor": x_motor, "y_motor": y_motor})
-    x_center_um, x_range_um, x_points = _check_axis(
-        "x", x_motor, x_center_um, x_range_um, x_points
-    )
-    y_center_um, y_range_um, y_points = _check_axis(
-        "y", y_motor, y_center_um, y_range_um, y_points
-    )
-    dwell_s = _check_dwell(flyer, dwell_s)
-    xs = sample_image_grid(x_center_um, x_range_um, x_points)
-    ys = sample_image_grid(y_center_um, y_range_um, y_points)
+    dwell_s = check_dwell(flyer, dwell_s)
+    xs, ys = region.x_grid_um(), region.y_grid_um()
     check_fly_arguments(flyer, xs, dwell_s, flyer.max_line_speed_um_per_s)
     name = flyer.name
     _md: dict[str, Any] = {
         "plan_name": "sample_image",
         "plan_args": {
             "counter": repr(counter), "flyer": repr(flyer), "mode": "fly",
-            "x_motor": repr(x_motor), "x_center_um": x_center_um, "x_range_um": x_range_um,
-            "x_points": x_points, "y_motor": repr(y_motor), "y_center_um": y_center_um,
-            "y_range_um": y_range_um, "y_points": y_points, "dwell_s": dwell_s,
-            "snake": snake, "monitors": [repr(m) for m in monitors],
+            **region.plan_args(), "dwell_s": dwell_s, "snake": region.snake,
+            "monitors": [repr(m) for m in monitors],
         },
         "detectors": [name],
-        **_raster_md(x_motor, y_motor, xs, ys, snake, dwell_s),
+        **_raster_md(region, dwell_s),
         "stxm_scan_type": STXM_SCAN_TYPE,
         "scan_mode": "fly",
         "counter": name,
@@ -267,17 +216,19 @@ def sample_image(
         "row_field": f"{name}_row",
         "column_field": f"{name}_column",
         "dwell_field": f"{name}_dwell",
-        **_centre_and_range_md(x_center_um, x_range_um, y_center_um, y_range_um),
+        **region.centre_and_range_md(),
         "hints": {"dimensions": [([f"{name}_row"], "primary")], "gridding": "rectilinear"},
     }  # fmt: skip
     _md |= check_md(md, _md)
+    _md = yield from with_estimate(_md, counter, region, dwell_s, mode="fly", flyer=flyer)
     # The fly controller moves the piezo; a SampleStage axis lends it its coarse stage.
     coarse_x, coarse_y = (coarse_stage_of(m) for m in (x_motor, y_motor))
     return (
         yield from fly_raster(
-            flyer, coarse_x, coarse_y, xs, ys, dwell_s, snake=snake, md=_md, monitors=monitors
+            flyer, coarse_x, coarse_y, xs, ys, dwell_s, snake=region.snake, md=_md,
+            monitors=monitors,
         )
-    )
+    )  # fmt: skip
 
 
 def place_sample_stage(
@@ -300,72 +251,61 @@ def place_sample_stage(
         yield from bps.mv(*moves)
 
 
-def _raster_md(
-    x_motor: Any, y_motor: Any, xs: np.ndarray, ys: np.ndarray, snake: bool, dwell_s: float
-) -> dict[str, Any]:
+def _raster_md(region: RasterRegion, dwell_s: float) -> dict[str, Any]:
     """Start-document keys every raster has, flown or stepped (bluesky's grid_scan shape)."""
+    xs, ys = region.x_grid_um(), region.y_grid_um()
     x_points, y_points = len(xs), len(ys)
     return {
-        "motors": [y_motor.name, x_motor.name],
+        "motors": [region.y_motor.name, region.x_motor.name],
         "num_points": x_points * y_points,
         "num_intervals": x_points * y_points - 1,
         "shape": [y_points, x_points],
         "extents": [[float(ys[0]), float(ys[-1])], [float(xs[0]), float(xs[-1])]],
-        "snaking": [False, snake],
+        "snaking": [False, region.snake],
         "plan_pattern": "outer_product",
         "dwell_s": dwell_s,
     }
 
 
-def _centre_and_range_md(
-    x_center_um: float, x_range_um: float, y_center_um: float, y_range_um: float
-) -> dict[str, float]:
-    return {
-        "x_center_um": x_center_um,
-        "x_range_um": x_range_um,
-        "y_center_um": y_center_um,
-        "y_range_um": y_range_um,
-    }
+def with_estimate(
+    md: dict[str, Any], counter: Any, region: RasterRegion, dwell_s: float, **kwargs: Any
+) -> MsgGenerator[dict[str, Any]]:
+    """``md`` plus the raster's duration estimate (``estimate``), if one can be made.
 
-
-def _with_estimate(md: dict[str, Any] | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``md`` plus the scan's duration estimate (``estimate``), if one can be made."""
+    The devices' settings the estimate needs are read through the RunEngine
+    (:func:`plans.estimates.read_estimate_inputs`).
+    """
     try:
-        estimate = estimate_sample_image(*args, **kwargs)
+        inputs = yield from read_estimate_inputs(region, kwargs.get("flyer"))
+        estimate = estimate_sample_image(counter, region, dwell_s, inputs=inputs, **kwargs)
     except Exception:  # noqa: BLE001 - an estimate is never a reason not to scan
-        return dict(md or {})
-    return {**(md or {}), "estimate": estimate.to_dict()}
+        return md
+    return {**md, "estimate": estimate.to_dict()}
 
 
 def raster_image(
     counter: DwellCounter,
-    x_motor: Positioner,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_motor: Positioner,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     dwell_s: float,
     *,
-    snake: bool = False,
     readables: Sequence[ReadableDevice] = (),
     monitors: Sequence[Any] = (),
     md: dict[str, Any] | None = None,
     plan_name: str = "sample_image",
     scan_type: str = STXM_SCAN_TYPE,
     collect: list[dict[str, Any]] | None = None,
+    estimate: bool = False,
 ) -> MsgGenerator[str]:
     """A point-by-point raster of any two axes, as :func:`sample_image` describes it.
 
     The alignment plans use it for the detector and OSA stages; ``plan_name`` and
-    ``scan_type`` go into the start document, and with ``collect`` every saved event's
-    readings are appended to that list (for a plan that analyses its own data).
+    ``scan_type`` go into the start document, with ``collect`` every saved event's
+    readings are appended to that list (for a plan that analyses its own data), and with
+    ``estimate`` the start document records the run's duration estimate.
     """
+    region = check_region("region", region)
+    x_motor, y_motor = region.x_motor, region.y_motor
     check_counter("counter", counter)
-    check_positioner("x_motor", x_motor)
-    check_positioner("y_motor", y_motor)
     for i, readable in enumerate(readables):
         if not callable(getattr(readable, "read", None)):
             raise PlanArgumentError(f"readables[{i}] = {readable!r} cannot be read")
@@ -373,66 +313,53 @@ def raster_image(
         {"counter": counter, "x_motor": x_motor, "y_motor": y_motor}
         | {f"readables[{i}]": r for i, r in enumerate(readables)}
     )
-    x_center_um, x_range_um, x_points = _check_axis(
-        "x", x_motor, x_center_um, x_range_um, x_points
-    )
-    y_center_um, y_range_um, y_points = _check_axis(
-        "y", y_motor, y_center_um, y_range_um, y_points
-    )
-    dwell_s = _check_dwell(counter, dwell_s)
-    snake = check_bool("snake", snake, "alternate rows run in opposite directions")
-    xs = sample_image_grid(x_center_um, x_range_um, x_points)
-    ys = sample_image_grid(y_center_um, y_range_um, y_points)
+    dwell_s = check_dwell(counter, dwell_s)
+    xs, ys = region.x_grid_um(), region.y_grid_um()
     detectors = [counter, *readables]
 
     _md: dict[str, Any] = {
         "plan_name": plan_name,
         "plan_args": {
             "counter": repr(counter),
-            "x_motor": repr(x_motor),
-            "x_center_um": x_center_um,
-            "x_range_um": x_range_um,
-            "x_points": x_points,
-            "y_motor": repr(y_motor),
-            "y_center_um": y_center_um,
-            "y_range_um": y_range_um,
-            "y_points": y_points,
+            **region.plan_args(),
             "dwell_s": dwell_s,
-            "snake": snake,
+            "snake": region.snake,
             "readables": [repr(r) for r in readables],
             "monitors": [repr(m) for m in monitors],
         },
         "detectors": [d.name for d in detectors],
-        **_raster_md(x_motor, y_motor, xs, ys, snake, dwell_s),
+        **_raster_md(region, dwell_s),
         "stxm_scan_type": scan_type,
         "counter": counter.name,
-        "counter_field": _hinted_field(counter),
-        "x_field": _hinted_field(x_motor),
-        "y_field": _hinted_field(y_motor),
-        **_centre_and_range_md(x_center_um, x_range_um, y_center_um, y_range_um),
+        "counter_field": hinted_field(counter),
+        "x_field": hinted_field(x_motor),
+        "y_field": hinted_field(y_motor),
+        **region.centre_and_range_md(),
         "hints": {
             "dimensions": [([y_motor.name], "primary"), ([x_motor.name], "primary")],
             "gridding": "rectilinear",
         },
     }
     _md |= check_md(md, _md)
+    if estimate:
+        _md = yield from with_estimate(_md, counter, region, dwell_s, mode="step")
 
     # bluesky's grid scan does the raster: the snake, staging, a checkpoint at every pixel,
     # and moves of only the axes whose position changes (one_nd_step); the counters alone
     # are triggered at each pixel, and a failed read drops that pixel's event.
-    take_reading = cast(bps.TakeReading, partial(_count_then_read, detectors, collect=collect))
+    take_reading = cast(bps.TakeReading, partial(count_then_read, detectors, collect=collect))
     per_step = partial(bps.one_nd_step, take_reading=take_reading)
     grid = bp.grid_scan(
         detectors,
         y_motor,
         float(ys[0]),
         float(ys[-1]),
-        y_points,
+        region.y_points,
         x_motor,
         float(xs[0]),
         float(xs[-1]),
-        x_points,
-        snake_axes=snake,
+        region.x_points,
+        snake_axes=region.snake,
         per_step=per_step,
         md=_md,
     )

@@ -17,19 +17,26 @@ enters both helicities equally.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from bluesky import plan_stubs as bps
+from bluesky import plans as bp
 from bluesky import preprocessors as bpp
 from bluesky.utils import MsgGenerator
+from cycler import Cycler, cycler
 from ophyd import Kind, Signal
 
 from devices.fly import LineFlyer
 from devices.sample_stage import coarse_stage_of
 from plans.energy_list import check_energies_reachable, energy_points
-from plans.estimates import estimate_sample_image, estimate_spectromicroscopy
+from plans.estimates import (
+    estimate_sample_image,
+    estimate_spectromicroscopy,
+    read_estimate_inputs,
+)
 from plans.fly_image import (
     check_fly_arguments,
     declare_fly_streams,
@@ -39,14 +46,14 @@ from plans.fly_image import (
     place_fly_frames,
 )
 from plans.protocols import DwellCounter, Positioner
-from plans.raster_grid import choose_mode, line_speed_um_per_s, sample_image_grid
-from plans.sample_image import (
-    _check_axis,
-    _check_dwell,
-    _count_then_read,
-    _hinted_field,
-    place_sample_stage,
+from plans.raster_grid import (
+    RasterRegion,
+    check_raster_axis,
+    check_region,
+    choose_mode,
+    line_speed_um_per_s,
 )
+from plans.sample_image import check_dwell, count_then_read, hinted_field, place_sample_stage
 from plans.validation import (
     PlanArgumentError,
     check_counter,
@@ -55,6 +62,7 @@ from plans.validation import (
     check_md,
     check_positioner,
     check_positive_int,
+    limits_of,
 )
 from stxm_ctrl.physics.undulator import POLARIZATIONS
 
@@ -124,9 +132,9 @@ def _spatial_md(
         "dwell_s": dwell_s,
         "motors": [y_motor.name, x_motor.name],
         "counter": counter.name,
-        "counter_field": _hinted_field(counter),
-        "x_field": _hinted_field(x_motor),
-        "y_field": _hinted_field(y_motor),
+        "counter_field": hinted_field(counter),
+        "x_field": hinted_field(x_motor),
+        "y_field": hinted_field(y_motor),
         "frame_field": "stack_frame",
     }
 
@@ -148,11 +156,57 @@ class _Frames:
         readables: list[Any] = [self.energy, self.polarization, self.index]
         yield from bps.trigger_and_read(readables, name=FRAMES_STREAM)
 
+    def trajectory(self, frames: Sequence[Any], spatial: Cycler | None = None) -> Cycler:
+        """The run's cycler: the frame index, slowest, times the spatial pattern."""
+        frame_axis = cycler(self.index, list(range(len(frames))))
+        return frame_axis if spatial is None else frame_axis * spatial
+
+    def per_step(
+        self,
+        frames: Sequence[tuple[float, str | None]],
+        count: Callable[[], MsgGenerator[None]],
+        spatial_axes: Sequence[Any] = (),
+    ) -> Callable[..., MsgGenerator[None]]:
+        """``scan_nd``'s ``per_step``: a new frame's moves and ``frames`` event when the frame
+        index changes, then the spatial axes that change (together), then ``count()``.
+
+        Energy and polarisation are not cycler keys: a frame moves the polarisation first,
+        then the energy (the EPU gap depends on both), and records them in ``frames``; a
+        cycler key would be moved with the others at once and staged by ``scan_nd``.
+        """
+
+        def per_step(detectors: Any, step: dict[Any, Any], pos_cache: dict[Any, Any]) -> Any:
+            k = int(step[self.index])
+            if pos_cache[self.index] != k:
+                yield from self.go_to(k, *frames[k])
+                pos_cache[self.index] = k
+            moves: list[Any] = []
+            for axis in spatial_axes:
+                target = float(step[axis])
+                if pos_cache[axis] != target:
+                    moves += [axis, target]
+                    pos_cache[axis] = target
+            if moves:
+                yield from bps.mv(*moves)
+            yield from count()
+
+        return per_step
+
+
+def _read_focus_policy(energy: Any) -> MsgGenerator[tuple[bool, float]]:
+    """The energy device's focus policy (does ZP z follow energy, its offset), read through
+    the RunEngine."""
+    follows = yield from bps.rd(energy.focus_follows_energy, default_value=False)
+    offset = yield from bps.rd(energy.focus_offset_um, default_value=0.0)
+    return bool(follows), float(offset)
+
 
 def _validate_common(
     counter: Any, energy: Any, polarization: Any, energies: Any, polarizations: Sequence[str],
     dwell_s: Any,
-) -> tuple[np.ndarray, float]:  # fmt: skip
+) -> MsgGenerator[tuple[np.ndarray, float, dict[str, Any]]]:  # fmt: skip
+    """The energies and dwell checked, and the focus policy as the start document records
+    it; the policy is read (``bps.rd``) after every check that needs no reading."""
     check_counter("counter", counter)
     for name, device in (("energy", energy), ("polarization", polarization)):
         if not callable(getattr(device, "set", None)):
@@ -168,24 +222,12 @@ def _validate_common(
             "(devices.Polarization): pass session.devices.polarization"
         )
     points = energy_points(energies)
-    check_energies_reachable(energy, points, polarizations)
-    return points, _check_dwell(counter, dwell_s)
-
-
-def _run(
-    body: MsgGenerator[None],
-    md: dict[str, Any],
-    monitors: Sequence[Any],
-    flyer: Any = None,
-    stage: Sequence[Any] = (),
-) -> MsgGenerator[str]:
-    if flyer is not None:
-        return (yield from in_fly_run(flyer, body, md=md, monitors=monitors))
-    # Staged as bluesky's own scans stage their detectors: the counter counts once per
-    # trigger (no auto-counting in between).
-    staged = bpp.stage_wrapper(body, [detector for detector in stage if detector is not None])
-    uid = yield from bpp.monitor_during_wrapper(bpp.run_wrapper(staged, md=md), list(monitors))
-    return str(uid)
+    dwell = check_dwell(counter, dwell_s)
+    follows, offset = yield from _read_focus_policy(energy)
+    check_energies_reachable(
+        energy, points, polarizations, focus_offset_um=offset if follows else None
+    )
+    return points, dwell, {"focus_follows_energy": follows, "focus_offset_um": offset}
 
 
 def _with_estimate(md: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -195,11 +237,30 @@ def _with_estimate(md: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return md
 
 
+def _step_run(
+    counter: DwellCounter, x_motor: Any, xs: np.ndarray, y_motor: Any, ys: np.ndarray,
+    dwell_s: float, trajectory: Cycler, per_step: Any, md: dict[str, Any],
+    monitors: Sequence[Any],
+) -> MsgGenerator[str]:  # fmt: skip
+    """A step-mode run on ``bluesky.plans.scan_nd``: the counter staged as bluesky's scans
+    stage their detectors (it counts once per trigger), its dwell set and the sample stage
+    placed before the run opens (the run's configuration records the dwell)."""
+
+    def plan() -> MsgGenerator[str]:
+        yield from bps.mv(counter.dwell, dwell_s)
+        yield from place_sample_stage(x_motor, xs, y_motor, ys)
+        return (yield from bp.scan_nd([counter], trajectory, per_step=per_step, md=md))
+
+    uid = yield from bpp.monitor_during_wrapper(plan(), list(monitors))
+    return str(uid)
+
+
 def _points_run(
     scan_type: str, plan_name: str, counter: DwellCounter, energy: Any, polarization: Any,
     x_motor: Positioner, y_motor: Positioner, xs: np.ndarray, ys: np.ndarray,
     frames: list[tuple[float, str | None]], dwell_s: float, *, plan_args: dict[str, Any],
-    monitors: Sequence[Any], md: dict[str, Any] | None, extra_md: dict[str, Any] | None = None,
+    focus_md: dict[str, Any], monitors: Sequence[Any], md: dict[str, Any] | None,
+    extra_md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:  # fmt: skip
     """One run: at each frame, count at every (xs[i], ys[i]) point (a point or a line)."""
     framer = _Frames(energy, polarization)
@@ -214,8 +275,7 @@ def _points_run(
         "shape": [1, len(xs)],
         "frames": _frames_md(frames),
         "num_points": len(frames) * len(xs),
-        "focus_follows_energy": bool(energy.focus_follows_energy.get()),
-        "focus_offset_um": float(energy.focus_offset_um.get()),
+        **focus_md,
         **(extra_md or {}),
         "hints": {"dimensions": [(["stack_frame"], "primary")]},
     }
@@ -224,17 +284,17 @@ def _points_run(
         polarization=polarization, mode="step",
     )  # fmt: skip
     _md |= check_md(md, _md)
-
-    def body() -> MsgGenerator[None]:
-        yield from bps.mv(counter.dwell, dwell_s)
-        yield from place_sample_stage(x_motor, xs, y_motor, ys)
-        for k, (e, pol) in enumerate(frames):
-            yield from framer.go_to(k, e, pol)
-            for x, y in zip(xs, ys, strict=True):
-                yield from bps.mv(x_motor, float(x), y_motor, float(y))
-                yield from _count_then_read([counter], detectors)
-
-    return (yield from _run(body(), _md, monitors, stage=[counter]))
+    # The points of a line move x and y together: one cycler axis of both.
+    line = cycler(x_motor, [float(x) for x in xs]) + cycler(y_motor, [float(y) for y in ys])
+    per_step = framer.per_step(
+        frames, lambda: count_then_read([counter], detectors), (x_motor, y_motor)
+    )
+    return (
+        yield from _step_run(
+            counter, x_motor, xs, y_motor, ys, dwell_s, framer.trajectory(frames, line),
+            per_step, _md, monitors,
+        )
+    )  # fmt: skip
 
 
 def point_spectrum(
@@ -286,9 +346,9 @@ def point_spectrum(
     check_positioner("x_motor", x_motor)
     check_positioner("y_motor", y_motor)
     check_distinct({"counter": counter, "x_motor": x_motor, "y_motor": y_motor})
-    x_um, _, _ = _check_axis("x", x_motor, x_um, 0.0, 1)
-    y_um, _, _ = _check_axis("y", y_motor, y_um, 0.0, 1)
-    points, dwell = _validate_common(
+    x_um, _, _ = check_raster_axis("x", x_motor, x_um, 0.0, 1)
+    y_um, _, _ = check_raster_axis("y", y_motor, y_um, 0.0, 1)
+    points, dwell, focus_md = yield from _validate_common(
         counter, energy, polarization, energies, [pol or polarization.position], dwell_s
     )
     frames: list[tuple[float, str | None]] = [(float(e), pol) for e in points]
@@ -298,7 +358,8 @@ def point_spectrum(
         yield from _points_run(
             "point spectrum", "point_spectrum", counter, energy, polarization, x_motor,
             y_motor, np.array([x_um]), np.array([y_um]), frames, dwell, plan_args=args,
-            monitors=monitors, md=md, extra_md={"x_center_um": x_um, "y_center_um": y_um},
+            focus_md=focus_md, monitors=monitors, md=md,
+            extra_md={"x_center_um": x_um, "y_center_um": y_um},
         )
     )  # fmt: skip
 
@@ -348,7 +409,7 @@ def line_spectrum(
         )
     xs = np.linspace(ends[0][0], ends[1][0], n)
     ys = np.linspace(ends[0][1], ends[1][1], n)
-    frames_e, dwell = _validate_common(
+    frames_e, dwell, focus_md = yield from _validate_common(
         counter, energy, polarization, energies, [pol or polarization.position], dwell_s
     )
     frames: list[tuple[float, str | None]] = [(float(e), pol) for e in frames_e]
@@ -357,36 +418,39 @@ def line_spectrum(
     return (
         yield from _points_run(
             "line spectrum", "line_spectrum", counter, energy, polarization, x_motor, y_motor,
-            xs, ys, frames, dwell, plan_args=args, monitors=monitors, md=md,
+            xs, ys, frames, dwell, plan_args=args, focus_md=focus_md, monitors=monitors, md=md,
             extra_md={"line_start_um": list(ends[0]), "line_stop_um": list(ends[1])},
         )
     )  # fmt: skip
 
 
 def _limits(motor: Any) -> tuple[float, float]:
-    from plans.validation import limits_of
-
     return limits_of(motor) or (-float("inf"), float("inf"))
 
 
 def _image_frames_run(
     scan_type: str, plan_name: str, counter: DwellCounter, energy: Any, polarization: Any,
-    x_motor: Positioner, x_center_um: float, x_range_um: float, x_points: int,
-    y_motor: Positioner, y_center_um: float, y_range_um: float, y_points: int,
-    frames: list[tuple[float, str | None]], dwell_s: float, *, mode: str,
-    flyer: LineFlyer | None, plan_args: dict[str, Any], monitors: Sequence[Any],
-    md: dict[str, Any] | None, extra_md: dict[str, Any],
+    region: RasterRegion, frames: list[tuple[float, str | None]], dwell_s: float, *,
+    mode: str, flyer: LineFlyer | None, plan_args: dict[str, Any], focus_md: dict[str, Any],
+    monitors: Sequence[Any], md: dict[str, Any] | None, extra_md: dict[str, Any],
 ) -> MsgGenerator[str]:  # fmt: skip
-    """One run: at each frame an image, stepped or flown."""
-    chosen = choose_mode(mode, flyer, x_points, line_speed_um_per_s(x_range_um, x_points, dwell_s))
-    xs = sample_image_grid(x_center_um, x_range_um, x_points)
-    ys = sample_image_grid(y_center_um, y_range_um, y_points)
+    """One run: at each frame an image, stepped (``scan_nd``) or flown."""
+    x_motor, y_motor = region.x_motor, region.y_motor
+    x_points, y_points = region.x_points, region.y_points
+    speed = line_speed_um_per_s(region.x_range_um, x_points, dwell_s)
+    chosen = choose_mode(mode, flyer, x_points, speed)
+    xs, ys = region.x_grid_um(), region.y_grid_um()
     framer = _Frames(energy, polarization)
+    if chosen == "fly":
+        assert flyer is not None
+        check_distinct({"flyer": flyer, "x_motor": x_motor, "y_motor": y_motor})
+        dwell_s = check_dwell(flyer, dwell_s)
+        check_fly_arguments(flyer, xs, dwell_s, flyer.max_line_speed_um_per_s)
     try:
+        inputs = yield from read_estimate_inputs(region, flyer if chosen == "fly" else None)
         frame_estimate = estimate_sample_image(
-            counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um,
-            y_range_um, y_points, dwell_s, mode=chosen, flyer=flyer,
-        )  # fmt: skip
+            counter, region, dwell_s, mode=chosen, flyer=flyer, inputs=inputs
+        )
     except Exception:  # noqa: BLE001 - an estimate is never a reason not to scan
         frame_estimate = None
     _md: dict[str, Any] = {
@@ -395,12 +459,10 @@ def _image_frames_run(
         "stxm_scan_type": scan_type,
         "scan_mode": chosen,
         **_spatial_md(counter, x_motor, y_motor, xs, ys, dwell_s),
-        "x_center_um": x_center_um, "x_range_um": x_range_um,
-        "y_center_um": y_center_um, "y_range_um": y_range_um,
+        **region.centre_and_range_md(),
         "frames": _frames_md(frames),
         "num_points": len(frames) * x_points * y_points,
-        "focus_follows_energy": bool(energy.focus_follows_energy.get()),
-        "focus_offset_um": float(energy.focus_offset_um.get()),
+        **focus_md,
         **extra_md,
     }  # fmt: skip
     if chosen == "step":
@@ -414,24 +476,18 @@ def _image_frames_run(
             polarization=polarization, mode="step", frame_estimate=frame_estimate,
         )  # fmt: skip
         _md |= check_md(md, _md)
-
-        def step_body() -> MsgGenerator[None]:
-            yield from bps.mv(counter.dwell, dwell_s)
-            yield from place_sample_stage(x_motor, xs, y_motor, ys)
-            for k, (e, pol) in enumerate(frames):
-                yield from framer.go_to(k, e, pol)
-                for y in ys:
-                    yield from bps.mv(y_motor, float(y))
-                    for x in xs:
-                        yield from bps.mv(x_motor, float(x))
-                        yield from _count_then_read([counter], detectors)
-
-        return (yield from _run(step_body(), _md, monitors, stage=[counter]))
+        image = cycler(y_motor, [float(y) for y in ys]) * cycler(x_motor, [float(x) for x in xs])
+        per_step = framer.per_step(
+            frames, lambda: count_then_read([counter], detectors), (y_motor, x_motor)
+        )
+        return (
+            yield from _step_run(
+                counter, x_motor, xs, y_motor, ys, dwell_s, framer.trajectory(frames, image),
+                per_step, _md, monitors,
+            )
+        )  # fmt: skip
 
     assert flyer is not None
-    check_distinct({"flyer": flyer, "x_motor": x_motor, "y_motor": y_motor})
-    dwell_s = _check_dwell(flyer, dwell_s)
-    check_fly_arguments(flyer, xs, dwell_s, flyer.max_line_speed_um_per_s)
     coarse_x, coarse_y = (coarse_stage_of(m) for m in (x_motor, y_motor))
     placed = place_fly_frames(flyer, coarse_x, coarse_y, xs, ys, dwell_s, snake=False)
     name = flyer.name
@@ -451,43 +507,43 @@ def _image_frames_run(
     _md = _with_estimate(
         _md, frames=frames, pixels=x_points * y_points, dwell_s=dwell_s, energy=energy,
         polarization=polarization, mode="fly", lines=y_points, flyer=flyer,
-        x_range_um=x_range_um, x_points=x_points, frame_estimate=frame_estimate,
+        x_range_um=region.x_range_um, x_points=x_points, frame_estimate=frame_estimate,
     )  # fmt: skip
     _md |= check_md(md, _md)
 
+    def fly_image() -> MsgGenerator[None]:
+        yield from fly_placed_frames(flyer, coarse_x, coarse_y, placed, ys)
+
+    # The same frames and per_step as a step run, one flown image per step; the loop is
+    # in_fly_run's rather than scan_nd's because scan_nd opens the run itself, and the
+    # flyer's stop (a frame still running when the run ends) must run inside the run,
+    # while the RunEngine still watches the frame's statuses.
+    per_step = framer.per_step(frames, fly_image)
+
     def fly_body() -> MsgGenerator[None]:
         yield from declare_fly_streams(flyer)
-        for k, (e, pol) in enumerate(frames):
-            yield from framer.go_to(k, e, pol)
-            yield from fly_placed_frames(flyer, coarse_x, coarse_y, placed, ys)
+        pos_cache: dict[Any, Any] = defaultdict(lambda: None)
+        for step in framer.trajectory(frames):
+            yield from per_step([], step, pos_cache)
 
-    return (yield from _run(fly_body(), _md, monitors, flyer=flyer))
+    return (yield from in_fly_run(flyer, fly_body(), md=_md, monitors=monitors))
 
 
-def _image_args(
-    counter: Any, x_motor: Any, x_center_um: Any, x_range_um: Any, x_points: Any, y_motor: Any,
-    y_center_um: Any, y_range_um: Any, y_points: Any,
-) -> tuple[float, float, int, float, float, int]:  # fmt: skip
-    check_positioner("x_motor", x_motor)
-    check_positioner("y_motor", y_motor)
-    check_distinct({"counter": counter, "x_motor": x_motor, "y_motor": y_motor})
-    x = _check_axis("x", x_motor, x_center_um, x_range_um, x_points)
-    y = _check_axis("y", y_motor, y_center_um, y_range_um, y_points)
-    return (*x, *y)
+def _stack_region(region: Any) -> RasterRegion:
+    region = check_region("region", region)
+    if region.snake:
+        raise PlanArgumentError(
+            "region.snake = True: the images of a stack are not snaked (each frame's image "
+            "is read back row by row); make the region with snake = False"
+        )
+    return region
 
 
 def image_stack(
     counter: DwellCounter,
     energy: Any,
     polarization: Any,
-    x_motor: Positioner,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_motor: Positioner,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     energies: Any,
     dwell_s: float,
     *,
@@ -502,44 +558,39 @@ def image_stack(
     The images are flown line by line when a ``flyer`` is given (``mode`` as
     :func:`plans.sample_image`), else stepped. The zone plate follows energy (the
     :class:`devices.Energy` device's focus policy, recorded as ``focus_follows_energy`` and
-    ``focus_offset_um``). Other arguments as :func:`plans.sample_image` and
-    :func:`point_spectrum`.
+    ``focus_offset_um``). ``region`` is the image (:class:`plans.RasterRegion`, not
+    snaked). Other arguments as :func:`plans.sample_image` and :func:`point_spectrum`.
     """
     pol = None if polarization_name is None else _check_polarization(
         "polarization_name", polarization_name
     )  # fmt: skip
-    xc, xr, nx, yc, yr, ny = _image_args(
-        counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um, y_range_um,
-        y_points,
-    )  # fmt: skip
-    points, dwell = _validate_common(
+    region = _stack_region(region)
+    check_distinct({"counter": counter, "x_motor": region.x_motor, "y_motor": region.y_motor})
+    points, dwell, focus_md = yield from _validate_common(
         counter, energy, polarization, energies, [pol or polarization.position], dwell_s
     )
     frames: list[tuple[float, str | None]] = [(float(e), pol) for e in points]
-    args = {"x_center_um": xc, "x_range_um": xr, "x_points": nx, "y_center_um": yc,
-            "y_range_um": yr, "y_points": ny, "energies": points.tolist(), "dwell_s": dwell,
+    args = {**_region_args(region), "energies": points.tolist(), "dwell_s": dwell,
             "polarization_name": pol}  # fmt: skip
     return (
         yield from _image_frames_run(
-            "sample image stack", "image_stack", counter, energy, polarization, x_motor, xc,
-            xr, nx, y_motor, yc, yr, ny, frames, dwell, mode=mode, flyer=flyer,
-            plan_args=args, monitors=monitors, md=md, extra_md={},
+            "sample image stack", "image_stack", counter, energy, polarization, region,
+            frames, dwell, mode=mode, flyer=flyer, plan_args=args, focus_md=focus_md,
+            monitors=monitors, md=md, extra_md={},
         )
     )  # fmt: skip
+
+
+def _region_args(region: RasterRegion) -> dict[str, Any]:
+    """The region's numbers, as these plans' ``plan_args`` record them."""
+    return {k: v for k, v in region.plan_args().items() if not k.endswith("_motor")}
 
 
 def xmcd_stack(
     counter: DwellCounter,
     energy: Any,
     polarization: Any,
-    x_motor: Positioner,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_motor: Positioner,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     energies: Any,
     dwell_s: float,
     *,
@@ -560,23 +611,20 @@ def xmcd_stack(
     """
     plus, minus = _xmcd_pair(plus_polarization, minus_polarization)
     n_pairs = check_positive_int("pairs", pairs, MAX_PAIRS)
-    xc, xr, nx, yc, yr, ny = _image_args(
-        counter, x_motor, x_center_um, x_range_um, x_points, y_motor, y_center_um, y_range_um,
-        y_points,
-    )  # fmt: skip
-    points, dwell = _validate_common(
+    region = _stack_region(region)
+    check_distinct({"counter": counter, "x_motor": region.x_motor, "y_motor": region.y_motor})
+    points, dwell, focus_md = yield from _validate_common(
         counter, energy, polarization, energies, [plus, minus], dwell_s
     )
     frames: list[tuple[float, str | None]] = list(xmcd_frames(points, plus, minus, n_pairs))
-    args = {"x_center_um": xc, "x_range_um": xr, "x_points": nx, "y_center_um": yc,
-            "y_range_um": yr, "y_points": ny, "energies": points.tolist(), "dwell_s": dwell,
+    args = {**_region_args(region), "energies": points.tolist(), "dwell_s": dwell,
             "plus_polarization": plus, "minus_polarization": minus, "pairs": n_pairs}  # fmt: skip
     scan_type = "sample image stack" if len(points) > 1 else "sample image"
     return (
         yield from _image_frames_run(
             scan_type, "xmcd_stack" if len(points) > 1 else "xmcd_image", counter, energy,
-            polarization, x_motor, xc, xr, nx, y_motor, yc, yr, ny, frames, dwell, mode=mode,
-            flyer=flyer, plan_args=args, monitors=monitors, md=md,
+            polarization, region, frames, dwell, mode=mode, flyer=flyer, plan_args=args,
+            focus_md=focus_md, monitors=monitors, md=md,
             extra_md={"xmcd": {"plus_polarization": plus, "minus_polarization": minus,
                                "pairs": n_pairs}},
         )
@@ -587,14 +635,7 @@ def xmcd_image(
     counter: DwellCounter,
     energy: Any,
     polarization: Any,
-    x_motor: Positioner,
-    x_center_um: float,
-    x_range_um: float,
-    x_points: int,
-    y_motor: Positioner,
-    y_center_um: float,
-    y_range_um: float,
-    y_points: int,
+    region: RasterRegion,
     energy_eV: float,
     dwell_s: float,
     *,
@@ -618,8 +659,7 @@ def xmcd_image(
         )
     return (
         yield from xmcd_stack(
-            counter, energy, polarization, x_motor, x_center_um, x_range_um, x_points,
-            y_motor, y_center_um, y_range_um, y_points, [energy_eV], dwell_s,
+            counter, energy, polarization, region, [energy_eV], dwell_s,
             plus_polarization=plus_polarization, minus_polarization=minus_polarization,
             pairs=pairs, mode=mode, flyer=flyer, monitors=monitors, md=md,
         )

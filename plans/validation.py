@@ -26,6 +26,7 @@ __all__ = [
     "check_md",
     "check_positioner",
     "check_positive_int",
+    "is_number",
     "limits_of",
 ]
 
@@ -34,13 +35,14 @@ class PlanArgumentError(UsageError):
     """A plan argument is outside what the plan or the hardware allows."""
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """True for a real number (Python or numpy), False for a bool, a string or anything else."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_positive_int(name: str, value: Any, maximum: int) -> int:
     """``value`` as an int in [1, maximum], or a :class:`PlanArgumentError`."""
-    whole = _is_number(value) and math.isfinite(float(value)) and float(value) == int(value)
+    whole = is_number(value) and math.isfinite(float(value)) and float(value) == int(value)
     if not whole:
         raise PlanArgumentError(f"{name} must be a whole number of points, got {value!r}")
     if not 1 <= int(value) <= maximum:
@@ -55,7 +57,7 @@ def check_in_range(
     name: str, value: Any, low: float, high: float, unit: str, fix: str = ""
 ) -> float:
     """``value`` as a float in [low, high], or a :class:`PlanArgumentError`."""
-    if not _is_number(value):
+    if not is_number(value):
         raise PlanArgumentError(
             f"{name} must be a number in {unit}, got {value!r} ({type(value).__name__}); "
             f"give a number from {low:g} to {high:g} {unit}"

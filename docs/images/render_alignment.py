@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from plans import detector_image, osa_focus, osa_image, sample_focus  # noqa: E402
+from plans import RasterRegion, detector_image, osa_focus, osa_image, sample_focus  # noqa: E402
 from sim_iocs.fleet import SimFleet  # noqa: E402
 from sim_iocs.registry import INSTRUMENTS  # noqa: E402
 from stxm_ctrl.app.session import build_session  # noqa: E402
@@ -48,11 +48,18 @@ def main() -> None:
                 f_um = d.energy.optics.focal_length_um(float(d.energy.mono.readback.get()))
                 a0_um = z_sign * float(d.osa.z.user_readback.get())
                 uid = s.execute(
-                    detector_image(d.apd, d.detector, 0, 2000, 31, 0, 2000, 31, 0.001, osa=d.osa)
+                    detector_image(
+                        d.apd,
+                        RasterRegion(d.detector.x, 0, 2000, 31, d.detector.y, 0, 2000, 31),
+                        0.001,
+                        osa=d.osa,
+                    )
                 ).uid
                 _save(s, uid, "detector_image")
                 d.sample_x.move(config.sim.sample.chip_size_um / 2 + 200.0, wait=True)
-                uid = s.execute(osa_image(d.apd, d.osa, 0, 120, 61, 0, 120, 61, 0.001)).uid
+                uid = s.execute(
+                    osa_image(d.apd, RasterRegion(d.osa.x, 0, 120, 61, d.osa.y, 0, 120, 61), 0.001)
+                ).uid
                 _save(s, uid, "osa_image")
                 crossing = z_sign * (f_um + a0_um)
                 uid = s.execute(

@@ -19,7 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 from bluesky import plan_stubs as bps  # noqa: E402
 
-from plans import point_spectrum, xmcd_image  # noqa: E402
+from plans import RasterRegion, point_spectrum, xmcd_image  # noqa: E402
 from sim_iocs.fleet import SimFleet  # noqa: E402
 from sim_iocs.registry import INSTRUMENTS  # noqa: E402
 from stxm_ctrl.analysis import xmcd_from_stack  # noqa: E402
@@ -97,14 +97,16 @@ def main() -> None:
                     d.apd,
                     d.energy,
                     d.polarization,
-                    d.stage.x,
-                    spec.center_x_um,
-                    size,
-                    points,
-                    d.stage.y,
-                    spec.center_y_um,
-                    size,
-                    points,
+                    RasterRegion(
+                        d.stage.x,
+                        spec.center_x_um,
+                        size,
+                        points,
+                        d.stage.y,
+                        spec.center_y_um,
+                        size,
+                        points,
+                    ),
                     706.8,
                     dwell_s,
                     mode="fly",

@@ -20,8 +20,8 @@ from typing import Any
 from bluesky.utils import RunEngineInterrupted
 
 from devices.stxm import optics_geometry, undulator_model
-from plans import sample_image
-from plans.sample_image import MAX_POINTS_PER_AXIS
+from plans import RasterRegion, sample_image
+from plans.raster_grid import MAX_POINTS_PER_AXIS
 from stxm_ctrl.app.session import Session, build_session
 from stxm_ctrl.config import BeamlineConfig
 from stxm_ctrl.data.catalog import catalog_uri, start_catalog_server
@@ -402,8 +402,7 @@ def run_demo(
         record = _RunRecord()
         token = session.RE.subscribe(record)
         started = time.monotonic()
-        args = (
-            devices.apd,
+        region = RasterRegion(
             devices.stage.x,
             sample.center_x_um,
             range_um,
@@ -412,9 +411,10 @@ def run_demo(
             sample.center_y_um,
             range_um,
             points,
-            dwell_s,
+            snake=True,
         )
-        options = {"snake": True, "mode": mode, "flyer": devices.fly}
+        args = (devices.apd, region, dwell_s)
+        options = {"mode": mode, "flyer": devices.fly}
         estimate = session.estimate(*args, **options)
         say(_MODE_LINES[estimate.mode].format(estimate=estimate))
         plan = sample_image(

@@ -11,12 +11,12 @@ server's RunEngine. From IPython (with ``stxm sim`` and ``stxm serve`` running, 
 real IOCs)::
 
     from stxm_ctrl.app import build_session
-    from plans import sample_image
+    from plans import RasterRegion, sample_image
 
     with build_session() as s:
         d = s.devices
-        (uid,) = s.RE(sample_image(d.apd, d.stage.x, 0, 20, 64, d.stage.y, 0, 20, 64,
-                                   dwell_s=0.001))
+        region = RasterRegion(d.stage.x, 0, 20, 64, d.stage.y, 0, 20, 64)
+        (uid,) = s.RE(sample_image(d.apd, region, dwell_s=0.001))
         image = s.image(uid)
 
 Nothing is global: each call builds its own RunEngine and devices.
@@ -379,8 +379,8 @@ class Session:
 
         Uses what this session has learned of the control system's costs from its runs::
 
-            print(s.estimate(d.apd, d.stage.x, 0, 20, 256, d.stage.y, 0, 20, 256, 0.001,
-                             flyer=d.fly))
+            region = RasterRegion(d.stage.x, 0, 20, 256, d.stage.y, 0, 20, 256)
+            print(s.estimate(d.apd, region, 0.001, flyer=d.fly))
         """
         return estimate_sample_image(*args, costs=self.costs, **kwargs)
 
@@ -420,7 +420,8 @@ class Session:
         The alignment plans return what they found (:class:`plans.AlignmentResult`), which
         ``RE(plan)`` does not hand back::
 
-            found = s.execute(osa_image(d.apd, d.osa, 0, 120, 41, 0, 120, 41, 0.001))
+            region = RasterRegion(d.osa.x, 0, 120, 41, d.osa.y, 0, 120, 41)
+            found = s.execute(osa_image(d.apd, region, 0.001))
         """
         returned: dict[str, Any] = {}
 

@@ -18,7 +18,7 @@ from conftest import wait_for
 from ophyd import EpicsSignalRO
 
 from devices.signals import InvalidReadingError
-from plans import sample_image
+from plans import RasterRegion, sample_image
 from stxm_ctrl.data.writers import read_spool_file, spool_event_counts, spool_file_for
 
 pytestmark = pytest.mark.ioc
@@ -136,14 +136,16 @@ def _fail_a_count_mid_image(session, sim_config, reliability) -> None:
             session.run(
                 sample_image(
                     d.apd,
-                    d.stage.x,
-                    sample.center_x_um,
-                    2.0,
-                    6,
-                    d.stage.y,
-                    sample.center_y_um - 8.0,
-                    2.0,
-                    5,
+                    RasterRegion(
+                        d.stage.x,
+                        sample.center_x_um,
+                        2.0,
+                        6,
+                        d.stage.y,
+                        sample.center_y_um - 8.0,
+                        2.0,
+                        5,
+                    ),
                     0.002,
                     mode="step",
                 )
@@ -177,14 +179,9 @@ def _fail_a_count_mid_image(session, sim_config, reliability) -> None:
     uid = session.run(
         sample_image(
             d.apd,
-            d.stage.x,
-            sample.center_x_um,
-            1.0,
-            3,
-            d.stage.y,
-            sample.center_y_um - 8.0,
-            1.0,
-            2,
+            RasterRegion(
+                d.stage.x, sample.center_x_um, 1.0, 3, d.stage.y, sample.center_y_um - 8.0, 1.0, 2
+            ),
             0.002,
             mode="step",
         )

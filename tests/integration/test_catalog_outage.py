@@ -13,7 +13,7 @@ import pytest
 from conftest import config_toml
 from tiled.client import utils as tiled_client_utils
 
-from plans import sample_image
+from plans import RasterRegion, sample_image
 from stxm_ctrl.app.cli import main
 from stxm_ctrl.app.session import build_session
 from stxm_ctrl.data.catalog import catalog_client, start_catalog_server
@@ -53,7 +53,9 @@ def test_catalog_killed_mid_scan_loses_nothing(
 
         session.RE.subscribe(kill_catalog)
         d = session.devices
-        plan = sample_image(d.apd, d.sample_x, 0, 20, 12, d.sample_y, 0, 20, 10, 0.001)
+        plan = sample_image(
+            d.apd, RasterRegion(d.sample_x, 0, 20, 12, d.sample_y, 0, 20, 10), 0.001
+        )
         with caplog.at_level(logging.WARNING):
             uid = session.run(plan)
 

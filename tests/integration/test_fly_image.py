@@ -16,7 +16,7 @@ from conftest import (
     wait_for,
 )
 
-from plans import PlanArgumentError, sample_image
+from plans import PlanArgumentError, RasterRegion, sample_image
 from stxm_ctrl.data.writers import read_spool_file, spool_event_counts, spool_file_for
 
 pytestmark = pytest.mark.slow
@@ -27,16 +27,18 @@ def _fly_plan(session, x_range_um, nx, y_range_um, ny, *, dwell_s=0.001, snake=T
     sample = session.config.sim.sample
     return sample_image(
         d.apd,
-        d.sample_x,
-        sample.center_x_um + kw.pop("x_offset_um", 0.0),
-        x_range_um,
-        nx,
-        d.sample_y,
-        sample.center_y_um + kw.pop("y_offset_um", 0.0),
-        y_range_um,
-        ny,
+        RasterRegion(
+            d.sample_x,
+            sample.center_x_um + kw.pop("x_offset_um", 0.0),
+            x_range_um,
+            nx,
+            d.sample_y,
+            sample.center_y_um + kw.pop("y_offset_um", 0.0),
+            y_range_um,
+            ny,
+            snake=snake,
+        ),
         dwell_s,
-        snake=snake,
         flyer=d.fly,
         monitors=[d.ring.current],
         **kw,
@@ -108,16 +110,18 @@ def test_a_256_pixel_fly_image_matches_the_truth_as_well_as_a_step_image(session
     step_uid = session.run(
         sample_image(
             d.apd,
-            d.stage.x,
-            sample.center_x_um - 5,
-            3.9,
-            40,
-            d.stage.y,
-            sample.center_y_um + 3,
-            3.9,
-            40,
+            RasterRegion(
+                d.stage.x,
+                sample.center_x_um - 5,
+                3.9,
+                40,
+                d.stage.y,
+                sample.center_y_um + 3,
+                3.9,
+                40,
+                snake=True,
+            ),
             0.001,
-            snake=True,
             mode="step",
             flyer=d.fly,
             monitors=[d.ring.current],
@@ -312,13 +316,14 @@ def test_bad_fly_arguments_are_refused_before_anything_moves(session):
         session.run(_fly_plan(session, 100.0, 11, 1.0, 2, dwell_s=0.001, mode="fly"))
     assert "lengthen dwell_s to at least 0.005 s" in str(info.value)
     # Asked for nothing in particular, the same image is stepped instead.
-    estimate = session.estimate(
-        d.apd, d.sample_x, 0, 100.0, 11, d.sample_y, 0, 1.0, 2, 0.001, flyer=d.fly
-    )
+    region = RasterRegion(d.sample_x, 0, 100.0, 11, d.sample_y, 0, 1.0, 2)
+    estimate = session.estimate(d.apd, region, 0.001, flyer=d.fly)
     assert estimate.mode == "step"
     with pytest.raises(PlanArgumentError, match="mode = 'fly' needs the fly controller"):
         session.run(
-            sample_image(d.apd, d.sample_x, 0, 1, 10, d.sample_y, 0, 1, 2, 0.001, mode="fly")
+            sample_image(
+                d.apd, RasterRegion(d.sample_x, 0, 1, 10, d.sample_y, 0, 1, 2), 0.001, mode="fly"
+            )
         )
     with pytest.raises(PlanArgumentError, match="mode = 'sideways'"):
         session.run(_fly_plan(session, 1.0, 10, 1.0, 2, mode="sideways"))
@@ -344,16 +349,8 @@ def test_the_estimate_before_a_run_is_within_ten_percent_of_its_time(
     def plan(x_range, nx, y_range, ny):
         return sample_image(
             d.apd,
-            d.stage.x,
-            0,
-            x_range,
-            nx,
-            d.stage.y,
-            0,
-            y_range,
-            ny,
+            RasterRegion(d.stage.x, 0, x_range, nx, d.stage.y, 0, y_range, ny, snake=True),
             0.001,
-            snake=True,
             mode=mode,
             flyer=d.fly,
             monitors=[d.ring.current],
@@ -367,21 +364,8 @@ def test_the_estimate_before_a_run_is_within_ten_percent_of_its_time(
         session.run(plan(*calibrate))
     quiet()
     x_range, nx, y_range, ny = measure
-    estimate = session.estimate(
-        d.apd,
-        d.stage.x,
-        0,
-        x_range,
-        nx,
-        d.stage.y,
-        0,
-        y_range,
-        ny,
-        0.001,
-        snake=True,
-        mode=mode,
-        flyer=d.fly,
-    )
+    region = RasterRegion(d.stage.x, 0, x_range, nx, d.stage.y, 0, y_range, ny, snake=True)
+    estimate = session.estimate(d.apd, region, 0.001, mode=mode, flyer=d.fly)
     assert estimate.mode == mode and estimate.points == nx * ny
     documents, token = _record(session)
     took_s = []

@@ -13,7 +13,7 @@ from bluesky import plan_stubs as bps
 from conftest import config_toml, wait_for
 
 from devices.stxm import undulator_model
-from plans import image_stack, line_spectrum, point_spectrum, xmcd_image
+from plans import RasterRegion, image_stack, line_spectrum, point_spectrum, xmcd_image
 from stxm_ctrl.data.run_documents import RunDocuments
 from stxm_ctrl.data.writers import read_spool_file, spool_file_for
 from stxm_ctrl.physics.magnetic_samples import magnetic_sample
@@ -128,14 +128,7 @@ def test_each_frame_records_the_optics_it_was_measured_with_not_the_state_before
             d.apd,
             d.energy,
             d.polarization,
-            d.stage.x,
-            disc_x,
-            1.0,
-            4,
-            d.stage.y,
-            disc_y,
-            1.0,
-            3,
+            RasterRegion(d.stage.x, disc_x, 1.0, 4, d.stage.y, disc_y, 1.0, 3),
             FE_L3,
             0.002,
             mode="step",
@@ -156,14 +149,7 @@ def test_each_frame_records_the_optics_it_was_measured_with_not_the_state_before
             d.apd,
             d.energy,
             d.polarization,
-            d.stage.x,
-            disc_x,
-            1.0,
-            3,
-            d.stage.y,
-            disc_y,
-            1.0,
-            2,
+            RasterRegion(d.stage.x, disc_x, 1.0, 3, d.stage.y, disc_y, 1.0, 2),
             energies,
             0.002,
             mode="step",
@@ -175,14 +161,7 @@ def test_each_frame_records_the_optics_it_was_measured_with_not_the_state_before
             d.apd,
             d.energy,
             d.polarization,
-            d.stage.x,
-            disc_x,
-            2.0,
-            16,
-            d.stage.y,
-            disc_y,
-            1.0,
-            3,
+            RasterRegion(d.stage.x, disc_x, 2.0, 16, d.stage.y, disc_y, 1.0, 3),
             [FE_L3, ABOVE_CU_L3],
             0.001,
             flyer=d.fly,

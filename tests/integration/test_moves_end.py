@@ -17,7 +17,7 @@ import pytest
 from bluesky import plan_stubs as bps
 from conftest import IocFreezer, wait_for
 
-from plans import image_stack, xmcd_image
+from plans import RasterRegion, image_stack, xmcd_image
 
 # Room for the session's start on a loaded machine; a move that hangs still fails the test.
 pytestmark = pytest.mark.timeout(600)
@@ -118,14 +118,7 @@ def test_a_beamline_ioc_frozen_at_the_helicity_switch_ends_the_xmcd_image_named(
         d.apd,
         d.energy,
         d.polarization,
-        d.stage.x,
-        sample.center_x_um,
-        1.0,
-        3,
-        d.stage.y,
-        sample.center_y_um,
-        1.0,
-        3,
+        RasterRegion(d.stage.x, sample.center_x_um, 1.0, 3, d.stage.y, sample.center_y_um, 1.0, 3),
         energy_eV,
         0.002,
         mode="step",
@@ -218,14 +211,7 @@ def test_an_image_stack_with_the_optics_ioc_frozen_fails_naming_the_zone_plate(
         d.apd,
         d.energy,
         d.polarization,
-        d.stage.x,
-        sample.center_x_um,
-        1.0,
-        3,
-        d.stage.y,
-        sample.center_y_um,
-        1.0,
-        3,
+        RasterRegion(d.stage.x, sample.center_x_um, 1.0, 3, d.stage.y, sample.center_y_um, 1.0, 3),
         energies,
         0.002,
         mode="step",

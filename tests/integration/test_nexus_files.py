@@ -17,6 +17,7 @@ from bluesky import plan_stubs as bps
 from conftest import config_toml, wait_for
 
 from plans import (
+    RasterRegion,
     detector_image,
     image_stack,
     line_spectrum,
@@ -85,20 +86,16 @@ def runs(session, sim_config):
         uids = {
             "image_step": session.run(
                 sample_image(
-                    d.apd, d.sample_x, 2.5, 1.2, 8, d.sample_y, -8.0, 0.4, 6, 0.002, mode="step"
+                    d.apd,
+                    RasterRegion(d.sample_x, 2.5, 1.2, 8, d.sample_y, -8.0, 0.4, 6),
+                    0.002,
+                    mode="step",
                 )
             ),
             "image_fly": session.run(
                 sample_image(
                     d.apd,
-                    d.stage.x,
-                    cx,
-                    3.0,
-                    24,
-                    d.stage.y,
-                    cy,
-                    1.5,
-                    8,
+                    RasterRegion(d.stage.x, cx, 3.0, 24, d.stage.y, cy, 1.5, 8),
                     0.001,
                     flyer=d.fly,
                     monitors=[d.ring.current],
@@ -136,14 +133,7 @@ def runs(session, sim_config):
                     d.apd,
                     d.energy,
                     d.polarization,
-                    d.stage.x,
-                    cx,
-                    2.0,
-                    5,
-                    d.stage.y,
-                    cy,
-                    1.5,
-                    4,
+                    RasterRegion(d.stage.x, cx, 2.0, 5, d.stage.y, cy, 1.5, 4),
                     [700.0, 706.8, 712.0],
                     0.003,
                     mode="step",
@@ -154,14 +144,7 @@ def runs(session, sim_config):
                     d.apd,
                     d.energy,
                     d.polarization,
-                    d.stage.x,
-                    cx,
-                    2.0,
-                    6,
-                    d.stage.y,
-                    cy,
-                    2.0,
-                    5,
+                    RasterRegion(d.stage.x, cx, 2.0, 6, d.stage.y, cy, 2.0, 5),
                     706.8,
                     0.003,
                 )
@@ -171,24 +154,21 @@ def runs(session, sim_config):
                     d.apd,
                     d.energy,
                     d.polarization,
-                    d.stage.x,
-                    cx,
-                    2.0,
-                    16,
-                    d.stage.y,
-                    cy,
-                    1.0,
-                    4,
+                    RasterRegion(d.stage.x, cx, 2.0, 16, d.stage.y, cy, 1.0, 4),
                     [700.0, 706.8],
                     0.001,
                     flyer=d.fly,
                 )
             ),
             "osa_image": session.execute(
-                osa_image(d.apd, d.osa, 0.0, 60.0, 7, 0.0, 60.0, 5, 0.001)
+                osa_image(d.apd, RasterRegion(d.osa.x, 0.0, 60.0, 7, d.osa.y, 0.0, 60.0, 5), 0.001)
             ).uid,
             "detector_image": session.execute(
-                detector_image(d.apd, d.detector, 0.0, 400.0, 5, 0.0, 400.0, 4, 0.001)
+                detector_image(
+                    d.apd,
+                    RasterRegion(d.detector.x, 0.0, 400.0, 5, d.detector.y, 0.0, 400.0, 4),
+                    0.001,
+                )
             ).uid,
             "osa_focus": session.execute(
                 osa_focus(d.apd, d.zone_plate.z, zp_z, 4.0, 3, d.osa.x, osa_x, 20.0, 5, 0.001)

@@ -14,6 +14,7 @@ from conftest import expected_rate_at, truth_model, wait_for
 
 from plans import (
     PlanArgumentError,
+    RasterRegion,
     detector_image,
     osa_focus,
     osa_image,
@@ -99,7 +100,9 @@ def _edge_sigma_um(session, line=EDGE_LINE, dwell_s: float = 0.001) -> float:
     center, span, points = line
     uid = session.run(
         sample_image(
-            d.apd, d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3, dwell_s
+            d.apd,
+            RasterRegion(d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3),
+            dwell_s,
         )
     )
     image = session.image(uid)
@@ -127,7 +130,9 @@ def _measure_line(session, line) -> tuple[np.ndarray, np.ndarray, float]:
     center, span, points = line
     uid = session.run(
         sample_image(
-            d.apd, d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3, 0.001
+            d.apd,
+            RasterRegion(d.sample_x, center, span, points, d.sample_y, EDGE_Y_UM, 0.04, 3),
+            0.001,
         )
     )
     image = session.image(uid)
@@ -219,7 +224,11 @@ def test_runs_record_energy_and_optics(session, optics_restored):
     documents = []
     token = session.RE.subscribe(lambda name, doc: documents.append((name, doc)))
     try:
-        session.run(sample_image(d.apd, d.sample_x, 0.0, 1.0, 3, d.sample_y, 0.0, 1.0, 2, 0.001))
+        session.run(
+            sample_image(
+                d.apd, RasterRegion(d.sample_x, 0.0, 1.0, 3, d.sample_y, 0.0, 1.0, 2), 0.001
+            )
+        )
     finally:
         session.RE.unsubscribe(token)
     start = documents[0][1]
@@ -283,7 +292,12 @@ def test_osa_image_finds_the_hole(session, optics_restored):
     config = session.config
     d.sample_x.move(config.sim.sample.chip_size_um / 2 + 200.0, wait=True)  # open beam
     result = session.execute(
-        osa_image(d.apd, d.osa, 0.0, 120.0, 41, 0.0, 120.0, 41, 0.001, move_to_center=True)
+        osa_image(
+            d.apd,
+            RasterRegion(d.osa.x, 0.0, 120.0, 41, d.osa.y, 0.0, 120.0, 41),
+            0.001,
+            move_to_center=True,
+        )
     )
     pixel = 3.0
     truth = config.sim.optics
@@ -305,7 +319,12 @@ def test_detector_image_finds_the_beam_with_the_osa_out(session, optics_restored
         float(d.detector.y.user_readback.get()),
     ]
     result = session.execute(
-        detector_image(d.apd, d.detector, 0.0, 2000.0, 21, 0.0, 2000.0, 21, 0.001, osa=d.osa)
+        detector_image(
+            d.apd,
+            RasterRegion(d.detector.x, 0.0, 2000.0, 21, d.detector.y, 0.0, 2000.0, 21),
+            0.001,
+            osa=d.osa,
+        )
     )
     truth = config.sim.optics
     assert result.found["detector_x"] == pytest.approx(truth.detector_center_x_um, abs=100.0)

@@ -13,6 +13,7 @@ from bluesky_queueserver.manager.profile_ops import (
 )
 from conftest import config_toml
 
+from plans import RasterRegion
 from stxm_ctrl.data.writers import read_spool_file, spool_file_for
 
 MODULE = "stxm_ctrl.app.queue_startup"
@@ -38,14 +39,16 @@ def test_startup_module_offers_the_devices_and_plans_the_queue_server_accepts(
     plans, devices, _, _ = existing_plans_and_devices_from_nspace(nspace=startup_namespace)
     assert "sample_image" in plans
     parameters = {p["name"] for p in plans["sample_image"]["parameters"]}
-    assert {"counter", "x_motor", "x_points", "dwell_s", "md"} <= parameters
+    assert {"counter", "region", "dwell_s", "md"} <= parameters
     assert {"sample_x", "sample_y", "apd", "ring"} <= set(devices)
 
 
 def test_a_plan_run_by_the_startup_runengine_is_spooled_and_catalogued(startup_namespace):
     ns = startup_namespace
     (uid,) = ns["RE"](
-        ns["sample_image"](ns["apd"], ns["sample_x"], 0, 1, 2, ns["sample_y"], 0, 1, 2, 0.001)
+        ns["sample_image"](
+            ns["apd"], RasterRegion(ns["sample_x"], 0, 1, 2, ns["sample_y"], 0, 1, 2), 0.001
+        )
     )
     documents = list(read_spool_file(spool_file_for(ns["data_path"].spool.spool_dir, uid)))
     assert [name for name, _ in documents][0] == "start"

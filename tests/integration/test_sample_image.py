@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from plans import PlanArgumentError, sample_image
+from plans import PlanArgumentError, RasterRegion, sample_image
 from stxm_ctrl.data.catalog import api_key_for, catalog_uri
 
 
@@ -29,16 +29,18 @@ def _image_plan(session, **overrides):
     args.update(overrides)
     return sample_image(
         devices.apd,
-        devices.sample_x,
-        args["x_center_um"],
-        args["x_range_um"],
-        args["x_points"],
-        devices.sample_y,
-        args["y_center_um"],
-        args["y_range_um"],
-        args["y_points"],
+        RasterRegion(
+            devices.sample_x,
+            args["x_center_um"],
+            args["x_range_um"],
+            args["x_points"],
+            devices.sample_y,
+            args["y_center_um"],
+            args["y_range_um"],
+            args["y_points"],
+            snake=args["snake"],
+        ),
         args["dwell_s"],
-        snake=args["snake"],
         monitors=[devices.ring.current],
     )
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import expected_counts, poisson_limited_correlation, wait_for
 
-from plans import PlanArgumentError, sample_image
+from plans import PlanArgumentError, RasterRegion, sample_image
 from sim_iocs.world import CLOCK, World
 from stxm_ctrl.data.writers import read_spool_file, spool_event_counts
 from stxm_ctrl.physics.fly_line import interferometer_drift_um
@@ -34,16 +34,18 @@ def _step_image(session, x_range_um, nx, y_range_um, ny, **kw):
         uid = session.run(
             sample_image(
                 d.apd,
-                d.stage.x,
-                sample.center_x_um + kw.pop("x_offset_um", 0.0),
-                x_range_um,
-                nx,
-                d.stage.y,
-                sample.center_y_um,
-                y_range_um,
-                ny,
+                RasterRegion(
+                    d.stage.x,
+                    sample.center_x_um + kw.pop("x_offset_um", 0.0),
+                    x_range_um,
+                    nx,
+                    d.stage.y,
+                    sample.center_y_um,
+                    y_range_um,
+                    ny,
+                    snake=True,
+                ),
                 0.001,
-                snake=True,
                 mode="step",
                 monitors=[d.ring.current],
                 **kw,
@@ -157,14 +159,7 @@ def test_a_scan_beyond_the_coarse_travel_is_refused_before_anything_moves(sessio
         session.run(
             sample_image(
                 d.apd,
-                d.stage.x,
-                1990.0,
-                40.0,
-                10,
-                d.stage.y,
-                0.0,
-                1.0,
-                2,
+                RasterRegion(d.stage.x, 1990.0, 40.0, 10, d.stage.y, 0.0, 1.0, 2),
                 0.001,
                 mode="step",
             )

@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import wait_for
 
-from plans import sample_image
+from plans import RasterRegion, sample_image
 from stxm_ctrl.data.writers import read_spool_file, spool_event_counts, spool_file_for
 
 
@@ -20,7 +20,7 @@ def test_a_stage_ioc_killed_mid_move_ends_the_run_within_its_timeout(
     d.sample_x.move(0.0, wait=True)
     d.sample_y.move(0.0, wait=True)
     # Three pixels 1500 um apart: each move takes ~0.76 s at 2000 um/s.
-    plan = sample_image(d.apd, d.sample_x, 0, 3000, 3, d.sample_y, 0, 0, 1, 0.001)
+    plan = sample_image(d.apd, RasterRegion(d.sample_x, 0, 3000, 3, d.sample_y, 0, 0, 1), 0.001)
     killed_at: list[float] = []
     primary: set[str] = set()  # descriptor uids of the primary stream (not the baseline)
 

@@ -4,12 +4,16 @@ energy twice, a line of no length)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from ophyd import Signal
 from ophyd.sim import SynAxis, SynSignal
 
 from plans import (
     PlanArgumentError,
+    RasterRegion,
+    image_stack,
     line_spectrum,
     osa_focus,
     point_spectrum,
@@ -28,8 +32,10 @@ def beamline():
 
 
 def _refused(plan, *expected: str, absent: str = "") -> str:
+    """``plan`` (a plan, or a function that makes one: a region is checked as it is made)
+    raises before its first message, with ``expected`` in the message."""
     with pytest.raises(PlanArgumentError) as info:
-        next(plan)  # the first message would be the first thing the RunEngine does
+        next(plan() if callable(plan) else plan)  # the RunEngine's first step
     message = str(info.value)
     for text in expected:
         assert text in message, message
@@ -86,15 +92,35 @@ def test_osa_focus_names_its_own_parameters(beamline):
 def test_snake_is_true_or_false(beamline, snake):
     counter, x, y, _ = beamline
     _refused(
-        sample_image(counter, x, 0, 4, 3, y, 0, 2, 2, 0.001, snake=snake),
+        lambda: sample_image(counter, RasterRegion(x, 0, 4, 3, y, 0, 2, 2, snake=snake), 0.001),
         f"snake = {snake!r} ({type(snake).__name__}): give True or False",
+    )
+
+
+def test_a_region_is_a_raster_region(beamline):
+    counter, x, y, _ = beamline
+    not_a_region: Any = (x, 0, 4, 3, y, 0, 2, 2)
+    _refused(
+        sample_image(counter, not_a_region, 0.001),
+        "region = (",
+        "is not a raster region; give plans.RasterRegion(",
+    )
+
+
+def test_a_stack_refuses_a_snaked_region_by_name(beamline):
+    counter, x, y, _ = beamline
+    region = RasterRegion(x, 0, 4, 3, y, 0, 2, 2, snake=True)
+    _refused(
+        image_stack(counter, None, None, region, [700.0], 0.001),
+        "region.snake = True: the images of a stack are not snaked",
+        "make the region with snake = False",
     )
 
 
 def test_a_counter_given_as_the_flyer_is_refused_by_name(beamline):
     counter, x, y, _ = beamline
     message = _refused(
-        sample_image(counter, x, 0, 40, 16, y, 0, 2, 2, 0.001, flyer=counter),
+        sample_image(counter, RasterRegion(x, 0, 40, 16, y, 0, 2, 2), 0.001, flyer=counter),
         "flyer = 'apd_counts' (SynSignal) is not a fly controller (it has no kickoff",
         "pass the session's fly device (d.fly)",
     )

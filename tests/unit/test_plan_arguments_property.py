@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ophyd import Signal
 from ophyd.sim import SynAxis, SynSignal
 
-from plans import PlanArgumentError, sample_image
+from plans import PlanArgumentError, RasterRegion, sample_image
 
 
 class LimitedAxis(SynAxis):
@@ -81,20 +81,10 @@ def test_any_bad_argument_is_refused_before_anything_happens(bad, numpy_ints):
             k: np.int64(v) if type(v) is int and fits.min <= v <= fits.max else v
             for k, v in args.items()
         }
-    plan = sample_image(
-        counter,
-        x,
-        args["x_center_um"],
-        args["x_range_um"],
-        args["x_points"],
-        y,
-        args["y_center_um"],
-        args["y_range_um"],
-        args["y_points"],
-        args["dwell_s"],
-    )
+    dwell_s = args.pop("dwell_s")
     try:
-        message = next(plan)
+        # A bad region is refused as it is made, a bad dwell at the plan's first step.
+        message = next(sample_image(counter, RasterRegion(x_motor=x, y_motor=y, **args), dwell_s))
     except PlanArgumentError:
         pass
     else:
@@ -109,7 +99,9 @@ def test_md_may_never_overwrite_the_plans_own_keys(reserved):
     x, y = LimitedAxis(name="sample_x"), LimitedAxis(name="sample_y")
     counter = SynSignal(func=lambda: 1.0, name="apd_counts")
     counter.dwell = Signal(name="apd_dwell", value=0.0)  # type: ignore[attr-defined]
-    plan = sample_image(counter, x, 0, 1, 2, y, 0, 1, 2, 0.001, md={reserved: "mine"})
+    plan = sample_image(
+        counter, RasterRegion(x, 0, 1, 2, y, 0, 1, 2), 0.001, md={reserved: "mine"}
+    )
     try:
         next(plan)
     except PlanArgumentError as exc:

@@ -9,7 +9,7 @@ import pytest
 from ophyd import Signal
 from ophyd.sim import SynAxis, SynSignal
 
-from plans import PlanArgumentError, sample_image, sample_image_grid
+from plans import PlanArgumentError, RasterRegion, sample_image, sample_image_grid
 from stxm_ctrl.data.images import image_from_columns
 from stxm_ctrl.progress import ScanProgress
 
@@ -56,7 +56,7 @@ def primary_columns(docs, *fields):
 @pytest.mark.parametrize("snake", [False, True])
 def test_image_is_the_signal_at_every_pixel(RE, beamline, snake):
     counter, x, y = beamline
-    plan = sample_image(counter, x, 1.0, 4.0, 5, y, -2.0, 2.0, 3, 0.01, snake=snake)
+    plan = sample_image(counter, RasterRegion(x, 1.0, 4.0, 5, y, -2.0, 2.0, 3, snake=snake), 0.01)
     result, docs = run_and_collect(RE, plan)
     start = docs[0][1]
     assert result.exit_status == "success"
@@ -76,7 +76,10 @@ def test_image_is_the_signal_at_every_pixel(RE, beamline, snake):
 def test_start_document_describes_the_image(RE, beamline):
     counter, x, y = beamline
     _, docs = run_and_collect(
-        RE, sample_image(counter, x, 0, 10, 4, y, 5, 6, 3, 0.002, snake=True, md={"user": "a"})
+        RE,
+        sample_image(
+            counter, RasterRegion(x, 0, 10, 4, y, 5, 6, 3, snake=True), 0.002, md={"user": "a"}
+        ),
     )
     start = docs[0][1]
     assert start["plan_name"] == "sample_image"
@@ -97,7 +100,7 @@ def test_y_moves_once_per_row(RE, beamline):
     counter, x, y = beamline
     sets: list[str] = []
     RE.msg_hook = lambda msg: sets.append(msg.obj.name) if msg.command == "set" else None
-    RE(sample_image(counter, x, 0, 4, 5, y, 0, 2, 3, 0.001))
+    RE(sample_image(counter, RasterRegion(x, 0, 4, 5, y, 0, 2, 3), 0.001))
     assert sets.count("sample_y") == 3
     assert sets.count("sample_x") == 15
 
@@ -139,20 +142,11 @@ def test_bad_arguments_are_refused_before_any_message(beamline, change, expected
         "dwell_s": 0.001,
     }
     args.update(change)
-    plan = sample_image(
-        counter,
-        x,
-        args["x_center_um"],
-        args["x_range_um"],
-        args["x_points"],
-        y,
-        args["y_center_um"],
-        args["y_range_um"],
-        args["y_points"],
-        args["dwell_s"],
-    )
+    dwell_s = args.pop("dwell_s")
+    # A bad region is refused as it is made, a bad dwell at the plan's first step: both
+    # before any message.
     with pytest.raises(PlanArgumentError) as info:
-        next(plan)  # the first message would be the first thing the RunEngine does
+        next(sample_image(counter, RasterRegion(x_motor=x, y_motor=y, **args), dwell_s))
     assert expected in str(info.value)
     assert x.position == 0.0 and y.position == 0.0
 
@@ -169,14 +163,17 @@ def test_dwell_limits_come_from_the_counter(beamline):
     with pytest.raises(
         PlanArgumentError, match=r"dwell_s = 20 s is out of range; allowed 0.0001 to 10 s"
     ):
-        next(sample_image(counter, x, 0, 1, 2, y, 0, 1, 2, 20))
+        next(sample_image(counter, RasterRegion(x, 0, 1, 2, y, 0, 1, 2), 20))
 
 
 def test_progress_counts_raster_points_only(RE, beamline):
     counter, x, y = beamline
     out = io.StringIO()
     monitor = Signal(name="ring_current", value=300.0)
-    RE(sample_image(counter, x, 0, 1, 3, y, 0, 1, 2, 0.001, monitors=[monitor]), ScanProgress(out))
+    RE(
+        sample_image(counter, RasterRegion(x, 0, 1, 3, y, 0, 1, 2), 0.001, monitors=[monitor]),
+        ScanProgress(out),
+    )
     text = out.getvalue()
     assert "6/6" in text
     assert "sample image" in text
@@ -185,22 +182,11 @@ def test_progress_counts_raster_points_only(RE, beamline):
 
 def _plan(counter, x, y, **change):
     args = {"x_center_um": 0.0, "x_range_um": 4.0, "x_points": 3, "y_center_um": 0.0}
-    args |= {"y_range_um": 2.0, "y_points": 2, "dwell_s": 0.001}
-    kwargs = {k: change.pop(k) for k in ("md", "readables", "snake") if k in change}
+    args |= {"y_range_um": 2.0, "y_points": 2}
+    kwargs = {k: change.pop(k) for k in ("md", "readables") if k in change}
+    dwell_s = change.pop("dwell_s", 0.001)
     args |= change
-    return sample_image(
-        counter,
-        x,
-        args["x_center_um"],
-        args["x_range_um"],
-        args["x_points"],
-        y,
-        args["y_center_um"],
-        args["y_range_um"],
-        args["y_points"],
-        args["dwell_s"],
-        **kwargs,
-    )
+    return sample_image(counter, RasterRegion(x_motor=x, y_motor=y, **args), dwell_s, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -222,14 +208,13 @@ def test_devices_in_the_wrong_role_are_refused_before_any_message(beamline, role
         def read(self): ...
         def describe(self): ...
 
-    if roles == "x_as_y":
-        plan = _plan(counter, x, x)
-    elif roles == "swapped":
-        plan = _plan(x, counter, y)
-    else:
-        plan = _plan(counter, ApdLike(), y)
-    with pytest.raises(PlanArgumentError) as info:
-        next(plan)
+    with pytest.raises(PlanArgumentError) as info:  # the region's or the plan's check
+        if roles == "x_as_y":
+            next(_plan(counter, x, x))
+        elif roles == "swapped":
+            next(_plan(x, counter, y))
+        else:
+            next(_plan(counter, ApdLike(), y))
     assert expected in str(info.value)
     assert x.position == 0.0 and y.position == 0.0
 
