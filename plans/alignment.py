@@ -142,11 +142,17 @@ def _raster_and_find(
     back = [item for motor, position in starts for item in (motor, position)]
     uid = yield from bpp.finalize_wrapper(
         raster_image(
-            counter, region, dwell_s, monitors=monitors, md=md, plan_name=plan_name,
-            scan_type=scan_type, collect=readings,
+            counter,
+            region,
+            dwell_s,
+            monitors=monitors,
+            md=md,
+            plan_name=plan_name,
+            scan_type=scan_type,
+            collect=readings,
         ),
         bps.mv(*back),
-    )  # fmt: skip
+    )
     xs, ys = region.x_grid_um(), region.y_grid_um()
     image = _image(readings, _field(counter), _field(x_motor), _field(y_motor), xs, ys)
     try:
@@ -202,10 +208,16 @@ def detector_image(
     def scan() -> MsgGenerator[Any]:
         return (
             yield from _raster_and_find(
-                counter, region, dwell_s, plan_name="detector_image",
-                scan_type="detector image", monitors=monitors, md=md, analyse=analyse,
+                counter,
+                region,
+                dwell_s,
+                plan_name="detector_image",
+                scan_type="detector image",
+                monitors=monitors,
+                md=md,
+                analyse=analyse,
             )
-        )  # fmt: skip
+        )
 
     if osa is not None:
         check_positioner("osa.x", getattr(osa, "x", None))
@@ -219,8 +231,9 @@ def detector_image(
         outcome = yield from bpp.finalize_wrapper(with_osa_out(), bps.mv(osa.x, osa_x_home))
     else:
         outcome = yield from scan()
-    return (yield from _finish(outcome, move_to_center, {
-        x_axis.name: x_axis, y_axis.name: y_axis}))  # fmt: skip
+    return (
+        yield from _finish(outcome, move_to_center, {x_axis.name: x_axis, y_axis.name: y_axis})
+    )
 
 
 def osa_image(
@@ -248,9 +261,15 @@ def osa_image(
         return {x_axis.name: x0, y_axis.name: y0}, {}
 
     outcome = yield from _raster_and_find(
-        counter, region, dwell_s, plan_name="osa_image", scan_type="osa image",
-        monitors=monitors, md=md, analyse=analyse,
-    )  # fmt: skip
+        counter,
+        region,
+        dwell_s,
+        plan_name="osa_image",
+        scan_type="osa image",
+        monitors=monitors,
+        md=md,
+        analyse=analyse,
+    )
     return (
         yield from _finish(outcome, move_to_center, {x_axis.name: x_axis, y_axis.name: y_axis})
     )
@@ -300,9 +319,15 @@ def osa_focus(
         osa_axis, s_center_um, s_range_um, s_points, zp_z, z_center_um, z_range_um, z_points
     )
     outcome = yield from _raster_and_find(
-        counter, region, dwell_s, plan_name="osa_focus", scan_type="osa focus",
-        monitors=monitors, md=md, analyse=analyse,
-    )  # fmt: skip
+        counter,
+        region,
+        dwell_s,
+        plan_name="osa_focus",
+        scan_type="osa focus",
+        monitors=monitors,
+        md=md,
+        analyse=analyse,
+    )
     return (yield from _finish(outcome, move_to_focus, {zp_z.name: zp_z}))
 
 
@@ -358,9 +383,15 @@ def sample_focus(
         zp_z, z_center_um, z_range_um, z_points,
     )  # fmt: skip
     outcome = yield from _raster_and_find(
-        counter, region, dwell_s, plan_name="sample_focus", scan_type="sample focus",
-        monitors=monitors, md=md, analyse=analyse,
-    )  # fmt: skip
+        counter,
+        region,
+        dwell_s,
+        plan_name="sample_focus",
+        scan_type="sample focus",
+        monitors=monitors,
+        md=md,
+        analyse=analyse,
+    )
     result = yield from _finish(outcome, move_to_focus, {zp_z.name: zp_z})
     if result.moved and energy is not None and result.found:
         distance = energy.z_sign * result.found[zp_z.name]

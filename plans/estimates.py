@@ -326,20 +326,25 @@ def estimate_sample_image(
         motion_s = start_s + y_points * (x_points - 1) * _motion_s(x_motor, step_x, inputs)
         motion_s += (y_points - 1) * row_change
         control_s = costs.control_s("step", points, 0)
-        return ScanEstimate("step", counting_s + motion_s + control_s, counting_s, motion_s,
-                            control_s, points)  # fmt: skip
+        return ScanEstimate(
+            "step", counting_s + motion_s + control_s, counting_s, motion_s, control_s, points
+        )
     assert flyer is not None  # choose_mode refuses fly without one
     if inputs.controller is None:
         raise ValueError("a fly estimate needs the fly controller's timing (inputs.controller)")
     x_motor, y_motor = coarse_stage_of(region.x_motor), coarse_stage_of(region.y_motor)
     timing = inputs.controller
     frames = fly_frames(
-        xs, ys, dwell_s, snake=bool(snake),
+        xs,
+        ys,
+        dwell_s,
+        snake=bool(snake),
         piezo_x_limits_um=limits_of(flyer.fine_x) or (-50.0, 50.0),
         piezo_y_limits_um=limits_of(flyer.fine_y) or (-50.0, 50.0),
-        coarse_x_um=float(x_motor.position), coarse_y_um=float(y_motor.position),
+        coarse_x_um=float(x_motor.position),
+        coarse_y_um=float(y_motor.position),
         run_up_s=timing.run_up_s,
-    )  # fmt: skip
+    )
     total_frames_s = 0.0
     coarse_s = 0.0
     here = (float(x_motor.position), float(y_motor.position))
@@ -404,5 +409,6 @@ def estimate_spectromicroscopy(
         control_s = costs.control_s(mode, n * pixels, n)
         lines, fly_frames_n = 0, 0
     total = counting_s + motion_s + control_s
-    return ScanEstimate(mode, total, counting_s, motion_s, control_s, n * pixels,
-                        frames=fly_frames_n, lines=lines)  # fmt: skip
+    return ScanEstimate(
+        mode, total, counting_s, motion_s, control_s, n * pixels, frames=fly_frames_n, lines=lines
+    )

@@ -109,9 +109,17 @@ def fly_frames(
                 else ((x0 + x1) / 2 - (x_low + x_high) / 2, (y0 + y1) / 2 - (y_low + y_high) / 2)
             )
             frame = FrameSpec(
-                start_x_um=x0, stop_x_um=x1, nx=c1 - c0, start_y_um=y0, stop_y_um=y1,
-                ny=r1 - r0, dwell_s=dwell_s, snake=snake, first_row=r0, first_column=c0,
-            )  # fmt: skip
+                start_x_um=x0,
+                stop_x_um=x1,
+                nx=c1 - c0,
+                start_y_um=y0,
+                stop_y_um=y1,
+                ny=r1 - r0,
+                dwell_s=dwell_s,
+                snake=snake,
+                first_row=r0,
+                first_column=c0,
+            )
             placed.append(PlacedFrame(cx, cy, frame))
     return placed
 
@@ -181,11 +189,16 @@ def place_fly_frames(
     piezo_x = limits_of(flyer.fine_x) or (-50.0, 50.0)
     piezo_y = limits_of(flyer.fine_y) or (-50.0, 50.0)
     frames = fly_frames(
-        xs_um, ys_um, dwell_s, snake=snake, piezo_x_limits_um=piezo_x,
-        piezo_y_limits_um=piezo_y, coarse_x_um=float(x_motor.position),  # type: ignore[attr-defined]
+        xs_um,
+        ys_um,
+        dwell_s,
+        snake=snake,
+        piezo_x_limits_um=piezo_x,
+        piezo_y_limits_um=piezo_y,
+        coarse_x_um=float(x_motor.position),  # type: ignore[attr-defined]
         coarse_y_um=float(y_motor.position),  # type: ignore[attr-defined]
         run_up_s=flyer.run_up_s,
-    )  # fmt: skip
+    )
     flyer.nx_described = frames[0].frame.nx
     return frames
 

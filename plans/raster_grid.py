@@ -157,11 +157,15 @@ class RasterRegion:
     def plan_args(self) -> dict[str, Any]:
         """The region as a start document's ``plan_args`` records it (motors by repr)."""
         return {
-            "x_motor": repr(self.x_motor), "x_center_um": self.x_center_um,
-            "x_range_um": self.x_range_um, "x_points": self.x_points,
-            "y_motor": repr(self.y_motor), "y_center_um": self.y_center_um,
-            "y_range_um": self.y_range_um, "y_points": self.y_points,
-        }  # fmt: skip
+            "x_motor": repr(self.x_motor),
+            "x_center_um": self.x_center_um,
+            "x_range_um": self.x_range_um,
+            "x_points": self.x_points,
+            "y_motor": repr(self.y_motor),
+            "y_center_um": self.y_center_um,
+            "y_range_um": self.y_range_um,
+            "y_points": self.y_points,
+        }
 
     def centre_and_range_md(self) -> dict[str, float]:
         """The start document's ``x_center_um``, ``x_range_um``, ``y_center_um``,

@@ -182,10 +182,15 @@ def sample_image(
     if chosen == "step":
         return (
             yield from raster_image(
-                counter, region, dwell_s, readables=readables, monitors=monitors, md=md,
+                counter,
+                region,
+                dwell_s,
+                readables=readables,
+                monitors=monitors,
+                md=md,
                 estimate=True,
             )
-        )  # fmt: skip
+        )
     assert flyer is not None
     if readables:
         raise PlanArgumentError(
@@ -201,8 +206,12 @@ def sample_image(
     _md: dict[str, Any] = {
         "plan_name": "sample_image",
         "plan_args": {
-            "counter": repr(counter), "flyer": repr(flyer), "mode": "fly",
-            **region.plan_args(), "dwell_s": dwell_s, "snake": region.snake,
+            "counter": repr(counter),
+            "flyer": repr(flyer),
+            "mode": "fly",
+            **region.plan_args(),
+            "dwell_s": dwell_s,
+            "snake": region.snake,
             "monitors": [repr(m) for m in monitors],
         },
         "detectors": [name],
@@ -218,17 +227,24 @@ def sample_image(
         "dwell_field": f"{name}_dwell",
         **region.centre_and_range_md(),
         "hints": {"dimensions": [([f"{name}_row"], "primary")], "gridding": "rectilinear"},
-    }  # fmt: skip
+    }
     _md |= check_md(md, _md)
     _md = yield from with_estimate(_md, counter, region, dwell_s, mode="fly", flyer=flyer)
     # The fly controller moves the piezo; a SampleStage axis lends it its coarse stage.
     coarse_x, coarse_y = (coarse_stage_of(m) for m in (x_motor, y_motor))
     return (
         yield from fly_raster(
-            flyer, coarse_x, coarse_y, xs, ys, dwell_s, snake=region.snake, md=_md,
+            flyer,
+            coarse_x,
+            coarse_y,
+            xs,
+            ys,
+            dwell_s,
+            snake=region.snake,
+            md=_md,
             monitors=monitors,
         )
-    )  # fmt: skip
+    )
 
 
 def place_sample_stage(

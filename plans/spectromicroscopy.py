@@ -202,9 +202,13 @@ def _read_focus_policy(energy: Any) -> MsgGenerator[tuple[bool, float]]:
 
 
 def _validate_common(
-    counter: Any, energy: Any, polarization: Any, energies: Any, polarizations: Sequence[str],
+    counter: Any,
+    energy: Any,
+    polarization: Any,
+    energies: Any,
+    polarizations: Sequence[str],
     dwell_s: Any,
-) -> MsgGenerator[tuple[np.ndarray, float, dict[str, Any]]]:  # fmt: skip
+) -> MsgGenerator[tuple[np.ndarray, float, dict[str, Any]]]:
     """The energies and dwell checked, and the focus policy as the start document records
     it; the policy is read (``bps.rd``) after every check that needs no reading."""
     check_counter("counter", counter)
@@ -238,10 +242,17 @@ def _with_estimate(md: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
 
 
 def _step_run(
-    counter: DwellCounter, x_motor: Any, xs: np.ndarray, y_motor: Any, ys: np.ndarray,
-    dwell_s: float, trajectory: Cycler, per_step: Any, md: dict[str, Any],
+    counter: DwellCounter,
+    x_motor: Any,
+    xs: np.ndarray,
+    y_motor: Any,
+    ys: np.ndarray,
+    dwell_s: float,
+    trajectory: Cycler,
+    per_step: Any,
+    md: dict[str, Any],
     monitors: Sequence[Any],
-) -> MsgGenerator[str]:  # fmt: skip
+) -> MsgGenerator[str]:
     """A step-mode run on ``bluesky.plans.scan_nd``: the counter staged as bluesky's scans
     stage their detectors (it counts once per trigger), its dwell set and the sample stage
     placed before the run opens (the run's configuration records the dwell)."""
@@ -256,12 +267,24 @@ def _step_run(
 
 
 def _points_run(
-    scan_type: str, plan_name: str, counter: DwellCounter, energy: Any, polarization: Any,
-    x_motor: Positioner, y_motor: Positioner, xs: np.ndarray, ys: np.ndarray,
-    frames: list[tuple[float, str | None]], dwell_s: float, *, plan_args: dict[str, Any],
-    focus_md: dict[str, Any], monitors: Sequence[Any], md: dict[str, Any] | None,
+    scan_type: str,
+    plan_name: str,
+    counter: DwellCounter,
+    energy: Any,
+    polarization: Any,
+    x_motor: Positioner,
+    y_motor: Positioner,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    frames: list[tuple[float, str | None]],
+    dwell_s: float,
+    *,
+    plan_args: dict[str, Any],
+    focus_md: dict[str, Any],
+    monitors: Sequence[Any],
+    md: dict[str, Any] | None,
     extra_md: dict[str, Any] | None = None,
-) -> MsgGenerator[str]:  # fmt: skip
+) -> MsgGenerator[str]:
     """One run: at each frame, count at every (xs[i], ys[i]) point (a point or a line)."""
     framer = _Frames(energy, polarization)
     detectors = [counter, x_motor, y_motor, framer.index]
@@ -280,9 +303,14 @@ def _points_run(
         "hints": {"dimensions": [(["stack_frame"], "primary")]},
     }
     _md = _with_estimate(
-        _md, frames=frames, pixels=len(xs), dwell_s=dwell_s, energy=energy,
-        polarization=polarization, mode="step",
-    )  # fmt: skip
+        _md,
+        frames=frames,
+        pixels=len(xs),
+        dwell_s=dwell_s,
+        energy=energy,
+        polarization=polarization,
+        mode="step",
+    )
     _md |= check_md(md, _md)
     # The points of a line move x and y together: one cycler axis of both.
     line = cycler(x_motor, [float(x) for x in xs]) + cycler(y_motor, [float(y) for y in ys])
@@ -291,10 +319,18 @@ def _points_run(
     )
     return (
         yield from _step_run(
-            counter, x_motor, xs, y_motor, ys, dwell_s, framer.trajectory(frames, line),
-            per_step, _md, monitors,
+            counter,
+            x_motor,
+            xs,
+            y_motor,
+            ys,
+            dwell_s,
+            framer.trajectory(frames, line),
+            per_step,
+            _md,
+            monitors,
         )
-    )  # fmt: skip
+    )
 
 
 def point_spectrum(
@@ -340,9 +376,11 @@ def point_spectrum(
         Before anything moves, for a bad energy list, an energy the beamline, EPU or optics
         cannot take, a point outside the stages' limits or a dwell outside the counter's.
     """
-    pol = None if polarization_name is None else _check_polarization(
-        "polarization_name", polarization_name
-    )  # fmt: skip
+    pol = (
+        None
+        if polarization_name is None
+        else _check_polarization("polarization_name", polarization_name)
+    )
     check_positioner("x_motor", x_motor)
     check_positioner("y_motor", y_motor)
     check_distinct({"counter": counter, "x_motor": x_motor, "y_motor": y_motor})
@@ -352,16 +390,33 @@ def point_spectrum(
         counter, energy, polarization, energies, [pol or polarization.position], dwell_s
     )
     frames: list[tuple[float, str | None]] = [(float(e), pol) for e in points]
-    args = {"x_um": x_um, "y_um": y_um, "energies": points.tolist(), "dwell_s": dwell,
-            "polarization_name": pol}  # fmt: skip
+    args = {
+        "x_um": x_um,
+        "y_um": y_um,
+        "energies": points.tolist(),
+        "dwell_s": dwell,
+        "polarization_name": pol,
+    }
     return (
         yield from _points_run(
-            "point spectrum", "point_spectrum", counter, energy, polarization, x_motor,
-            y_motor, np.array([x_um]), np.array([y_um]), frames, dwell, plan_args=args,
-            focus_md=focus_md, monitors=monitors, md=md,
+            "point spectrum",
+            "point_spectrum",
+            counter,
+            energy,
+            polarization,
+            x_motor,
+            y_motor,
+            np.array([x_um]),
+            np.array([y_um]),
+            frames,
+            dwell,
+            plan_args=args,
+            focus_md=focus_md,
+            monitors=monitors,
+            md=md,
             extra_md={"x_center_um": x_um, "y_center_um": y_um},
         )
-    )  # fmt: skip
+    )
 
 
 def line_spectrum(
@@ -386,9 +441,11 @@ def line_spectrum(
     ``points`` pixels, counting ``dwell_s`` at each. Other arguments as
     :func:`point_spectrum`.
     """
-    pol = None if polarization_name is None else _check_polarization(
-        "polarization_name", polarization_name
-    )  # fmt: skip
+    pol = (
+        None
+        if polarization_name is None
+        else _check_polarization("polarization_name", polarization_name)
+    )
     check_positioner("x_motor", x_motor)
     check_positioner("y_motor", y_motor)
     check_distinct({"counter": counter, "x_motor": x_motor, "y_motor": y_motor})
@@ -413,15 +470,34 @@ def line_spectrum(
         counter, energy, polarization, energies, [pol or polarization.position], dwell_s
     )
     frames: list[tuple[float, str | None]] = [(float(e), pol) for e in frames_e]
-    args = {"start_um": list(ends[0]), "stop_um": list(ends[1]), "points": n,
-            "energies": frames_e.tolist(), "dwell_s": dwell, "polarization_name": pol}  # fmt: skip
+    args = {
+        "start_um": list(ends[0]),
+        "stop_um": list(ends[1]),
+        "points": n,
+        "energies": frames_e.tolist(),
+        "dwell_s": dwell,
+        "polarization_name": pol,
+    }
     return (
         yield from _points_run(
-            "line spectrum", "line_spectrum", counter, energy, polarization, x_motor, y_motor,
-            xs, ys, frames, dwell, plan_args=args, focus_md=focus_md, monitors=monitors, md=md,
+            "line spectrum",
+            "line_spectrum",
+            counter,
+            energy,
+            polarization,
+            x_motor,
+            y_motor,
+            xs,
+            ys,
+            frames,
+            dwell,
+            plan_args=args,
+            focus_md=focus_md,
+            monitors=monitors,
+            md=md,
             extra_md={"line_start_um": list(ends[0]), "line_stop_um": list(ends[1])},
         )
-    )  # fmt: skip
+    )
 
 
 def _limits(motor: Any) -> tuple[float, float]:
@@ -429,11 +505,23 @@ def _limits(motor: Any) -> tuple[float, float]:
 
 
 def _image_frames_run(
-    scan_type: str, plan_name: str, counter: DwellCounter, energy: Any, polarization: Any,
-    region: RasterRegion, frames: list[tuple[float, str | None]], dwell_s: float, *,
-    mode: str, flyer: LineFlyer | None, plan_args: dict[str, Any], focus_md: dict[str, Any],
-    monitors: Sequence[Any], md: dict[str, Any] | None, extra_md: dict[str, Any],
-) -> MsgGenerator[str]:  # fmt: skip
+    scan_type: str,
+    plan_name: str,
+    counter: DwellCounter,
+    energy: Any,
+    polarization: Any,
+    region: RasterRegion,
+    frames: list[tuple[float, str | None]],
+    dwell_s: float,
+    *,
+    mode: str,
+    flyer: LineFlyer | None,
+    plan_args: dict[str, Any],
+    focus_md: dict[str, Any],
+    monitors: Sequence[Any],
+    md: dict[str, Any] | None,
+    extra_md: dict[str, Any],
+) -> MsgGenerator[str]:
     """One run: at each frame an image, stepped (``scan_nd``) or flown."""
     x_motor, y_motor = region.x_motor, region.y_motor
     x_points, y_points = region.x_points, region.y_points
@@ -464,7 +552,7 @@ def _image_frames_run(
         "num_points": len(frames) * x_points * y_points,
         **focus_md,
         **extra_md,
-    }  # fmt: skip
+    }
     if chosen == "step":
         detectors = [counter, x_motor, y_motor, framer.index]
         _md |= {
@@ -472,9 +560,15 @@ def _image_frames_run(
             "hints": {"dimensions": [(["stack_frame"], "primary")]},
         }
         _md = _with_estimate(
-            _md, frames=frames, pixels=x_points * y_points, dwell_s=dwell_s, energy=energy,
-            polarization=polarization, mode="step", frame_estimate=frame_estimate,
-        )  # fmt: skip
+            _md,
+            frames=frames,
+            pixels=x_points * y_points,
+            dwell_s=dwell_s,
+            energy=energy,
+            polarization=polarization,
+            mode="step",
+            frame_estimate=frame_estimate,
+        )
         _md |= check_md(md, _md)
         image = cycler(y_motor, [float(y) for y in ys]) * cycler(x_motor, [float(x) for x in xs])
         per_step = framer.per_step(
@@ -482,10 +576,18 @@ def _image_frames_run(
         )
         return (
             yield from _step_run(
-                counter, x_motor, xs, y_motor, ys, dwell_s, framer.trajectory(frames, image),
-                per_step, _md, monitors,
+                counter,
+                x_motor,
+                xs,
+                y_motor,
+                ys,
+                dwell_s,
+                framer.trajectory(frames, image),
+                per_step,
+                _md,
+                monitors,
             )
-        )  # fmt: skip
+        )
 
     assert flyer is not None
     coarse_x, coarse_y = (coarse_stage_of(m) for m in (x_motor, y_motor))
@@ -505,10 +607,19 @@ def _image_frames_run(
         "hints": {"dimensions": [([f"{name}_row"], "primary")]},
     }
     _md = _with_estimate(
-        _md, frames=frames, pixels=x_points * y_points, dwell_s=dwell_s, energy=energy,
-        polarization=polarization, mode="fly", lines=y_points, flyer=flyer,
-        x_range_um=region.x_range_um, x_points=x_points, frame_estimate=frame_estimate,
-    )  # fmt: skip
+        _md,
+        frames=frames,
+        pixels=x_points * y_points,
+        dwell_s=dwell_s,
+        energy=energy,
+        polarization=polarization,
+        mode="fly",
+        lines=y_points,
+        flyer=flyer,
+        x_range_um=region.x_range_um,
+        x_points=x_points,
+        frame_estimate=frame_estimate,
+    )
     _md |= check_md(md, _md)
 
     def fly_image() -> MsgGenerator[None]:
@@ -561,24 +672,42 @@ def image_stack(
     ``focus_offset_um``). ``region`` is the image (:class:`plans.RasterRegion`, not
     snaked). Other arguments as :func:`plans.sample_image` and :func:`point_spectrum`.
     """
-    pol = None if polarization_name is None else _check_polarization(
-        "polarization_name", polarization_name
-    )  # fmt: skip
+    pol = (
+        None
+        if polarization_name is None
+        else _check_polarization("polarization_name", polarization_name)
+    )
     region = _stack_region(region)
     check_distinct({"counter": counter, "x_motor": region.x_motor, "y_motor": region.y_motor})
     points, dwell, focus_md = yield from _validate_common(
         counter, energy, polarization, energies, [pol or polarization.position], dwell_s
     )
     frames: list[tuple[float, str | None]] = [(float(e), pol) for e in points]
-    args = {**_region_args(region), "energies": points.tolist(), "dwell_s": dwell,
-            "polarization_name": pol}  # fmt: skip
+    args = {
+        **_region_args(region),
+        "energies": points.tolist(),
+        "dwell_s": dwell,
+        "polarization_name": pol,
+    }
     return (
         yield from _image_frames_run(
-            "sample image stack", "image_stack", counter, energy, polarization, region,
-            frames, dwell, mode=mode, flyer=flyer, plan_args=args, focus_md=focus_md,
-            monitors=monitors, md=md, extra_md={},
+            "sample image stack",
+            "image_stack",
+            counter,
+            energy,
+            polarization,
+            region,
+            frames,
+            dwell,
+            mode=mode,
+            flyer=flyer,
+            plan_args=args,
+            focus_md=focus_md,
+            monitors=monitors,
+            md=md,
+            extra_md={},
         )
-    )  # fmt: skip
+    )
 
 
 def _region_args(region: RasterRegion) -> dict[str, Any]:
@@ -617,18 +746,36 @@ def xmcd_stack(
         counter, energy, polarization, energies, [plus, minus], dwell_s
     )
     frames: list[tuple[float, str | None]] = list(xmcd_frames(points, plus, minus, n_pairs))
-    args = {**_region_args(region), "energies": points.tolist(), "dwell_s": dwell,
-            "plus_polarization": plus, "minus_polarization": minus, "pairs": n_pairs}  # fmt: skip
+    args = {
+        **_region_args(region),
+        "energies": points.tolist(),
+        "dwell_s": dwell,
+        "plus_polarization": plus,
+        "minus_polarization": minus,
+        "pairs": n_pairs,
+    }
     scan_type = "sample image stack" if len(points) > 1 else "sample image"
     return (
         yield from _image_frames_run(
-            scan_type, "xmcd_stack" if len(points) > 1 else "xmcd_image", counter, energy,
-            polarization, region, frames, dwell, mode=mode, flyer=flyer, plan_args=args,
-            focus_md=focus_md, monitors=monitors, md=md,
-            extra_md={"xmcd": {"plus_polarization": plus, "minus_polarization": minus,
-                               "pairs": n_pairs}},
+            scan_type,
+            "xmcd_stack" if len(points) > 1 else "xmcd_image",
+            counter,
+            energy,
+            polarization,
+            region,
+            frames,
+            dwell,
+            mode=mode,
+            flyer=flyer,
+            plan_args=args,
+            focus_md=focus_md,
+            monitors=monitors,
+            md=md,
+            extra_md={
+                "xmcd": {"plus_polarization": plus, "minus_polarization": minus, "pairs": n_pairs}
+            },
         )
-    )  # fmt: skip
+    )
 
 
 def xmcd_image(
@@ -659,8 +806,18 @@ def xmcd_image(
         )
     return (
         yield from xmcd_stack(
-            counter, energy, polarization, region, [energy_eV], dwell_s,
-            plus_polarization=plus_polarization, minus_polarization=minus_polarization,
-            pairs=pairs, mode=mode, flyer=flyer, monitors=monitors, md=md,
+            counter,
+            energy,
+            polarization,
+            region,
+            [energy_eV],
+            dwell_s,
+            plus_polarization=plus_polarization,
+            minus_polarization=minus_polarization,
+            pairs=pairs,
+            mode=mode,
+            flyer=flyer,
+            monitors=monitors,
+            md=md,
         )
-    )  # fmt: skip
+    )
