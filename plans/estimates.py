@@ -17,8 +17,13 @@ import numpy as np
 
 from devices.sample_stage import SampleAxis, coarse_stage_of, position_um
 from plans.fly_image import fly_frames
-from plans.raster_grid import choose_mode, line_speed_um_per_s, sample_image_grid
-from plans.validation import limits_of
+from plans.raster_grid import (
+    MAX_POINTS_PER_AXIS,
+    choose_mode,
+    line_speed_um_per_s,
+    sample_image_grid,
+)
+from plans.validation import check_positive_int, limits_of
 from stxm_ctrl.physics.fly_line import frame_time_s
 from stxm_ctrl.physics.motion import move_duration_s
 from stxm_ctrl.timefmt import format_duration
@@ -251,7 +256,16 @@ def estimate_sample_image(
     Takes the plan's arguments (``readables``, ``monitors`` and ``md`` are accepted and
     ignored). Reads the stages' velocities and accelerations, and the fly controller's
     line timing, from the devices.
+
+    Raises
+    ------
+    PlanArgumentError
+        If ``x_points`` or ``y_points`` is not a whole number from 1 to
+        :data:`plans.raster_grid.MAX_POINTS_PER_AXIS`: checked before any pixel grid is made
+        (a grid of a billion points would fill the memory before the plan refused it).
     """
+    x_points = check_positive_int("x_points", x_points, MAX_POINTS_PER_AXIS)
+    y_points = check_positive_int("y_points", y_points, MAX_POINTS_PER_AXIS)
     costs = costs or ScanCosts()
     chosen = choose_mode(mode, flyer, x_points, line_speed_um_per_s(x_range_um, x_points, dwell_s))
     xs = sample_image_grid(x_center_um, x_range_um, x_points)

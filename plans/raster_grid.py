@@ -8,10 +8,18 @@ import numpy as np
 
 from plans.validation import PlanArgumentError, check_flyer
 
-__all__ = ["FLY_MIN_X_POINTS", "choose_mode", "line_speed_um_per_s", "sample_image_grid"]
+__all__ = [
+    "FLY_MIN_X_POINTS",
+    "MAX_POINTS_PER_AXIS",
+    "choose_mode",
+    "line_speed_um_per_s",
+    "sample_image_grid",
+]
 
 FLY_MIN_X_POINTS = 8
 """Images at least this wide are flown by default (when a fly controller is given)."""
+MAX_POINTS_PER_AXIS = 4096
+"""Most pixels an image has along one axis."""
 
 
 def sample_image_grid(center_um: float, range_um: float, points: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from plans.fly_image import check_fly_arguments, fly_raster
 from plans.protocols import DwellCounter, Positioner, ReadableDevice
 from plans.raster_grid import (
     FLY_MIN_X_POINTS,
+    MAX_POINTS_PER_AXIS,
     choose_mode,
     line_speed_um_per_s,
     sample_image_grid,
@@ -43,7 +44,6 @@ __all__ = [
     "sample_image_grid",
 ]
 
-MAX_POINTS_PER_AXIS = 4096
 STXM_SCAN_TYPE = "sample image"
 
 

@@ -4,14 +4,17 @@ nothing moves and no run opens (hypothesis draws the arguments)."""
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ophyd import Signal
 from ophyd.sim import SynAxis, SynSignal
 
 from plans import PlanArgumentError, sample_image
+from plans.estimates import estimate_sample_image
 
 
 class LimitedAxis(SynAxis):
@@ -108,3 +111,30 @@ def test_md_may_never_overwrite_the_plans_own_keys(reserved):
         assert f"md may not set {reserved}" in str(exc)
     else:
         raise AssertionError(f"md key {reserved!r} was accepted")
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_a_huge_point_count_is_refused_before_any_pixel_grid_is_made(axis):
+    # The scan-time estimate built the pixel grid of the points asked for before the plan's
+    # checks ran: hypothesis drew a billion-point image and the test's process was killed
+    # for memory (19 GB). Ten million points: an 80 MB grid, if one were made.
+    x, y = LimitedAxis(name="sample_x"), LimitedAxis(name="sample_y")
+    counter = SynSignal(func=lambda: 1.0, name="apd_counts")
+    counter.dwell = Signal(name="apd_dwell", value=0.0)  # type: ignore[attr-defined]
+    points = {"x_points": 5, "y_points": 3, f"{axis}_points": 10_000_000}
+    tracemalloc.start()
+    try:
+        plan = sample_image(
+            counter, x, 0.0, 10.0, points["x_points"], y, 0.0, 10.0, points["y_points"], 0.001
+        )
+        with pytest.raises(PlanArgumentError, match=rf"{axis}_points = 10000000 is out of range"):
+            next(plan)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 8_000_000, f"{peak_bytes / 1e6:.0f} MB allocated before the refusal"
+    # The estimate, asked alone, refuses it as the plan does.
+    with pytest.raises(PlanArgumentError, match=rf"{axis}_points = 10000000 is out of range"):
+        estimate_sample_image(
+            counter, x, 0.0, 10.0, points["x_points"], y, 0.0, 10.0, points["y_points"], 0.001
+        )
