@@ -386,29 +386,35 @@ def children() -> Iterator[Children]:
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
 
-#: Files that take longest (serial seconds in a full run of 2026-12-07), started first: the
-#: workers (pytest-xdist, ``--dist loadfile``) take files in this order, so the last files to
-#: start are short ones and no worker is left with a long file while the others idle.
-#: Unlisted files follow in their usual order, integration before unit.
+#: Files that take longest (seconds summed over their tests in a full run on four workers,
+#: 2026-12-07, two cores shared with other jobs), started first: the workers (pytest-xdist,
+#: ``--dist loadfile``) take files in this order, so the last files to start are short ones
+#: and no worker is left with a long file while the others idle. Unlisted files follow in
+#: their usual order, integration before unit.
 LONGEST_FILES_FIRST = (
-    "integration/test_fly_image.py",  # 216 s
-    "integration/test_demo_interrupted.py",  # 213 s
-    "integration/test_spectromicroscopy.py",  # 189 s
-    "integration/test_optics_alignment.py",  # 171 s
-    "integration/test_foreground_commands.py",  # 136 s
-    "integration/test_nexus_files.py",  # 85 s
-    "integration/test_demo.py",  # 79 s
-    "integration/test_measured_state.py",  # 76 s
-    "integration/test_moves_end.py",  # 47 s
-    "integration/test_catalog_start.py",  # 45 s
-    "integration/test_demo_killed.py",  # 44 s
-    "integration/test_catalog_of_runs.py",  # 35 s
-    "integration/test_sample_image.py",  # 34 s
-    "integration/test_sample_stage.py",  # 32 s
-    "integration/test_catalog_outage.py",  # 28 s
-    "integration/test_repeater_libca.py",  # 26 s
-    "unit/test_search.py",  # 10 s
-    "unit/test_nexus_writer.py",  # 8 s
+    "integration/test_fly_image.py",  # 402 s
+    "integration/test_optics_alignment.py",  # 357 s
+    "integration/test_spectromicroscopy.py",  # 303 s
+    "integration/test_demo_interrupted.py",  # 277 s
+    "integration/test_conformance_motor.py",  # 264 s (274 short tests)
+    "integration/test_foreground_commands.py",  # 202 s
+    "integration/test_nexus_files.py",  # 157 s
+    "integration/test_measured_state.py",  # 124 s
+    "integration/test_demo.py",  # 118 s
+    "integration/test_moves_end.py",  # 113 s
+    "integration/test_catalog_of_runs.py",  # 84 s
+    "integration/test_sample_stage.py",  # 75 s
+    "integration/test_demo_killed.py",  # 71 s
+    "integration/test_catalog_start.py",  # 62 s
+    "integration/test_optics_iocs.py",  # 51 s
+    "integration/test_sample_image.py",  # 40 s
+    "integration/test_catalog_secrets.py",  # 37 s
+    "integration/test_conformance_alarms.py",  # 33 s
+    "integration/test_repeater_libca.py",  # 27 s
+    "integration/test_spool_import.py",  # 25 s
+    "unit/test_search.py",  # 19 s
+    "unit/test_sample_pattern.py",  # 13 s
+    "unit/test_spool_durability.py",  # 12 s
 )
 
 
