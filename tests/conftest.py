@@ -386,11 +386,57 @@ def children() -> Iterator[Children]:
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under tests/integration ``ioc`` (``-m "not ioc"``: unit tests only)."""
+#: Files that take longest (seconds summed over their tests in a full run on four workers,
+#: 2026-12-07, two cores shared with other jobs), started first: the workers (pytest-xdist,
+#: ``--dist loadfile``) take files in this order, so the last files to start are short ones
+#: and no worker is left with a long file while the others idle. Unlisted files follow in
+#: their usual order, integration before unit.
+LONGEST_FILES_FIRST = (
+    "integration/test_fly_image.py",  # 402 s
+    "integration/test_optics_alignment.py",  # 357 s
+    "integration/test_spectromicroscopy.py",  # 303 s
+    "integration/test_demo_interrupted.py",  # 277 s
+    "integration/test_conformance_motor.py",  # 264 s (274 short tests)
+    "integration/test_foreground_commands.py",  # 202 s
+    "integration/test_nexus_files.py",  # 157 s
+    "integration/test_measured_state.py",  # 124 s
+    "integration/test_demo.py",  # 118 s
+    "integration/test_moves_end.py",  # 113 s
+    "integration/test_catalog_of_runs.py",  # 84 s
+    "integration/test_sample_stage.py",  # 75 s
+    "integration/test_demo_killed.py",  # 71 s
+    "integration/test_catalog_start.py",  # 62 s
+    "integration/test_optics_iocs.py",  # 51 s
+    "integration/test_sample_image.py",  # 40 s
+    "integration/test_catalog_secrets.py",  # 37 s
+    "integration/test_conformance_alarms.py",  # 33 s
+    "integration/test_repeater_libca.py",  # 27 s
+    "integration/test_spool_import.py",  # 25 s
+    "unit/test_search.py",  # 19 s
+    "unit/test_sample_pattern.py",  # 13 s
+    "unit/test_spool_durability.py",  # 12 s
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration ``ioc`` (``-m "not ioc"``: unit tests only),
+    and, on pytest-xdist workers, put the files of :data:`LONGEST_FILES_FIRST` first (a
+    file's tests keep their order). One process keeps the plain order, the one CI runs."""
+    tests_dir = Path(__file__).parent
     for item in items:
         if _INTEGRATION_DIR in Path(item.fspath).parents:
             item.add_marker(pytest.mark.ioc)
+    if not hasattr(config, "workerinput"):
+        return
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = Path(item.fspath)
+        name = path.relative_to(tests_dir).as_posix() if tests_dir in path.parents else ""
+        if name in LONGEST_FILES_FIRST:
+            return 0, LONGEST_FILES_FIRST.index(name)
+        return 1, 0 if _INTEGRATION_DIR in path.parents else 1
+
+    items.sort(key=rank)  # stable: tests of one file stay in order
 
 
 @pytest.fixture
@@ -418,7 +464,10 @@ def make_run_engine():
 # was kept; `pytest --reliability-table=PATH` writes them, with each test's outcome, as the
 # Markdown table the docs carry. The table is generated from these results, never by hand.
 
-_RELIABILITY: list[dict] = []
+#: The name of a test's user property that carries one row of the table. Rows travel with
+#: the test's report: under pytest-xdist a worker's reports reach the controller, which alone
+#: writes the table, so the table holds every worker's rows once.
+RELIABILITY_PROPERTY = "reliability row"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -434,45 +483,51 @@ def reliability(request: pytest.FixtureRequest):
     """Record one row: ``reliability(fault=..., seen=..., ended_s=..., kept=...)``."""
 
     def record(*, fault: str, seen: str, ended_s: float | None, kept: str) -> None:
-        _RELIABILITY.append(
-            {
-                "test": request.node.nodeid,
-                "fault": fault,
-                "seen": " ".join(seen.split()),
-                "ended_s": ended_s,
-                "kept": kept,
-            }
-        )
+        row = {"fault": fault, "seen": " ".join(seen.split()), "ended_s": ended_s, "kept": kept}
+        request.node.user_properties.append((RELIABILITY_PROPERTY, row))
 
     return record
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call":
-        for row in _RELIABILITY:
-            if row["test"] == item.nodeid:
-                row["outcome"] = report.outcome
+class ReliabilityTable:
+    """Collects the rows of every test's call report and writes the table at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":  # later reports repeat the same properties
+            return
+        for name, row in report.user_properties:
+            if name == RELIABILITY_PROPERTY:
+                self.rows.append({**row, "test": report.nodeid, "outcome": report.outcome})
+
+    def pytest_sessionfinish(self) -> None:
+        if self.rows:
+            self.path.write_text(reliability_markdown(self.rows))
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = session.config.getoption("--reliability-table")
-    if not path or not _RELIABILITY:
-        return
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("--reliability-table")
+    if path and not hasattr(config, "workerinput"):  # not in a pytest-xdist worker
+        config.pluginmanager.register(ReliabilityTable(Path(path)), "reliability-table")
+
+
+def reliability_markdown(rows: list[dict]) -> str:
+    """The reliability table of ``rows`` (one per test), as docs/reference carries it."""
     import datetime
     import platform
     import re
 
     def cell(text: str) -> str:
-        text = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/[^/\s]+", "<tmp>", text)
+        text = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/(?:popen-gw\d+/)?[^/\s]+", "<tmp>", text)
         text = re.sub(
             r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uid>", text
         )
         return text.replace("|", "\\|").replace("\n", " ")
 
-    rows = sorted(_RELIABILITY, key=lambda row: row["fault"])
+    rows = sorted(rows, key=lambda row: (row["fault"], row["test"]))
     lines = [
         "# Reliability: faults and bad input, what the user sees, what is kept",
         "",
@@ -495,4 +550,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             f"| {cell(row['fault'])} | {cell(row['seen'])} | {ended} | {cell(row['kept'])} | "
             f"`{cell(test)}`{status} |"
         )
-    Path(path).write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"

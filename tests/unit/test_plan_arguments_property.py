@@ -4,8 +4,10 @@ nothing moves and no run opens (hypothesis draws the arguments)."""
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ophyd import Signal
@@ -108,3 +110,21 @@ def test_md_may_never_overwrite_the_plans_own_keys(reserved):
         assert f"md may not set {reserved}" in str(exc)
     else:
         raise AssertionError(f"md key {reserved!r} was accepted")
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_a_huge_point_count_is_refused_before_any_pixel_grid_is_made(axis):
+    # The scan-time estimate once built the pixel grid of the points asked for before the
+    # plan's checks ran: hypothesis drew a billion-point image and the test's process was
+    # killed for memory (19 GB). Ten million points: an 80 MB grid, if one were made. The
+    # region refuses them when it is made, before a plan or an estimate sees it.
+    x, y = LimitedAxis(name="sample_x"), LimitedAxis(name="sample_y")
+    points = {"x_points": 5, "y_points": 3, f"{axis}_points": 10_000_000}
+    tracemalloc.start()
+    try:
+        with pytest.raises(PlanArgumentError, match=rf"{axis}_points = 10000000 is out of range"):
+            RasterRegion(x, 0.0, 10.0, points["x_points"], y, 0.0, 10.0, points["y_points"])
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 8_000_000, f"{peak_bytes / 1e6:.0f} MB allocated before the refusal"

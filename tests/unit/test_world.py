@@ -99,19 +99,19 @@ def test_a_fresh_world_removes_the_old_blocks(tmp_path):
 WIDE = BlockLayout("stress", np.dtype([("values", "<f8", (64,))]))
 
 
-def _hammer_writes(directory: str, seconds: float, ready) -> None:
+def _hammer_writes(directory: str, ready, done) -> None:
     writer = World(directory).own(WIDE)
     ready.set()
     k = 0.0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 60.0  # in case the reader never ends
+    while not done.is_set() and time.monotonic() < deadline:
         k += 1.0
         writer.write(values=np.full(64, k))
 
 
-def _hammer_reads(directory: str, seconds: float, ready, result) -> None:
+def _hammer_reads(directory: str, seconds: float, ready, done, result) -> None:
     reader = World(directory).reader(WIDE)
-    ready.wait(10)
+    ready.wait(30)
     reads = torn = changes = 0
     last = None
     deadline = time.monotonic() + seconds
@@ -123,17 +123,20 @@ def _hammer_reads(directory: str, seconds: float, ready, result) -> None:
         if values[0] != last:
             changes += 1
             last = values[0]
+    done.set()
     result.put((reads, torn, changes))
 
 
 def test_seqlock_gives_no_torn_read_across_processes(tmp_path):
     World.create(tmp_path / "world").own(WIDE)
     context = multiprocessing.get_context("spawn")
-    ready, result = context.Event(), context.Queue()
+    # The writer writes until the reader has read for its whole time, however late either
+    # process starts on a loaded machine: they always overlap for that time.
+    ready, done, result = context.Event(), context.Event(), context.Queue()
     seconds = 2.0
-    writer = context.Process(target=_hammer_writes, args=(str(tmp_path / "world"), seconds, ready))
+    writer = context.Process(target=_hammer_writes, args=(str(tmp_path / "world"), ready, done))
     reader = context.Process(
-        target=_hammer_reads, args=(str(tmp_path / "world"), seconds, ready, result)
+        target=_hammer_reads, args=(str(tmp_path / "world"), seconds, ready, done, result)
     )
     writer.start()
     reader.start()
